@@ -1,0 +1,102 @@
+"""Registries: name → entry with display name, LaTeX formula, parameters and reference.
+
+The app, the CLI and the notebooks list schedules and weighting strategies from here, never
+from a list of their own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+
+@dataclass(frozen=True)
+class Param:
+    """A numeric parameter of a registry entry, with its default and allowed range."""
+
+    name: str
+    default: float
+    minimum: float
+    maximum: float
+    description: str
+    # Strictly positive parameters (γ, σ_data…) exclude the lower bound itself.
+    exclusive_minimum: bool = False
+    step: float = 0.1
+
+    def validate(self, value: Any, owner: str) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{owner}: parameter '{self.name}' must be a number, got {value!r}") from None
+        low = "(" if self.exclusive_minimum else "["
+        allowed = f"{low}{self.minimum:g}, {self.maximum:g}]"
+        if not math.isfinite(number):
+            raise ValueError(f"{owner}: parameter '{self.name}' must be finite, in {allowed}; got {value!r}")
+        too_low = number <= self.minimum if self.exclusive_minimum else number < self.minimum
+        if too_low or number > self.maximum:
+            raise ValueError(f"{owner}: parameter '{self.name}' must be in {allowed}, got {number:g}")
+        return number
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered item: a function plus everything needed to show and explain it."""
+
+    name: str
+    display_name: str
+    latex: str
+    description: str
+    reference: str
+    function: Callable[..., Any]
+    params: tuple[Param, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def defaults(self) -> dict[str, float]:
+        return {p.name: p.default for p in self.params}
+
+    def resolve_params(self, given: Mapping[str, Any], *, ignore_unknown: bool = False) -> dict[str, float]:
+        """Fill defaults and validate values; unknown names raise unless ``ignore_unknown``."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown and not ignore_unknown:
+            allowed = ", ".join(known) or "none"
+            raise ValueError(f"{self.name}: unknown parameter(s) {unknown}; allowed: {allowed}")
+        return {
+            name: param.validate(given.get(name, param.default), self.name) for name, param in known.items()
+        }
+
+
+T = TypeVar("T", bound=Entry)
+
+
+class Registry(Generic[T]):
+    """An ordered name → entry mapping that names the allowed values when a lookup fails."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, entry: T) -> T:
+        if entry.name in self._entries:
+            raise ValueError(f"{self.kind} '{entry.name}' is already registered")
+        self._entries[entry.name] = entry
+        return entry
+
+    def get(self, name: str) -> T:
+        if not isinstance(name, str) or name not in self._entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; allowed: {', '.join(self._entries)}")
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._entries.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)

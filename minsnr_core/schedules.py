@@ -1,0 +1,182 @@
+"""Noise schedules of variance-preserving diffusion, and every array derived from them.
+
+Notation (Ho et al. 2020): x_t = α_t·x0 + σ_t·ε with α_t² = ᾱ_t and σ_t² = 1 − ᾱ_t;
+SNR(t) = ᾱ_t / (1 − ᾱ_t) and λ_t = log SNR(t). Timesteps are indexed 0 … T−1; index T−1 is the
+"t = T" of the papers. All arrays are float64 torch tensors of length T, computed once here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .registry import Entry, Param, Registry
+
+MAX_BETA = 0.999  # Nichol & Dhariwal 2021: clip β to avoid a singularity at t = T.
+
+SCHEDULES: Registry[Entry] = Registry("schedule")
+
+
+def _betas_from_alpha_bar(alpha_bar: Callable[[torch.Tensor], torch.Tensor], T: int) -> torch.Tensor:
+    """β_t = min(1 − ᾱ(t/T)/ᾱ((t−1)/T), 0.999) for a continuous ᾱ on [0, 1] (improved-diffusion)."""
+    grid = alpha_bar(torch.arange(T + 1, dtype=torch.float64) / T)
+    return (1 - grid[1:] / grid[:-1]).clamp(max=MAX_BETA)
+
+
+def linear_betas(T: int) -> torch.Tensor:
+    """Ho et al. 2020: β = linspace(1e-4, 0.02, T), scaled by 1000/T as in improved-diffusion.
+
+    For T < 50 the scaled end value exceeds 1; β is clipped to 0.999 there.
+    """
+    scale = 1000.0 / T
+    return torch.linspace(1e-4 * scale, 0.02 * scale, T, dtype=torch.float64).clamp(max=MAX_BETA)
+
+
+def cosine_betas(T: int, s: float = 0.008) -> torch.Tensor:
+    """Nichol & Dhariwal 2021: ᾱ(t) = f(t)/f(0), f(t) = cos²((t + s)/(1 + s)·π/2)."""
+
+    def alpha_bar(t: torch.Tensor) -> torch.Tensor:
+        return torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2 / math.cos(s / (1 + s) * math.pi / 2) ** 2
+
+    return _betas_from_alpha_bar(alpha_bar, T)
+
+
+def scaled_linear_betas(T: int) -> torch.Tensor:
+    """Stable Diffusion: β = linspace(√0.00085, √0.012, T)² (not rescaled for T ≠ 1000, as in diffusers)."""
+    return torch.linspace(0.00085**0.5, 0.012**0.5, T, dtype=torch.float64) ** 2
+
+
+def sigmoid_betas(T: int, start: float = -3.0, end: float = 3.0, tau: float = 1.0) -> torch.Tensor:
+    """Jabri et al. 2022 / Chen 2023: ᾱ(t) = [sig(e/τ) − sig((t(e−s)+s)/τ)] / [sig(e/τ) − sig(s/τ)],
+    clipped to [1e-9, 1]."""
+
+    def alpha_bar(t: torch.Tensor) -> torch.Tensor:
+        top = torch.sigmoid(torch.tensor(end / tau, dtype=torch.float64))
+        bottom = torch.sigmoid(torch.tensor(start / tau, dtype=torch.float64))
+        value = (top - torch.sigmoid((t * (end - start) + start) / tau)) / (top - bottom)
+        return value.clamp(1e-9, 1.0)
+
+    return _betas_from_alpha_bar(alpha_bar, T)
+
+
+def rescale_zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Lin et al. 2023 (arXiv 2305.08891), Alg. 1: shift and scale r = √ᾱ so that r_T = 0, r_1 unchanged."""
+    root = alphas_cumprod.sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * first / (first - last)
+    return root**2
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A discrete VP noise schedule: every derived array in one place (float64, length T)."""
+
+    name: str
+    num_timesteps: int
+    zero_terminal_snr: bool
+    betas: torch.Tensor
+    alphas_cumprod: torch.Tensor
+
+    @property
+    def snr(self) -> torch.Tensor:
+        """SNR(t) = ᾱ_t / (1 − ᾱ_t); exactly 0 at t = T under zero terminal SNR."""
+        return self.alphas_cumprod / (1 - self.alphas_cumprod)
+
+    @property
+    def log_snr(self) -> torch.Tensor:
+        """λ_t = log SNR(t); −inf where SNR = 0."""
+        return torch.log(self.snr)
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        """α_t = √ᾱ_t, the signal coefficient."""
+        return self.alphas_cumprod.sqrt()
+
+    @property
+    def sigmas(self) -> torch.Tensor:
+        """σ_t = √(1 − ᾱ_t), the noise coefficient."""
+        return (1 - self.alphas_cumprod).sqrt()
+
+    @property
+    def timesteps(self) -> torch.Tensor:
+        return torch.arange(self.num_timesteps)
+
+    def log_snr_density(self) -> torch.Tensor:
+        """Density p(λ) of λ = log SNR(t) when t is uniform on the T steps (Kingma & Gao 2023).
+
+        Estimated from the discrete schedule as (1/T)/|Δλ| with central differences; 0 where λ is not finite.
+        """
+        lam = self.log_snr
+        finite = torch.isfinite(lam)
+        density = torch.zeros_like(lam)
+        idx = torch.nonzero(finite).flatten()
+        if len(idx) >= 2:
+            lam_f = lam[idx]
+            gradient = torch.gradient(lam_f)[0].abs()
+            density[idx] = (1.0 / self.num_timesteps) / gradient.clamp(min=1e-12)
+        return density
+
+
+def _register(name: str, display: str, latex: str, description: str, reference: str, fn) -> None:
+    SCHEDULES.register(Entry(name, display, latex, description, reference, fn))
+
+
+_register(
+    "linear",
+    "Linear (DDPM)",
+    r"\beta_t = \mathrm{linspace}(10^{-4}, 0.02, T)",
+    "β grows linearly; most steps sit at very low SNR. Terminal SNR 4.0e-5 at T = 1000.",
+    "Ho et al. 2020, arXiv 2006.11239",
+    linear_betas,
+)
+_register(
+    "cosine",
+    "Cosine",
+    r"\bar\alpha_t = \frac{f(t)}{f(0)},\ f(t)=\cos^2\!\left(\frac{t/T+s}{1+s}\frac{\pi}{2}\right)",
+    "ᾱ follows a cosine; SNR falls more evenly in log space. Terminal SNR 2.4e-9 at T = 1000.",
+    "Nichol & Dhariwal 2021, arXiv 2102.09672",
+    cosine_betas,
+)
+_register(
+    "scaled_linear",
+    "Scaled linear (Stable Diffusion)",
+    r"\beta_t = \mathrm{linspace}(\sqrt{0.00085}, \sqrt{0.012}, T)^2",
+    "Stable Diffusion's schedule: little noise at the end (terminal SNR 4.7e-3), made for latents.",
+    "Rombach et al. 2022, arXiv 2112.10752",
+    scaled_linear_betas,
+)
+_register(
+    "sigmoid",
+    "Sigmoid",
+    r"\bar\alpha_t = \frac{\mathrm{sig}(e/\tau)-\mathrm{sig}((t(e-s)+s)/\tau)}{\mathrm{sig}(e/\tau)-\mathrm{sig}(s/\tau)}",
+    "ᾱ follows a sigmoid (s = −3, e = 3, τ = 1); terminal SNR ~3e-7 at T = 1000.",
+    "Jabri et al. 2022, arXiv 2212.11972; Chen 2023, arXiv 2301.10972",
+    sigmoid_betas,
+)
+
+
+def list_schedules() -> list[Entry]:
+    """All schedules, each with display name, formula, description and reference."""
+    return list(SCHEDULES)
+
+
+def get_schedule(name: str, num_timesteps: int = 1000, *, zero_terminal_snr: bool = False) -> Schedule:
+    """Build a schedule by name (see :func:`list_schedules`) for any T ≥ 2.
+
+    ``zero_terminal_snr`` applies the rescale of Lin et al. 2023 so that SNR(T) = 0.
+    """
+    entry = SCHEDULES.get(name)
+    if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 2:
+        raise ValueError(f"num_timesteps must be an integer ≥ 2, got {num_timesteps!r}")
+    if not isinstance(zero_terminal_snr, bool):
+        raise ValueError(f"zero_terminal_snr must be True or False, got {zero_terminal_snr!r}")
+    betas = entry.function(num_timesteps)
+    alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+    if zero_terminal_snr:
+        alphas_cumprod = rescale_zero_terminal_snr(alphas_cumprod)
+        previous = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
+        betas = 1 - alphas_cumprod / previous
+    return Schedule(name, num_timesteps, zero_terminal_snr, betas, alphas_cumprod)

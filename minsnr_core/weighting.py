@@ -1,0 +1,211 @@
+"""Loss-weighting strategies of the diffusion literature, each defined once as its x0-space weight.
+
+For the same network output the three MSEs are proportional (VP diffusion):
+    ‖ε − ε̂‖² = SNR · ‖x0 − x̂0‖²   and   ‖v − v̂‖² = (SNR + 1) · ‖x0 − x̂0‖²,
+so one strategy is one function w_x0(SNR), and in the other spaces
+    w_ε = w_x0 / SNR,   w_v = w_x0 / (SNR + 1)
+(Hang et al. 2023, arXiv 2303.09556, Sec. 3.4). That conversion lives only in :func:`loss_weight`.
+
+Zero SNR (zero-terminal-SNR schedules, Lin et al. 2023): w_x0 and w_v are always finite. In ε space
+w_x0/SNR is 0/0 or x/0 at SNR = 0. Where the limit is finite (e.g. Min-SNR: min(1, γ/SNR) → 1) the registry
+holds it in ``eps_weight_at_zero_snr`` and it is used; where the weight is genuinely unbounded (constant-x0,
+truncated SNR, SNR+1, Max-SNR, EDM, debiased) :func:`loss_weight` raises a ``ValueError``: no clamp, no NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .registry import Entry, Param, Registry
+from .schedules import Schedule
+
+TARGETS = ("eps", "x0", "v")
+TARGET_NAMES = {"eps": "ε (noise)", "x0": "x₀ (clean image)", "v": "v (velocity)"}
+DEFAULT_GAMMA = 5.0
+
+STRATEGIES: Registry[Entry] = Registry("weighting strategy")
+
+GAMMA = Param("gamma", DEFAULT_GAMMA, 0.0, 100.0, "SNR threshold γ", exclusive_minimum=True)
+
+
+def _strategy(
+    name: str,
+    display: str,
+    latex: str,
+    intuition: str,
+    reference: str,
+    params: tuple[Param, ...] = (),
+    eps_at_zero: Callable[..., float] | None = None,
+) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+    """Register ``w_x0(snr, **params)``; ``eps_at_zero`` is lim_{SNR→0} w_x0/SNR where it is finite."""
+
+    def decorate(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        STRATEGIES.register(
+            Entry(name, display, latex, intuition, reference, fn, params, {"eps_at_zero": eps_at_zero})
+        )
+        return fn
+
+    return decorate
+
+
+@_strategy("constant", "Constant (x0)", r"w_{x_0} = 1",
+           "Every timestep's x0 error counts the same: noisy steps dominate in ε space.",
+           "Hang et al. 2023 (\"Const.\")")
+def constant_weight(snr: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(snr)
+
+
+@_strategy("snr", "SNR (= plain ε-MSE)", r"w_{x_0} = \mathrm{SNR}",
+           "The plain ε loss of DDPM: weight 1 on the noise error, so clean steps dominate in x0 space.",
+           "Ho et al. 2020, arXiv 2006.11239 (L_simple)", eps_at_zero=lambda: 1.0)
+def snr_weight(snr: torch.Tensor) -> torch.Tensor:
+    return snr.clone()
+
+
+@_strategy("trunc_snr", "Truncated SNR", r"w_{x_0} = \max(\mathrm{SNR}, 1)",
+           "Like the ε loss, but never below weight 1 on x0: the noisiest steps keep some weight.",
+           "Salimans & Ho 2022, arXiv 2202.00512")
+def trunc_snr_weight(snr: torch.Tensor) -> torch.Tensor:
+    return snr.clamp(min=1.0)
+
+
+@_strategy("snr_plus_one", "SNR + 1 (= plain v-MSE)", r"w_{x_0} = \mathrm{SNR} + 1",
+           "The plain v loss: ε loss plus an x0 loss, balanced where SNR = 1.",
+           "Salimans & Ho 2022, arXiv 2202.00512")
+def snr_plus_one_weight(snr: torch.Tensor) -> torch.Tensor:
+    return snr + 1.0
+
+
+@_strategy("min_snr", "Min-SNR-γ", r"w_{x_0} = \min(\mathrm{SNR}, \gamma)",
+           "Clamp the weight of the easy, nearly clean steps at γ so they stop crowding out the rest.",
+           "Hang et al. 2023, arXiv 2303.09556", (GAMMA,), eps_at_zero=lambda gamma: 1.0)
+def min_snr_weight(snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    return snr.clamp(max=gamma)
+
+
+@_strategy("max_snr", "Max-SNR-γ", r"w_{x_0} = \max(\mathrm{SNR}, \gamma)",
+           "The opposite clamp: lifts the noisy steps up to γ; the paper shows it trains worse.",
+           "Hang et al. 2023, arXiv 2303.09556 (ablation)", (GAMMA,))
+def max_snr_weight(snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    return snr.clamp(min=gamma)
+
+
+@_strategy("soft_min_snr", "Soft-Min-SNR-γ", r"w_{x_0} = \frac{\mathrm{SNR}\,\gamma}{\mathrm{SNR} + \gamma}",
+           "A smooth Min-SNR: the harmonic blend of SNR and γ, no kink at SNR = γ.",
+           "Crowson et al. 2024 (HDiT), arXiv 2401.11605", (GAMMA,), eps_at_zero=lambda gamma: 1.0)
+def soft_min_snr_weight(snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    return snr * gamma / (snr + gamma)
+
+
+@_strategy("p2", "P2", r"w_{x_0} = \frac{\mathrm{SNR}}{(k + \mathrm{SNR})^{\gamma_p}}",
+           "Perception-prioritized: down-weights the clean steps that only polish imperceptible detail.",
+           "Choi et al. 2022, arXiv 2204.00227",
+           (Param("k", 1.0, 0.0, 100.0, "offset k", exclusive_minimum=True),
+            Param("p2_gamma", 1.0, 0.0, 4.0, "exponent γ_p")),
+           eps_at_zero=lambda k, p2_gamma: k ** (-p2_gamma))
+def p2_weight(snr: torch.Tensor, k: float, p2_gamma: float) -> torch.Tensor:
+    return snr / (k + snr) ** p2_gamma
+
+
+@_strategy("edm", "EDM", r"w_{x_0} = \mathrm{SNR} + \sigma_\mathrm{data}^{-2}",
+           "Karras et al.'s λ(σ) = (σ² + σ_data²)/(σ σ_data)², which gives unit-variance training targets.",
+           "Karras et al. 2022, arXiv 2206.00364",
+           (Param("sigma_data", 0.5, 0.0, 10.0, "data standard deviation σ_data", exclusive_minimum=True),))
+def edm_weight(snr: torch.Tensor, sigma_data: float) -> torch.Tensor:
+    return snr + sigma_data**-2
+
+
+@_strategy("debiased", "Debiased", r"w_{x_0} = \sqrt{\mathrm{SNR}}",
+           "Weight 1/√SNR on ε: removes the bias of the ε loss towards the clean steps.",
+           "Yu et al. 2023, arXiv 2310.08442")
+def debiased_weight(snr: torch.Tensor) -> torch.Tensor:
+    return snr.sqrt()
+
+
+@_strategy("sigmoid", "Sigmoid", r"w_{x_0} = \mathrm{SNR}\cdot\mathrm{sigmoid}(b - \lambda)",
+           "ε weight sigmoid(b − log SNR): 1 at high noise, fading out above log SNR ≈ b.",
+           "Kingma & Gao 2023, arXiv 2303.00848",
+           (Param("bias", 0.0, -10.0, 10.0, "bias b"),), eps_at_zero=lambda bias: 1.0)
+def sigmoid_weight(snr: torch.Tensor, bias: float) -> torch.Tensor:
+    # SNR·sigmoid(b − log SNR) = SNR / (1 + SNR·e^(−b)): the same value, no log(0) at SNR = 0.
+    return snr / (1.0 + snr * float(np.exp(-bias)))
+
+
+def list_strategies() -> list[Entry]:
+    """All strategies with display name, LaTeX, intuition, parameters and reference."""
+    return list(STRATEGIES)
+
+
+def _as_snr_tensor(snr: Any) -> torch.Tensor:
+    tensor = torch.as_tensor(snr)
+    if not torch.is_floating_point(tensor):
+        tensor = tensor.to(torch.float64)
+    if torch.isnan(tensor).any():
+        raise ValueError("snr must not contain NaN")
+    if (tensor < 0).any():
+        raise ValueError("snr must be ≥ 0")
+    return tensor
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
+    return target
+
+
+def loss_weight(strategy: str, snr: Any, target: str = "eps", **params: Any) -> torch.Tensor:
+    """Per-sample weight on the MSE in ``target`` space ("eps", "x0" or "v") for ``strategy``.
+
+    ``snr`` is a tensor (or array/float) of SNR values ≥ 0; parameters default from the registry
+    (γ = 5). Raises ``ValueError`` for unknown names, bad parameters, and for ε-space weights that are
+    unbounded at SNR = 0 (see the module docstring).
+    """
+    entry = STRATEGIES.get(strategy)
+    check_target(target)
+    values = entry.resolve_params(params)
+    snr = _as_snr_tensor(snr)
+    w_x0 = entry.function(snr, **values)
+    if target == "x0":
+        return w_x0
+    if target == "v":
+        return w_x0 / (snr + 1.0)
+    zero = snr == 0
+    if not zero.any():
+        return w_x0 / snr
+    limit = eps_weight_at_zero_snr(strategy, **values)
+    if limit is None:
+        raise ValueError(
+            f"strategy {strategy!r} has an unbounded ε-space weight at SNR = 0 (zero terminal SNR); "
+            "use target 'x0' or 'v', a strategy with a finite limit "
+            f"({', '.join(n for n in STRATEGIES.names() if STRATEGIES.get(n).extra['eps_at_zero'])}), "
+            "or a schedule without zero terminal SNR"
+        )
+    return torch.where(zero, torch.full_like(w_x0, limit), w_x0 / torch.where(zero, 1.0, snr))
+
+
+def eps_weight_at_zero_snr(strategy: str, **params: Any) -> float | None:
+    """lim_{SNR→0} w_x0/SNR for ``strategy``, or None where the ε-space weight is unbounded."""
+    entry = STRATEGIES.get(strategy)
+    limit = entry.extra["eps_at_zero"]
+    return None if limit is None else float(limit(**entry.resolve_params(params)))
+
+
+def effective_weight(strategy: str, schedule: Schedule, **params: Any) -> torch.Tensor:
+    """Kingma & Gao 2023's effective weight: w_ε(λ)·p(λ), with p the density of λ under uniform t.
+
+    Where λ is not finite (SNR = 0) the density is 0 and so is the returned value.
+    """
+    finite = schedule.snr > 0
+    weights = torch.zeros_like(schedule.snr)
+    weights[finite] = loss_weight(strategy, schedule.snr[finite], "eps", **params)
+    return weights * schedule.log_snr_density()
+
+
+def min_snr_clamp_active(snr: Any, gamma: float = DEFAULT_GAMMA) -> torch.Tensor:
+    """Where Min-SNR-γ's clamp bites (SNR > γ): the weight there is γ, not SNR."""
+    gamma = GAMMA.validate(gamma, "min_snr")
+    return _as_snr_tensor(snr) > gamma
