@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .registry import Entry, Param, Registry
+from .registry import Entry, Registry
 
 MAX_BETA = 0.999  # Nichol & Dhariwal 2021: clip β to avoid a singularity at t = T.
 
