@@ -1,0 +1,144 @@
+"""The weight-curve explorer: builds the Plotly figure and the explanation from the core registries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotly.graph_objects as go
+
+from minsnr_core.schedules import get_schedule
+from minsnr_core.weighting import (
+    STRATEGIES,
+    TARGET_NAMES,
+    effective_weight,
+    eps_weight_at_zero_snr,
+    loss_weight,
+)
+
+X_AXES = {"t": "timestep t", "log_snr": "log-SNR λ"}
+VIEWS = {"weight": "Loss weight", "effective": "Effective weight (Kingma–Gao)"}
+DEFAULT_STRATEGIES = ("snr", "constant", "min_snr", "soft_min_snr")
+
+
+def strategy_params() -> dict[str, object]:
+    """Every distinct strategy parameter in the registry, by name (γ is shared by three strategies)."""
+    params: dict[str, object] = {}
+    for entry in STRATEGIES:
+        for param in entry.params:
+            params.setdefault(param.name, param)
+    return params
+
+
+@dataclass
+class ExplorerResult:
+    figure: go.Figure
+    explanation: str
+    notices: list[str] = field(default_factory=list)
+
+
+def _clamp_region(snr: np.ndarray, x: np.ndarray, gamma: float) -> tuple[float, float] | None:
+    """The x-interval where SNR > γ, i.e. where Min-SNR's clamp holds the weight at γ."""
+    active = snr > gamma
+    if not active.any():
+        return None
+    xs = x[active]
+    return float(xs.min()), float(xs.max())
+
+
+def build_explorer(
+    schedule: str = "cosine",
+    num_timesteps: int = 1000,
+    strategies: Iterable[str] = DEFAULT_STRATEGIES,
+    params: Mapping[str, float] | None = None,
+    target: str = "eps",
+    x_axis: str = "t",
+    view: str = "weight",
+    zero_terminal_snr: bool = False,
+    log_y: bool = True,
+) -> ExplorerResult:
+    """Weight curves of the chosen strategies for one schedule, in one target space."""
+    params = dict(params or {})
+    if x_axis not in X_AXES:
+        raise ValueError(f"x_axis must be one of {', '.join(X_AXES)}; got {x_axis!r}")
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {', '.join(VIEWS)}; got {view!r}")
+    sched = get_schedule(schedule, int(num_timesteps), zero_terminal_snr=bool(zero_terminal_snr))
+    snr = sched.snr.numpy()
+    t = np.arange(sched.num_timesteps)
+    finite_lambda = snr > 0
+    x_all = t if x_axis == "t" else np.log(np.where(finite_lambda, snr, 1.0))
+    notices: list[str] = []
+    if x_axis == "log_snr" and not finite_lambda.all():
+        notices.append("t = T has SNR = 0 (λ = −∞): it has no place on a log-SNR axis and is left out.")
+
+    figure = go.Figure()
+    strategies = list(dict.fromkeys(strategies))
+    for name in strategies:
+        entry = STRATEGIES.get(name)
+        values = entry.resolve_params(params, ignore_unknown=True)
+        keep = np.ones_like(snr, dtype=bool) if x_axis == "t" else finite_lambda.copy()
+        if view == "effective":
+            weights = effective_weight(name, sched, **values).numpy()
+            keep &= finite_lambda
+        elif target == "eps" and not finite_lambda.all() and eps_weight_at_zero_snr(name, **values) is None:
+            keep &= finite_lambda
+            notices.append(f"{entry.display_name}: the ε-space weight is unbounded at SNR = 0; that point is left out.")
+            weights = np.zeros_like(snr)
+            weights[finite_lambda] = loss_weight(name, snr[finite_lambda], target, **values).numpy()
+        else:
+            weights = loss_weight(name, snr, target, **values).numpy()
+        if log_y and (weights[keep] <= 0).any():
+            notices.append(f"{entry.display_name}: weight 0 at some steps, not drawn on the log axis.")
+            keep &= weights > 0
+        suffix = ", ".join(f"{k}={v:g}" for k, v in values.items())
+        figure.add_trace(
+            go.Scatter(
+                x=x_all[keep],
+                y=weights[keep],
+                customdata=np.stack([t[keep], snr[keep]], axis=1),
+                mode="lines",
+                name=entry.display_name + (f" ({suffix})" if suffix else ""),
+                hovertemplate="t=%{customdata[0]}<br>SNR=%{customdata[1]:.4g}<br>weight=%{y:.4g}<extra>%{fullData.name}</extra>",
+            )
+        )
+
+    gamma = float(params.get("gamma", 5.0))
+    region = _clamp_region(snr, x_all, gamma)
+    if region is not None:
+        figure.add_vrect(
+            x0=region[0], x1=region[1], fillcolor="rgba(255,165,0,0.15)", line_width=0,
+            annotation_text=f"Min-SNR clamp active (SNR > γ = {gamma:g})", annotation_position="top left",
+        )
+    y_title = VIEWS[view] + ("" if view == "effective" else f" on the {TARGET_NAMES[target]} MSE")
+    figure.update_layout(
+        title=f"{sched.name} schedule, T = {sched.num_timesteps}" + (", zero terminal SNR" if zero_terminal_snr else ""),
+        xaxis_title=X_AXES[x_axis],
+        yaxis_title=y_title,
+        yaxis_type="log" if log_y else "linear",
+        hovermode="closest",
+        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 60, "r": 20, "t": 50, "b": 40},
+        height=520,
+    )
+    return ExplorerResult(figure, explain_strategies(strategies, target), list(dict.fromkeys(notices)))
+
+
+def explain_strategies(strategies: Iterable[str], target: str = "eps") -> str:
+    """Markdown: formula, intuition and reference of each ticked strategy, from the registry."""
+    conversion = {"eps": r"w_\varepsilon = w_{x_0}/\mathrm{SNR}", "x0": r"w_{x_0}",
+                  "v": r"w_v = w_{x_0}/(\mathrm{SNR}+1)"}[target]
+    lines = [
+        "Each curve is one weighting strategy. A strategy is one function $w_{x_0}(\\mathrm{SNR})$ on the x₀ error; "
+        f"in the {TARGET_NAMES[target]} space it becomes ${conversion}$ because "
+        "$\\|\\varepsilon-\\hat\\varepsilon\\|^2 = \\mathrm{SNR}\\,\\|x_0-\\hat x_0\\|^2$ and "
+        "$\\|v-\\hat v\\|^2 = (\\mathrm{SNR}+1)\\,\\|x_0-\\hat x_0\\|^2$.",
+        "",
+    ]
+    for name in strategies:
+        entry = STRATEGIES.get(name)
+        lines.append(f"**{entry.display_name}** — ${entry.latex}$  \n{entry.description} *({entry.reference})*")
+        lines.append("")
+    return "\n".join(lines)
+

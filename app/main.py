@@ -1,0 +1,146 @@
+"""The minsnr Gradio app: thin wiring of controls to functions of ``minsnr_core`` and ``app.explorer``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import gradio as gr
+
+from minsnr_core.schedules import SCHEDULES
+from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS
+
+from . import urlstate as us
+from .explorer import DEFAULT_STRATEGIES, VIEWS, X_AXES, build_explorer, strategy_params
+
+EXPLORER_INTRO = """
+### Why weight the loss at all?
+A diffusion model learns to denoise at every noise level t at once. Each level is its own task, and their
+gradients pull in different directions. The loss weighting decides how much each task counts.
+**Min-SNR-γ** (Hang et al., ICCV 2023) clamps the weight of the nearly clean, easy steps at γ so they stop
+crowding out the rest. Tick strategies, drag γ, change the schedule and the prediction space, and watch the
+curves move. The shaded band is where the Min-SNR clamp is active (SNR > γ).
+"""
+
+# Every explorer setting that a link can carry, in the order of the explorer's input components.
+PARAMS = strategy_params()
+EXPLORER_FIELDS: list[us.Field] = [
+    us.Field("schedule", "cosine", us.choice(SCHEDULES.names())),
+    us.Field("T", 1000, us.number(2, 4000, integer=True)),
+    us.Field("zero_snr", False, us.flag, us.encode_flag),
+    us.Field("strategies", list(DEFAULT_STRATEGIES), us.multi_choice(STRATEGIES.names()), us.encode_list),
+    us.Field("target", "eps", us.choice(TARGETS)),
+    us.Field("x", "t", us.choice(list(X_AXES))),
+    us.Field("view", "weight", us.choice(list(VIEWS))),
+    us.Field("log_y", True, us.flag, us.encode_flag),
+    *[
+        us.Field(p.name, p.default, us.number(p.minimum, p.maximum, exclusive_low=p.exclusive_minimum))
+        for p in PARAMS.values()
+    ],
+]
+
+WRITE_URL_JS = "(query) => { const q = query ? '?' + query : window.location.pathname; history.replaceState(null, '', q); }"
+
+
+def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, *param_values):
+    """All explorer outputs for the current controls: figure, explanation, notices, query string."""
+    params = dict(zip(PARAMS, param_values, strict=True))
+    values = [schedule, T, zero_snr, strategies, target, x_axis, view, log_y, *param_values]
+    try:
+        result = build_explorer(schedule, int(T), strategies, params, target, x_axis, view, bool(zero_snr), bool(log_y))
+    except ValueError as error:
+        return gr.skip(), gr.skip(), f"⚠️ {error}", us.write_query(EXPLORER_FIELDS, values)
+    notices = "\n".join(f"- {n}" for n in result.notices)
+    return result.figure, result.explanation, notices, us.write_query(EXPLORER_FIELDS, values)
+
+
+def load_from_url(request: gr.Request) -> list[Any]:
+    """Initial control values from the page's query parameters; rejected values come back as a notice."""
+    query = dict(request.query_params) if request is not None else {}
+    values, notices = us.read_query(EXPLORER_FIELDS, query)
+    return [*values, "\n".join(f"- ⚠️ {n}" for n in notices)]
+
+
+def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr.Markdown, gr.Plot, gr.Markdown, gr.Textbox]:
+    gr.Markdown(EXPLORER_INTRO)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            schedule = gr.Dropdown(
+                [(e.display_name, e.name) for e in SCHEDULES], value="cosine", label="Noise schedule", elem_id="schedule"
+            )
+            steps = gr.Slider(2, 4000, value=1000, step=1, label="Timesteps T", elem_id="timesteps")
+            zero_snr = gr.Checkbox(False, label="Zero terminal SNR (Lin et al. 2023)")
+            strategies = gr.CheckboxGroup(
+                [(e.display_name, e.name) for e in STRATEGIES], value=list(DEFAULT_STRATEGIES),
+                label="Weighting strategies", elem_id="strategies",
+            )
+            target = gr.Radio([(TARGET_NAMES[t], t) for t in TARGETS], value="eps", label="Prediction target (loss space)")
+            x_axis = gr.Radio([(v, k) for k, v in X_AXES.items()], value="t", label="x-axis")
+            view = gr.Radio([(v, k) for k, v in VIEWS.items()], value="weight", label="Show")
+            log_y = gr.Checkbox(True, label="Logarithmic y-axis")
+            sliders = [
+                gr.Slider(p.minimum, p.maximum, value=p.default, step=p.step, label=f"{p.description} ({p.name})",
+                          elem_id=f"param-{p.name}")
+                for p in PARAMS.values()
+            ]
+        with gr.Column(scale=3):
+            url_notice = gr.Markdown(elem_id="url-notice")
+            notices = gr.Markdown(elem_id="explorer-notices")
+            plot = gr.Plot(label="Weight curves", elem_id="explorer-plot")
+            link = gr.Textbox(label="Link query for this view (append to the page address)", elem_id="explorer-link",
+                              interactive=False)
+            explanation = gr.Markdown(
+                elem_id="explorer-explanation", latex_delimiters=[{"left": "$", "right": "$", "display": False}]
+            )
+    inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, *sliders]
+    return inputs, url_notice, notices, plot, explanation, link
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title="minsnr — Min-SNR-γ loss weighting, seen") as demo:
+        gr.Markdown("# minsnr — see why Min-SNR-γ weighting trains diffusion models faster")
+        with gr.Tabs():
+            with gr.Tab("Weight explorer", id="explorer"):
+                inputs, url_notice, notices, plot, explanation, link = build_explorer_tab()
+        outputs = [plot, explanation, notices, link]
+        for component in inputs:
+            component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented")
+        link.change(None, link, None, js=WRITE_URL_JS)
+        demo.load(load_from_url, None, [*inputs, url_notice], api_visibility="undocumented").then(
+            update_explorer, inputs, outputs, api_visibility="undocumented"
+        )
+        gr.api(explorer_api, api_name="explorer")
+    return demo
+
+
+def explorer_api(
+    schedule: str = "cosine",
+    num_timesteps: int = 1000,
+    strategies: list[str] | None = None,
+    target: str = "eps",
+    x_axis: str = "t",
+    gamma: float = 5.0,
+    zero_terminal_snr: bool = False,
+) -> dict:
+    """The explorer's curves as data: one entry per strategy with x, y and the notices."""
+    result = build_explorer(
+        schedule, int(num_timesteps), strategies or list(DEFAULT_STRATEGIES), {"gamma": gamma}, target, x_axis,
+        zero_terminal_snr=zero_terminal_snr,
+    )
+    return {
+        "traces": [{"name": tr.name, "x": list(map(float, tr.x)), "y": list(map(float, tr.y))} for tr in result.figure.data],
+        "notices": result.notices,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="minsnr-app", description="Start the minsnr Gradio app.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--data-root", default=None, help="folder holding datasets (MNIST, image folders)")
+    args = parser.parse_args(argv)
+    build_app().queue().launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

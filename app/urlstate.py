@@ -1,0 +1,93 @@
+"""Settings ⇄ URL query parameters, so a teacher can hand out a link that opens on a given view.
+
+Invalid values never raise: they fall back to the default and produce a notice the page shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    default: Any
+    parse: Callable[[str], Any]
+    encode: Callable[[Any], str] = str
+
+
+def choice(allowed: Sequence[str]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"allowed: {', '.join(allowed)}")
+        return raw
+
+    return parse
+
+
+def multi_choice(allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(raw: str) -> list[str]:
+        items = [item for item in raw.split(",") if item]
+        bad = [item for item in items if item not in allowed]
+        if bad:
+            raise ValueError(f"unknown {bad}; allowed: {', '.join(allowed)}")
+        return items
+
+    return parse
+
+
+def number(low: float, high: float, integer: bool = False, exclusive_low: bool = False) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not math.isfinite(value) or value > high or (value <= low if exclusive_low else value < low):
+            raise ValueError(f"allowed: {low:g} to {high:g}")
+        if integer:
+            if value != int(value):
+                raise ValueError("must be a whole number")
+            return int(value)
+        return value
+
+    return parse
+
+
+def flag(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("allowed: 1 or 0")
+
+
+def encode_flag(value: Any) -> str:
+    return "1" if value else "0"
+
+
+def encode_list(value: Any) -> str:
+    return ",".join(value)
+
+
+def read_query(fields: Sequence[Field], query: Mapping[str, str]) -> tuple[list[Any], list[str]]:
+    """Values for ``fields`` from a query mapping, and a notice for each value that was rejected."""
+    values, notices = [], []
+    for spec in fields:
+        raw = query.get(spec.key)
+        if raw is None:
+            values.append(spec.default)
+            continue
+        try:
+            values.append(spec.parse(raw))
+        except (ValueError, TypeError) as error:
+            values.append(spec.default)
+            notices.append(f"Link parameter `{spec.key}={raw}` ignored ({error}); using the default.")
+    return values, notices
+
+
+def write_query(fields: Sequence[Field], values: Sequence[Any]) -> str:
+    """The query string (without '?') for the current values; defaults are left out to keep links short."""
+    pairs = {spec.key: spec.encode(value) for spec, value in zip(fields, values, strict=True) if value != spec.default}
+    return urlencode(pairs, safe=",")
