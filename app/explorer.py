@@ -22,15 +22,6 @@ VIEWS = {"weight": "Loss weight", "effective": "Effective weight (Kingma–Gao)"
 DEFAULT_STRATEGIES = ("snr", "constant", "min_snr", "soft_min_snr")
 
 
-def strategy_params() -> dict[str, object]:
-    """Every distinct strategy parameter in the registry, by name (γ is shared by three strategies)."""
-    params: dict[str, object] = {}
-    for entry in STRATEGIES:
-        for param in entry.params:
-            params.setdefault(param.name, param)
-    return params
-
-
 @dataclass
 class ExplorerResult:
     figure: go.Figure

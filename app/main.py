@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from minsnr_core.data import TOY_DATASETS
 from minsnr_core.schedules import SCHEDULES
-from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS
+from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
 from . import urlstate as us
-from .explorer import DEFAULT_STRATEGIES, VIEWS, X_AXES, build_explorer, strategy_params
+from .explorer import DEFAULT_STRATEGIES, VIEWS, X_AXES, build_explorer
+from .jobs import JobManager
+from .training_ui import build_compare_tab, build_denoise_tab, build_train_tab
+
+DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
 
 EXPLORER_INTRO = """
 ### Why weight the loss at all?
@@ -23,7 +29,7 @@ curves move. The shaded band is where the Min-SNR clamp is active (SNR > γ).
 """
 
 # Every explorer setting that a link can carry, in the order of the explorer's input components.
-PARAMS = strategy_params()
+PARAMS = strategy_parameters()
 EXPLORER_FIELDS: list[us.Field] = [
     us.Field("schedule", "cosine", us.choice(SCHEDULES.names())),
     us.Field("T", 1000, us.number(2, 4000, integer=True)),
@@ -39,29 +45,44 @@ EXPLORER_FIELDS: list[us.Field] = [
     ],
 ]
 
+TRAIN_FIELDS: list[us.Field] = [
+    us.Field("train_dataset", "moons", us.choice([*TOY_DATASETS.names(), "mnist", "cifar10"])),
+    us.Field("train_schedule", "cosine", us.choice(SCHEDULES.names())),
+    us.Field("train_target", "eps", us.choice(TARGETS)),
+    us.Field("train_gamma", PARAMS["gamma"].default, us.number(0, 100, exclusive_low=True)),
+    us.Field("train_weighting", "min_snr", us.choice(STRATEGIES.names())),
+    us.Field("train_steps", 1000, us.number(1, 1_000_000, integer=True)),
+    us.Field("train_seed", 0, us.number(0, 2**31 - 1, integer=True)),
+]
+LINK_FIELDS = EXPLORER_FIELDS + TRAIN_FIELDS
+
 WRITE_URL_JS = "(query) => { const q = query ? '?' + query : window.location.pathname; history.replaceState(null, '', q); }"
 
 
 def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, *param_values):
-    """All explorer outputs for the current controls: figure, explanation, notices, query string."""
+    """All explorer outputs for the current controls: figure, explanation, notices."""
     params = dict(zip(PARAMS, param_values, strict=True))
-    values = [schedule, T, zero_snr, strategies, target, x_axis, view, log_y, *param_values]
     try:
         result = build_explorer(schedule, int(T), strategies, params, target, x_axis, view, bool(zero_snr), bool(log_y))
     except ValueError as error:
-        return gr.skip(), gr.skip(), f"⚠️ {error}", us.write_query(EXPLORER_FIELDS, values)
+        return gr.skip(), gr.skip(), f"⚠️ {error}"
     notices = "\n".join(f"- {n}" for n in result.notices)
-    return result.figure, result.explanation, notices, us.write_query(EXPLORER_FIELDS, values)
+    return result.figure, result.explanation, notices
+
+
+def update_link(*values) -> str:
+    """The query string of the explorer's and the train tab's current settings."""
+    return us.write_query(LINK_FIELDS, values)
 
 
 def load_from_url(request: gr.Request) -> list[Any]:
     """Initial control values from the page's query parameters; rejected values come back as a notice."""
     query = dict(request.query_params) if request is not None else {}
-    values, notices = us.read_query(EXPLORER_FIELDS, query)
+    values, notices = us.read_query(LINK_FIELDS, query)
     return [*values, "\n".join(f"- ⚠️ {n}" for n in notices)]
 
 
-def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr.Markdown, gr.Plot, gr.Markdown, gr.Textbox]:
+def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr.Plot, gr.Markdown, gr.Textbox]:
     gr.Markdown(EXPLORER_INTRO)
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
@@ -84,33 +105,60 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
                 for p in PARAMS.values()
             ]
         with gr.Column(scale=3):
-            url_notice = gr.Markdown(elem_id="url-notice")
             notices = gr.Markdown(elem_id="explorer-notices")
             plot = gr.Plot(label="Weight curves", elem_id="explorer-plot")
-            link = gr.Textbox(label="Link query for this view (append to the page address)", elem_id="explorer-link",
+            link = gr.Textbox(label="Link query for this view and the Train tab's settings (the address bar follows)",
+                              elem_id="explorer-link",
                               interactive=False)
             explanation = gr.Markdown(
                 elem_id="explorer-explanation", latex_delimiters=[{"left": "$", "right": "$", "display": False}]
             )
     inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, *sliders]
-    return inputs, url_notice, notices, plot, explanation, link
+    return inputs, notices, plot, explanation, link
 
 
-def build_app() -> gr.Blocks:
+def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None = None,
+              manager: JobManager | None = None) -> gr.Blocks:
+    """The whole app. ``data_roots``: folders the datasets are read from (or downloaded to); ``image_roots``:
+    the only image folders the browser may train on."""
+    data_roots = [str(Path(r).expanduser()) for r in (data_roots or [str(DEFAULT_DATA_ROOT)])]
+    folders = {Path(r).name or r: str(Path(r).expanduser()) for r in (image_roots or [])}
+    manager = manager or JobManager()
     with gr.Blocks(title="minsnr — Min-SNR-γ loss weighting, seen") as demo:
         gr.Markdown("# minsnr — see why Min-SNR-γ weighting trains diffusion models faster")
+        url_notice = gr.Markdown(elem_id="url-notice")
         with gr.Tabs():
             with gr.Tab("Weight explorer", id="explorer"):
-                inputs, url_notice, notices, plot, explanation, link = build_explorer_tab()
-        outputs = [plot, explanation, notices, link]
+                inputs, notices, plot, explanation, link = build_explorer_tab()
+            with gr.Tab("Train", id="train"):
+                controls, weighting, formula, describe = build_train_tab(manager, data_roots, folders)
+            with gr.Tab("Compare", id="compare"):
+                build_compare_tab(manager, data_roots, folders)
+            with gr.Tab("Denoise", id="denoise"):
+                build_denoise_tab(manager)
+        gamma = controls.params[list(PARAMS).index("gamma")]
+        train_link_inputs = [controls.dataset, controls.schedule, controls.target, gamma, weighting, controls.steps,
+                             controls.seed]
+        link_inputs = [*inputs, *train_link_inputs]
+        outputs = [plot, explanation, notices]
         for component in inputs:
             component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented")
+        for component in link_inputs:
+            component.change(update_link, link_inputs, link, trigger_mode="always_last", api_visibility="undocumented")
         link.change(None, link, None, js=WRITE_URL_JS)
-        demo.load(load_from_url, None, [*inputs, url_notice], api_visibility="undocumented").then(
+        demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
             update_explorer, inputs, outputs, api_visibility="undocumented"
-        )
+        ).then(describe, weighting, formula, api_visibility="undocumented")
+        demo.unload(_forget_session(manager))
         gr.api(explorer_api, api_name="explorer")
     return demo
+
+
+def _forget_session(manager: JobManager):
+    def on_unload(request: gr.Request) -> None:
+        manager.forget(request.session_hash)
+
+    return on_unload
 
 
 def explorer_api(
@@ -137,9 +185,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="minsnr-app", description="Start the minsnr Gradio app.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--data-root", default=None, help="folder holding datasets (MNIST, image folders)")
+    parser.add_argument("--data-root", action="append", default=None,
+                        help=f"folder for MNIST/CIFAR-10, read or downloaded to (repeatable; default {DEFAULT_DATA_ROOT})")
+    parser.add_argument("--image-root", action="append", default=None,
+                        help="an image folder (class sub-folders) users may train on (repeatable); no other path is read")
+    parser.add_argument("--max-jobs", type=int, default=1, help="training jobs run at once (default 1 per device)")
+    parser.add_argument("--runs-dir", default=None, help="where runs are written (default: a temporary folder)")
     args = parser.parse_args(argv)
-    build_app().queue().launch(server_name=args.host, server_port=args.port)
+    if args.max_jobs < 1:
+        parser.error("--max-jobs must be ≥ 1")
+    manager = JobManager(args.max_jobs, args.runs_dir)
+    demo = build_app(args.data_root, args.image_root, manager)
+    demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port,
+                                                   allowed_paths=[str(manager.runs_root)])
 
 
 if __name__ == "__main__":

@@ -140,6 +140,15 @@ def list_strategies() -> list[Entry]:
     return list(STRATEGIES)
 
 
+def strategy_parameters() -> dict[str, Param]:
+    """Every distinct strategy parameter by name (γ is shared by Min-, Max- and Soft-Min-SNR)."""
+    params: dict[str, Param] = {}
+    for entry in STRATEGIES:
+        for param in entry.params:
+            params.setdefault(param.name, param)
+    return params
+
+
 def _as_snr_tensor(snr: Any) -> torch.Tensor:
     tensor = torch.as_tensor(snr)
     if not torch.is_floating_point(tensor):

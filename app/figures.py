@@ -1,0 +1,82 @@
+"""Plotly figures and pictures of training runs (presentation only: every number comes from a RunHistory)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from minsnr_core.images import image_grid
+from minsnr_core.recorder import RunHistory
+
+METRIC_LABELS = {"confident": "fraction of recognisable digits (p > 0.9)", "fd": "Fréchet distance (lower is better)",
+                 "label_entropy": "label entropy (bits)", "swd": "sliced Wasserstein distance (lower is better)"}
+
+
+def _layout(figure: go.Figure, title: str, x: str, y: str, log_y: bool = False) -> go.Figure:
+    figure.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=340, yaxis_type="log" if log_y else "linear",
+                         margin={"l": 60, "r": 20, "t": 45, "b": 40}, legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+def loss_figure(runs: Sequence[tuple[str, RunHistory]]) -> go.Figure:
+    """Weighted training loss against step, one line per run."""
+    figure = go.Figure()
+    for label, history in runs:
+        figure.add_trace(go.Scatter(x=history.steps, y=history.losses, mode="lines", name=label))
+    return _layout(figure, "Weighted training loss", "step", "loss", log_y=True)
+
+
+def bucket_figure(history: RunHistory, num_timesteps: int) -> go.Figure:
+    """Unweighted loss per timestep bucket against step: which noise levels are being learned."""
+    figure = go.Figure()
+    if history.bucket_losses:
+        matrix = np.array([[np.nan if v is None else v for v in row] for row in history.bucket_losses], dtype=float)
+        buckets = matrix.shape[1]
+        for b in range(buckets):
+            column = matrix[:, b]
+            keep = np.isfinite(column)
+            low, high = b * num_timesteps // buckets, (b + 1) * num_timesteps // buckets - 1
+            shade = int(40 + 180 * b / max(1, buckets - 1))
+            figure.add_trace(go.Scatter(
+                x=np.asarray(history.steps)[keep], y=column[keep], mode="lines", name=f"t {low}–{high}",
+                line={"color": f"rgb({shade},{80},{255 - shade})"}))
+    return _layout(figure, "Unweighted loss per noise level (blue: clean t, red: noisy t)", "step", "MSE", log_y=True)
+
+
+def metric_figure(runs: Sequence[tuple[str, RunHistory]], key: str | None = None) -> go.Figure:
+    """Sample quality against step, one line per run (``key`` defaults to what the runs measured)."""
+    figure = go.Figure()
+    for label, history in runs:
+        if not history.metrics:
+            continue
+        name = key or ("confident" if "confident" in history.metrics[0] else next(iter(history.metrics[0])))
+        key = name
+        figure.add_trace(go.Scatter(x=history.metric_steps, y=[m[name] for m in history.metrics],
+                                    mode="lines+markers", name=label))
+    return _layout(figure, "Sample quality", "step", METRIC_LABELS.get(key or "", key or "quality"))
+
+
+def samples_image(samples: torch.Tensor | None, scale: int = 3) -> np.ndarray | None:
+    """An enlarged uint8 grid of image samples (nearest-neighbour, so pixels stay crisp)."""
+    if samples is None or samples.dim() != 4:
+        return None
+    grid = image_grid(samples)
+    return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+
+
+def scatter_figure(points: torch.Tensor | None, title: str = "Samples", reference: torch.Tensor | None = None) -> go.Figure:
+    """2D samples as a scatter (optionally over the true distribution in grey)."""
+    figure = go.Figure()
+    if reference is not None:
+        figure.add_trace(go.Scattergl(x=reference[:, 0].tolist(), y=reference[:, 1].tolist(), mode="markers",
+                                      marker={"size": 3, "color": "lightgrey"}, name="data"))
+    if points is not None and points.dim() == 2:
+        finite = torch.isfinite(points).all(1)
+        figure.add_trace(go.Scattergl(x=points[finite, 0].tolist(), y=points[finite, 1].tolist(), mode="markers",
+                                      marker={"size": 3, "color": "#e4572e"}, name="model"))
+    figure.update_layout(title=title, height=360, xaxis={"range": [-3, 3]}, yaxis={"range": [-3, 3], "scaleanchor": "x"},
+                         margin={"l": 40, "r": 20, "t": 45, "b": 30}, showlegend=reference is not None)
+    return figure

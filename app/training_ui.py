@@ -1,0 +1,407 @@
+"""Train, Compare and Denoise tabs: controls → TrainConfig → JobManager; RunHistory → figures."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from minsnr_core.checkpoint import CHECKPOINT_NAME
+from minsnr_core.data import TOY_DATASETS, toy_points
+from minsnr_core.images import point_raster
+from minsnr_core.models import MODEL_PRESETS
+from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME
+from minsnr_core.sampling import SAMPLERS, Trajectory, sample
+from minsnr_core.schedules import SCHEDULES
+from minsnr_core.training import TrainConfig, load_run_model, sample_clip
+from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, loss_weight, strategy_parameters
+
+from .figures import bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
+from .jobs import Job, JobManager
+
+UPDATE_EVERY_S = 0.5
+PARAMS = strategy_parameters()
+
+TRAIN_INTRO = """
+### Train a diffusion model and watch it learn
+Pick a dataset and a loss weighting, press **Start**. The 2D toys show a point cloud taking shape within seconds on
+any CPU; MNIST digits start to form after a minute or two (much faster on a GPU). Runs from all users share one
+queue; if someone else is training you see your place in it.
+"""
+BUCKET_EXPLANATION = """
+**Each noise level is its own task.** The right-hand plot splits the unweighted loss by timestep: blue lines are
+nearly clean images (easy: the model only polishes details), red lines are almost pure noise (the model must invent
+the digit). Hang et al. treat training as multi-task learning over these levels: their gradients conflict, so
+letting the easy, high-SNR levels dominate the weighted loss slows everything down. Min-SNR-γ clamps their weight
+at γ, which the paper shows is close to the Pareto-optimal compromise between the tasks at no extra cost.
+"""
+COMPARE_INTRO = """
+### Compare weightings side by side
+Two to four runs with the same seed, data, model and budget, differing only in the loss weighting, trained one after
+the other. The claim of the paper, to check live: Min-SNR-γ reaches a given sample quality in fewer steps than the
+constant-x0 or plain ε (SNR) weightings. The quality is measured on fresh samples (MNIST: a classifier's share of
+confidently recognised digits; toys: the distance to the true distribution).
+"""
+DENOISE_INTRO = """
+### Watch one sample being denoised
+Sample from your latest model and scrub through the trajectory: the noisy x_t, the model's guess of the clean image
+x̂0 and of the noise ε̂ at that step. The right-hand plot marks the step's SNR and its loss weight on the curve the
+model was trained with: early steps (low SNR) are guessed from almost nothing, late steps only clean up details.
+"""
+PAPER_PRESET = {"dataset": "mnist", "weightings": ["snr", "constant", "min_snr", "soft_min_snr"], "target": "eps",
+                "gamma": 5.0, "steps": 600, "seed": 0, "schedule": "cosine"}
+
+
+@dataclass
+class ConfigControls:
+    """The controls that define a TrainConfig, shared by the Train and Compare tabs."""
+
+    dataset: gr.Dropdown
+    data_root: gr.Dropdown
+    schedule: gr.Dropdown
+    timesteps: gr.Slider
+    target: gr.Radio
+    params: list[gr.Slider]
+    model: gr.Dropdown
+    batch_size: gr.Number
+    lr: gr.Number
+    steps: gr.Number
+    minutes: gr.Number
+    seed: gr.Number
+    preview_every: gr.Number
+    quality: gr.Checkbox
+
+    def components(self) -> list[gr.components.Component]:
+        return [self.dataset, self.data_root, self.schedule, self.timesteps, self.target, *self.params, self.model,
+                self.batch_size, self.lr, self.steps, self.minutes, self.seed, self.preview_every, self.quality]
+
+
+def dataset_choices(image_roots: dict[str, str]) -> list[tuple[str, str]]:
+    toys = [(f"2D toy: {e.display_name}", e.name) for e in TOY_DATASETS]
+    folders = [(f"Image folder: {name}", f"folder:{name}") for name in image_roots]
+    return [*toys, ("MNIST", "mnist"), ("CIFAR-10", "cifar10"), *folders]
+
+
+def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, str], dataset: str = "moons",
+                    steps: int = 1000) -> ConfigControls:
+    with gr.Row():
+        ds = gr.Dropdown(dataset_choices(image_roots), value=dataset, label="Dataset", elem_id=f"{prefix}-dataset")
+        root = gr.Dropdown(data_roots, value=data_roots[0], label="Data root (set with --data-root)")
+        schedule = gr.Dropdown([(e.display_name, e.name) for e in SCHEDULES], value="cosine", label="Noise schedule")
+        timesteps = gr.Slider(10, 2000, value=1000, step=10, label="Timesteps T")
+    with gr.Row():
+        target = gr.Radio([(TARGET_NAMES[t], t) for t in TARGETS], value="eps", label="Prediction target")
+        params = [gr.Slider(p.minimum, p.maximum, value=p.default, step=p.step, label=f"{p.description} ({p.name})",
+                            elem_id=f"{prefix}-param-{p.name}") for p in PARAMS.values()]
+    with gr.Accordion("Model and budget", open=False):
+        with gr.Row():
+            model = gr.Dropdown([("automatic (by dataset)", "auto"), *[(e.display_name, e.name) for e in MODEL_PRESETS]],
+                                value="auto", label="Model preset")
+            batch = gr.Number(0, label="Batch size (0: automatic)", precision=0, minimum=0)
+            lr = gr.Number(TrainConfig.lr, label="Learning rate", minimum=0)
+            steps_box = gr.Number(steps, label="Steps", precision=0, minimum=1, elem_id=f"{prefix}-steps")
+            minutes = gr.Number(0, label="Time budget, minutes (0: none)", minimum=0)
+            seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+            preview = gr.Number(100, label="Preview every N steps", precision=0, minimum=1, elem_id=f"{prefix}-preview")
+            quality = gr.Checkbox(True, label="Measure sample quality")
+    return ConfigControls(ds, root, schedule, timesteps, target, params, model, batch, lr, steps_box, minutes, seed,
+                          preview, quality)
+
+
+def make_config(image_roots: dict[str, str], weighting: str, values: list[Any]) -> TrainConfig:
+    """A TrainConfig from the values of ``ConfigControls.components()`` (in that order)."""
+    dataset, data_root, schedule, timesteps, target, *rest = values
+    params, rest = dict(zip(PARAMS, rest[: len(PARAMS)], strict=True)), rest[len(PARAMS):]
+    model, batch, lr, steps, minutes, seed, preview_every, quality = rest
+    if dataset.startswith("folder:"):
+        name = dataset.split(":", 1)[1]
+        if name not in image_roots:
+            raise ValueError(f"unknown image folder {name!r}; configured: {', '.join(image_roots) or 'none'}")
+        dataset, data_root = "folder", image_roots[name]
+    strategy = STRATEGIES.get(weighting)
+    is_toy = dataset in TOY_DATASETS
+    preview_every = int(preview_every or 100)
+    return TrainConfig(
+        dataset=dataset, data_root=data_root, schedule=schedule, timesteps=int(timesteps), target=target,
+        weighting=weighting, weighting_params={p.name: params[p.name] for p in strategy.params},
+        model=None if model == "auto" else model, batch_size=int(batch) or None, lr=float(lr),
+        steps=int(steps) if steps else None, minutes=float(minutes) if minutes else None, seed=int(seed or 0),
+        log_every=5 if is_toy else 10, preview_every=preview_every,
+        metric_every=preview_every if quality and (is_toy or dataset == "mnist") else 0,
+        metric_samples=512 if is_toy else 200, preview_count=64 if dataset != "folder" else 36,
+    )
+
+
+def status_text(manager: JobManager, job: Job | None) -> str:
+    if job is None:
+        return "No run yet. Press **Start**."
+    if job.status == "queued":
+        return f"⏳ Waiting in the queue: position **{manager.queue_position(job)}**."
+    history = job.histories[job.current]
+    label = f"run {job.current + 1} of {len(job.configs)} ({job.labels[job.current]}) · " if len(job.configs) > 1 else ""
+    parts = [f"**{job.status}** · {label}step **{history.step}**" + (f" / {history.total_steps}" if history.total_steps else "")]
+    if history.images_per_sec:
+        parts.append(f"{history.images_per_sec[-1]:,.0f} images/s")
+    if history.device:
+        parts.append(f"device **{history.device}**")
+    if history.parameters:
+        parts.append(f"{history.parameters:,} parameters")
+    if history.eta_s is not None and job.status == "running":
+        parts.append(f"ETA {history.eta_s:,.0f} s")
+    if history.metrics:
+        parts.append(", ".join(f"{k} {v:.3g}" for k, v in history.metrics[-1].items()))
+    text = " · ".join(parts)
+    if job.message and job.finished:
+        text += f"\n\n{'⚠️ ' if job.status == 'error' else ''}{job.message}"
+    return text
+
+
+def run_files(job: Job | None) -> list[str]:
+    """The finished runs' files for download: metrics, samples, checkpoint."""
+    if job is None or not job.finished:
+        return []
+    names = (METRICS_NAME, SAMPLES_NAME, CHECKPOINT_NAME)
+    return [str(d / n) for d in job.run_dirs for n in names if (d / n).exists()]
+
+
+def _samples_outputs(job: Job, index: int) -> tuple[Any, Any]:
+    history = job.histories[index]
+    samples = history.samples
+    if samples is None:
+        return gr.skip(), gr.skip()
+    if samples.dim() == 4:
+        return gr.update(value=samples_image(samples), visible=True), gr.update(visible=False)
+    reference = toy_points(job.configs[index].dataset, 1000, seed=7)
+    figure = scatter_figure(samples, f"Samples at step {history.samples_step}", reference)
+    return gr.update(visible=False), gr.update(value=figure, visible=True)
+
+
+def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dict[str, str]):
+    gr.Markdown(TRAIN_INTRO)
+    controls = config_controls("train", data_roots, image_roots)
+    weighting = gr.Dropdown([(e.display_name, e.name) for e in STRATEGIES], value="min_snr", label="Loss weighting",
+                            elem_id="train-weighting")
+    formula = gr.Markdown(elem_id="train-formula")
+    with gr.Row():
+        start = gr.Button("Start", variant="primary", elem_id="train-start")
+        stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+        resume = gr.Button("Keep training (+ the same number of steps)", elem_id="train-resume")
+    status = gr.Markdown("No run yet. Press **Start**.", elem_id="train-status")
+    with gr.Row():
+        loss_plot = gr.Plot(label="Loss", elem_id="train-loss")
+        bucket_plot = gr.Plot(label="Loss per noise level", elem_id="train-buckets")
+    gr.Markdown(BUCKET_EXPLANATION)
+    with gr.Row():
+        grid = gr.Image(label="Samples (EMA model, fixed seed)", format="png", visible=False, elem_id="train-samples",
+                        interactive=False)
+        scatter = gr.Plot(label="Samples", visible=False, elem_id="train-scatter")
+        quality_plot = gr.Plot(label="Quality", elem_id="train-quality")
+    files = gr.File(label="Download the finished run", file_count="multiple", elem_id="train-files")
+
+    def describe(name: str) -> str:
+        entry = STRATEGIES.get(name)
+        return f"**{entry.display_name}** — ${entry.latex}$ — {entry.description} *({entry.reference})*"
+
+    def stream(job: Job):
+        shown = None
+        while True:
+            history = job.histories[job.current]
+            key = (job.status, job.current, history.step, history.samples_step, len(history.metrics),
+                   manager.queue_position(job))
+            if key != shown:
+                shown = key
+                grid_update, scatter_update = _samples_outputs(job, job.current)
+                yield (status_text(manager, job), loss_figure([(job.labels[job.current], history)]),
+                       bucket_figure(history, job.configs[job.current].timesteps), grid_update, scatter_update,
+                       metric_figure([(job.labels[job.current], history)]), run_files(job))
+            if job.finished:
+                return
+            time.sleep(UPDATE_EVERY_S)
+
+    def on_start(name, *values, request: gr.Request):
+        try:
+            config = make_config(image_roots, name, list(values))
+            job = manager.submit(request.session_hash, [config], [STRATEGIES.get(name).display_name])
+        except (ValueError, OSError) as error:
+            yield f"⚠️ {error}", *[gr.skip()] * 6
+            return
+        yield from stream(job)
+
+    def on_resume(request: gr.Request):
+        previous = manager.job(request.session_hash)
+        if previous is None or not previous.finished or previous.histories[0].checkpoint is None:
+            yield "⚠️ Nothing to continue: finish or stop a run first.", *[gr.skip()] * 6
+            return
+        config = previous.configs[0]
+        extra = previous.histories[0].step
+        config = TrainConfig.from_dict({**config.to_dict(), "steps": extra + (config.steps or 1000), "minutes": None})
+        job = manager.submit(request.session_hash, [config], previous.labels[:1], resume=Path(previous.histories[0].checkpoint))
+        yield from stream(job)
+
+    outputs = [status, loss_plot, bucket_plot, grid, scatter, quality_plot, files]
+    weighting.change(describe, weighting, formula, api_visibility="undocumented")
+    start.click(on_start, [weighting, *controls.components()], outputs, concurrency_limit=None, api_name="train")
+    resume.click(on_resume, None, outputs, concurrency_limit=None, api_name="resume")
+    stop.click(_stop_for(manager), None, None, queue=False, api_name="stop")
+    return controls, weighting, formula, describe
+
+
+def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: dict[str, str]):
+    gr.Markdown(COMPARE_INTRO)
+    weightings = gr.CheckboxGroup([(e.display_name, e.name) for e in STRATEGIES], value=["snr", "min_snr"],
+                                  label="Weightings to compare (2 to 4)", elem_id="compare-weightings")
+    controls = config_controls("compare", data_roots, image_roots, dataset="moons", steps=400)
+    with gr.Row():
+        preset = gr.Button("Reproduce the paper's comparison (MNIST, ε target, Min-SNR-5 vs baselines)")
+        start = gr.Button("Start comparison", variant="primary", elem_id="compare-start")
+        stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+    status = gr.Markdown(elem_id="compare-status")
+    with gr.Row():
+        loss_plot = gr.Plot(label="Loss", elem_id="compare-loss")
+        quality_plot = gr.Plot(label="Quality", elem_id="compare-quality")
+    gallery = gr.Gallery(label="Samples side by side", columns=4, format="png", elem_id="compare-gallery")
+
+    def pictures(job: Job) -> list[tuple[np.ndarray, str]]:
+        out = []
+        for label, history in zip(job.labels, job.histories, strict=True):
+            if history.samples is None:
+                continue
+            picture = samples_image(history.samples, 2) if history.samples.dim() == 4 else point_raster(history.samples, 240)
+            out.append((picture, f"{label} · step {history.samples_step}"))
+        return out
+
+    def on_start(names, *values, request: gr.Request):
+        names = list(names or [])
+        if not 2 <= len(names) <= 4:
+            yield f"⚠️ Tick 2 to 4 weightings (got {len(names)}).", gr.skip(), gr.skip(), gr.skip()
+            return
+        try:
+            configs = [make_config(image_roots, name, list(values)) for name in names]
+            job = manager.submit(request.session_hash, configs, [STRATEGIES.get(n).display_name for n in names])
+        except (ValueError, OSError) as error:
+            yield f"⚠️ {error}", gr.skip(), gr.skip(), gr.skip()
+            return
+        shown = None
+        while True:
+            key = (job.status, job.current, *(h.step for h in job.histories), manager.queue_position(job))
+            if key != shown:
+                shown = key
+                runs = list(zip(job.labels, job.histories, strict=True))
+                yield status_text(manager, job), loss_figure(runs), metric_figure(runs), pictures(job)
+            if job.finished:
+                return
+            time.sleep(UPDATE_EVERY_S)
+
+    def fill_preset():
+        p = PAPER_PRESET
+        return p["weightings"], p["dataset"], p["schedule"], p["target"], p["gamma"], p["steps"], p["seed"]
+
+    gamma_slider = controls.params[list(PARAMS).index("gamma")]
+    preset.click(fill_preset, None, [weightings, controls.dataset, controls.schedule, controls.target, gamma_slider,
+                                     controls.steps, controls.seed], api_visibility="undocumented")
+    start.click(on_start, [weightings, *controls.components()], [status, loss_plot, quality_plot, gallery],
+                concurrency_limit=None, api_name="compare")
+    stop.click(_stop_for(manager), None, None, queue=False, api_visibility="undocumented")
+
+
+def _stop_for(manager: JobManager):
+    def on_stop(request: gr.Request) -> None:
+        manager.stop(request.session_hash)
+
+    return on_stop
+
+
+@dataclass
+class DenoiseResult:
+    """A sampling trajectory plus what the weight-curve panel needs."""
+
+    trajectory: Trajectory
+    snr: list[float]
+    weights: np.ndarray
+    snr_curve: np.ndarray
+    weighting: str
+    target: str
+
+
+def _picture(tensor: torch.Tensor) -> Any:
+    if tensor.dim() == 4:
+        return samples_image(tensor.clamp(-1, 1) if tensor.abs().max() <= 1 else tensor / tensor.abs().max(), 4)
+    return None
+
+
+def build_denoise_tab(manager: JobManager):
+    gr.Markdown(DENOISE_INTRO)
+    with gr.Row():
+        sampler = gr.Radio(list(SAMPLERS), value="ddim", label="Sampler")
+        steps = gr.Slider(2, 200, value=25, step=1, label="Sampling steps")
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+        go_button = gr.Button("Sample from my latest model", variant="primary", elem_id="denoise-start")
+    message = gr.Markdown(elem_id="denoise-message")
+    scrub = gr.Slider(0, 24, value=0, step=1, label="Step of the trajectory", elem_id="denoise-scrub")
+    with gr.Row():
+        x_t = gr.Image(label="x_t (noisy)", format="png", interactive=False)
+        x0 = gr.Image(label="predicted x̂0", format="png", interactive=False)
+        eps = gr.Image(label="predicted ε̂", format="png", interactive=False)
+    with gr.Row():
+        points = gr.Plot(label="x_t and x̂0 (2D toys)")
+        curve = gr.Plot(label="Where this step sits on the weight curve", elem_id="denoise-curve")
+    state = gr.State(None)
+
+    def weight_marker(result: DenoiseResult, index: int) -> go.Figure:
+        figure = go.Figure(go.Scatter(x=np.log(result.snr_curve), y=result.weights, mode="lines",
+                                      name=f"{result.weighting} weight on the {result.target} loss"))
+        lam = float(np.log(max(result.snr[index], 1e-30)))
+        figure.add_trace(go.Scatter(x=[lam], y=[float(np.interp(lam, np.log(result.snr_curve)[::-1],
+                                                                 result.weights[::-1]))],
+                                    mode="markers", marker={"size": 14, "color": "#e4572e"},
+                                    name=f"t = {result.trajectory.timesteps[index]}, SNR = {result.snr[index]:.3g}"))
+        figure.update_layout(height=340, xaxis_title="log-SNR λ", yaxis_title="weight", yaxis_type="log",
+                             margin={"l": 60, "r": 20, "t": 30, "b": 40}, legend={"orientation": "h", "y": -0.3})
+        return figure
+
+    def show(result: DenoiseResult | None, index: float):
+        if result is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        path = result.trajectory
+        i = int(min(max(index, 0), len(path.timesteps) - 1))
+        if path.x_t[i].dim() == 4:
+            return (_picture(path.x_t[i]), _picture(path.x0_pred[i]), _picture(path.eps_pred[i] / 3),
+                    gr.skip(), weight_marker(result, i))
+        fig = scatter_figure(path.x0_pred[i], f"x̂0 at t = {path.timesteps[i]}", reference=path.x_t[i])
+        return None, None, None, fig, weight_marker(result, i)
+
+    def on_sample(sampler_name, steps_value, seed_value, request: gr.Request):
+        job = manager.job(request.session_hash)
+        checkpoint = None
+        if job is not None:
+            found = [h.checkpoint for h in job.histories if h.checkpoint]
+            checkpoint = found[-1] if found else None
+        if checkpoint is None:
+            return "⚠️ Train a model first (Train tab), then sample from it here.", None, gr.skip()
+        model, diffusion, config = load_run_model(checkpoint, "cpu")
+        shape_state = torch.load(checkpoint, map_location="cpu", weights_only=True)["shape"]
+        count = 16 if len(shape_state) == 3 else 1000
+        generator = torch.Generator().manual_seed(int(seed_value or 0))
+        kwargs = {"eta": 0.0} if sampler_name == "ddim" else {}
+        _, trajectory = sample(model, diffusion, (count, *shape_state), sampler_name, int(steps_value),
+                               generator=generator, clip=sample_clip(tuple(shape_state)), return_trajectory=True,
+                               **kwargs)
+        snr = diffusion.schedule.snr
+        positive = snr > 0
+        result = DenoiseResult(
+            trajectory, [float(snr[t]) for t in trajectory.timesteps],
+            loss_weight(config.weighting, snr[positive], config.target, **config.weighting_params).numpy(),
+            snr[positive].numpy(), STRATEGIES.get(config.weighting).display_name, config.target)
+        text = f"{len(trajectory.timesteps)} steps of {sampler_name.upper()} from the model trained on {config.dataset}."
+        return text, result, gr.update(maximum=len(trajectory.timesteps) - 1, value=0)
+
+    go_button.click(on_sample, [sampler, steps, seed], [message, state, scrub], api_visibility="undocumented").then(
+        show, [state, scrub], [x_t, x0, eps, points, curve], api_visibility="undocumented")
+    scrub.change(show, [state, scrub], [x_t, x0, eps, points, curve], trigger_mode="always_last",
+                 api_visibility="undocumented")

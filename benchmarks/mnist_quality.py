@@ -1,0 +1,57 @@
+"""MNIST sample quality after a wall-clock budget, with the CLI's defaults (run by hand).
+
+    python benchmarks/mnist_quality.py --minutes 5 --data-root ../shared/data
+
+Trains through the same loop as ``minsnr-train``, then draws 1000 DDIM-50 samples from the EMA model and prints
+the metric of ``minsnr_core.metrics`` (target: ``confident`` ≥ 0.80), plus real test digits for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from minsnr_core.data import load_mnist
+from minsnr_core.metrics import mnist_classifier, mnist_score
+from minsnr_core.sampling import ddim_sample
+from minsnr_core.training import TrainConfig, load_run_model, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--out", default="runs/bench-mnist")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. batch_size=64 lr=0.003")
+    args = parser.parse_args()
+    mnist_classifier(str(__import__("pathlib").Path(args.data_root).resolve()))  # train/cache before timing
+    overrides = {k: json.loads(v) if v[0] in "0123456789-[{" else v for k, v in (s.split("=", 1) for s in args.set)}
+    config = TrainConfig(dataset="mnist", data_root=args.data_root, minutes=args.minutes, out_dir=args.out,
+                         device=args.device, preview_every=0, **overrides)
+    started = time.perf_counter()
+    last = None
+    for event in train(config):
+        if event.kind == "log":
+            last = event
+        if event.kind in ("done", "error"):
+            print(event.message)
+    print(f"trained {last.step} steps in {time.perf_counter() - started:.0f} s, last {last.images_per_sec:.0f} img/s, "
+          f"{last.parameters:,} parameters on {last.device}")
+    model, diffusion, _ = load_run_model(args.out, args.device)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(0)
+    t0 = time.perf_counter()
+    samples = torch.cat([ddim_sample(model, diffusion, (250, 1, 28, 28), 50, generator=generator, device=device)[0].cpu()
+                         for _ in range(args.samples // 250)])
+    print(f"sampled {len(samples)} DDIM-50 in {time.perf_counter() - t0:.0f} s")
+    print("generated:", mnist_score(samples, args.data_root))
+    print("real test digits:", mnist_score(load_mnist(args.data_root, train=False)[: args.samples], args.data_root))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Training throughput (images/s) of each model preset, side by side with the Hugging Face course's MNIST UNet.
+
+    pip install -e ".[bench]"       # diffusers, for the reference model
+    python benchmarks/throughput.py [--device auto] [--batch-size 128] [--steps 10]
+
+Each model runs the same full training step (forward, weighted loss, backward, AdamW, EMA) that
+``minsnr_core.training`` runs, on random data of its dataset's shape; the first steps are warm-up and not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.optim.swa_utils import AveragedModel
+
+from minsnr_core.diffusion import Diffusion
+from minsnr_core.models import MODEL_PRESETS, build_model, count_parameters
+from minsnr_core.schedules import get_schedule
+from minsnr_core.training import ema_with_warmup, resolve_device
+
+SHAPES = {"mnist": (1, 28, 28), "mnist-large": (1, 28, 28), "cifar": (3, 32, 32), "cifar-large": (3, 32, 32),
+          "toy-mlp": (2,)}
+
+
+class DiffusersUNet(torch.nn.Module):
+    """The HF diffusion course's MNIST model: UNet2DModel, block_out_channels (32, 64, 64), 2 layers per block,
+    attention in the two lower blocks (1.7M parameters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from diffusers import UNet2DModel
+
+        self.net = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, layers_per_block=2,
+                               block_out_channels=(32, 64, 64),
+                               down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+                               up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(x, t).sample
+
+
+def images_per_second(model: torch.nn.Module, shape: tuple[int, ...], batch: int, steps: int, device: torch.device) -> float:
+    model = model.to(device)
+    image = len(shape) == 3
+    fmt = torch.channels_last if image and device.type == "cpu" else torch.preserve_format
+    model = model.to(memory_format=fmt)
+    diffusion = Diffusion(get_schedule("cosine", 1000), "eps", "min_snr").to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), 2e-3, fused=device.type == "cuda")
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.999), use_buffers=True)
+    x0 = torch.randn(batch, *shape, device=device)
+    if image:
+        x0 = x0.contiguous(memory_format=fmt)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    warmup = 3
+    for i in range(warmup + steps):
+        if i == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+        t = torch.randint(0, 1000, (batch,), device=device)
+        with autocast:
+            loss, _ = diffusion.loss(model, x0, t, torch.randn_like(x0))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ema.update_parameters(model)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch_size}")
+    reference = None
+    try:
+        model = DiffusersUNet()
+        reference = images_per_second(model, (1, 28, 28), args.batch_size, args.steps, device)
+        label = "diffusers UNet2DModel (HF course)"
+        print(f"{label:36s} {count_parameters(model):>10,} params {reference:>9.0f} img/s   1.0×")
+    except ImportError:
+        print("diffusers not installed: pip install -e '.[bench]' for the reference model")
+    for entry in MODEL_PRESETS:
+        shape = SHAPES[entry.name]
+        model = build_model(entry.name, shape[0])
+        rate = images_per_second(model, shape, args.batch_size * (4 if len(shape) == 1 else 1), args.steps, device)
+        ratio = f"{rate / reference:5.1f}×" if reference and shape == (1, 28, 28) else ""
+        label = f"{entry.display_name} [{entry.name}]"
+        print(f"{label:36s} {count_parameters(model):>10,} params {rate:>9.0f} img/s {ratio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Command-line tools: ``minsnr-train`` and ``minsnr-sample``. Both are thin consumers of the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .data import DataUnavailableError, dataset_names
+from .images import to_uint8
+from .models import MODEL_PRESETS
+from .recorder import RunRecorder
+from .sampling import SAMPLERS, sample
+from .schedules import SCHEDULES
+from .training import TrainConfig, load_run_model, resolve_device, sample_clip, train
+from .weighting import STRATEGIES, TARGETS, strategy_parameters
+
+
+def train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minsnr-train", description="Train a diffusion model with a chosen loss weighting.")
+    parser.add_argument("--dataset", choices=dataset_names(), default="mnist")
+    parser.add_argument("--data-root", default=None, help="folder that holds (or will receive) the dataset")
+    parser.add_argument("--no-download", action="store_true", help="never try to download the dataset")
+    parser.add_argument("--schedule", choices=SCHEDULES.names(), default="cosine")
+    parser.add_argument("--timesteps", type=int, default=1000)
+    parser.add_argument("--zero-terminal-snr", action="store_true")
+    parser.add_argument("--weighting", choices=STRATEGIES.names(), default="min_snr")
+    for name, param in strategy_parameters().items():
+        users = [e.name for e in STRATEGIES if any(p.name == name for p in e.params)]
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
+                            help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
+    parser.add_argument("--target", choices=TARGETS, default="eps")
+    parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="default: by dataset")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--steps", type=int, default=None, help="total steps (default 2000 unless --minutes)")
+    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
+    parser.add_argument("--preview-every", type=int, default=TrainConfig.preview_every)
+    parser.add_argument("--metric-every", type=int, default=0, help="evaluate sample quality every N steps (0: off)")
+    parser.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (slower start)")
+    parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, samples.png, checkpoint.pt")
+    parser.add_argument("--resume", default=None, help="run folder or checkpoint to continue from")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    params = {name: getattr(args, name) for name in strategy_parameters() if getattr(args, name) is not None}
+    if args.resume:
+        saved = TrainConfig.from_dict(load_checkpoint(args.resume)["config"])
+        saved.steps, saved.minutes = args.steps, args.minutes
+        saved.out_dir, saved.device = args.out, args.device
+        saved.data_root = args.data_root or saved.data_root
+        return saved
+    return TrainConfig(
+        dataset=args.dataset, data_root=args.data_root, download=not args.no_download, schedule=args.schedule,
+        timesteps=args.timesteps, zero_terminal_snr=args.zero_terminal_snr, weighting=args.weighting,
+        weighting_params=params, target=args.target, model=args.model, batch_size=args.batch_size, lr=args.lr,
+        steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device, ema_decay=args.ema_decay,
+        preview_every=args.preview_every, metric_every=args.metric_every, checkpoint_every=args.checkpoint_every,
+        out_dir=args.out, compile=args.compile,
+    )
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    args = train_parser().parse_args(argv)
+    try:
+        config = _config_from_args(args).resolved()
+        recorder = RunRecorder(args.out, append=bool(args.resume))
+        bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True)
+        status = 0
+        for event in train(config, resume=args.resume):
+            recorder(event)
+            if event.kind == "start":
+                bar.n = event.step
+                bar.write(event.message)
+            elif event.kind == "log":
+                bar.update(event.step - bar.n)
+                bar.set_postfix(loss=f"{event.loss:.4f}", img_s=f"{event.images_per_sec:.0f}")
+            elif event.kind == "metric":
+                bar.write(f"step {event.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in event.metric.items()))
+            elif event.kind in ("done", "stopped", "error"):
+                bar.update(event.step - bar.n)
+                bar.close()
+                print(event.message, file=sys.stderr if event.kind == "error" else sys.stdout)
+                status = 1 if event.kind == "error" else 0
+        if status == 0:
+            print(f"run folder: {Path(args.out).resolve()}")
+        return status
+    except (ValueError, DataUnavailableError, CheckpointError) as error:
+        print(f"minsnr-train: error: {error}", file=sys.stderr)
+        return 2
+
+
+def sample_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minsnr-sample", description="Draw samples from a trained run's EMA model.")
+    parser.add_argument("--run", required=True, help="run folder (or checkpoint file)")
+    parser.add_argument("--n", type=int, default=64, help="number of samples")
+    parser.add_argument("--sampler", choices=list(SAMPLERS), default="ddim")
+    parser.add_argument("--sample-steps", type=int, default=50)
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch", type=int, default=250, help="samples per forward batch")
+    parser.add_argument("--out", required=True, help="output .npy: uint8 (N, H, W) or (N, H, W, C); float32 (N, 2) for toys")
+    return parser
+
+
+def sample_main(argv: list[str] | None = None) -> int:
+    args = sample_parser().parse_args(argv)
+    try:
+        if args.n < 1:
+            raise ValueError(f"--n must be ≥ 1, got {args.n}")
+        model, diffusion, config = load_run_model(args.run, args.device)
+        device = resolve_device(args.device)
+        shape = tuple(load_checkpoint(args.run)["shape"])
+        generator = torch.Generator(device=device).manual_seed(args.seed)
+        kwargs = {"eta": args.eta} if args.sampler == "ddim" else {}
+        chunks = []
+        for start in range(0, args.n, args.batch):
+            count = min(args.batch, args.n - start)
+            x, _ = sample(model, diffusion, (count, *shape), args.sampler, args.sample_steps, generator=generator,
+                          device=device, clip=sample_clip(shape), **kwargs)
+            chunks.append(x.cpu())
+        samples = torch.cat(chunks)
+        array = to_uint8(samples) if samples.dim() == 4 else samples.numpy().astype(np.float32)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        np.save(args.out, array)
+        print(f"wrote {args.out}: {array.shape} {array.dtype}")
+        return 0
+    except (ValueError, CheckpointError) as error:
+        print(f"minsnr-sample: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _exit(code: int) -> None:
+    raise SystemExit(code)
+
+
+def train_entry() -> None:
+    _exit(train_main())
+
+
+def sample_entry() -> None:
+    _exit(sample_main())

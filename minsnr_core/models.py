@@ -1,0 +1,197 @@
+"""Denoisers: a compact time-conditioned UNet for images and a small MLP for 2D toy data.
+
+The UNet follows the DDPM/improved-diffusion design (residual blocks with GroupNorm, a sinusoidal time
+embedding added inside each block, self-attention only at the lowest resolution), cut down so that it trains
+at useful speed on a laptop CPU. ``patch`` > 1 folds p×p pixel patches into channels first (pixel-unshuffle),
+so the network works at 1/p the resolution, the trick ViT-style diffusion models use to save compute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import Entry, Registry
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (integer or real) timesteps, as in Vaswani et al. 2017 / Ho et al. 2020."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+def _groups(channels: int) -> int:
+    return math.gcd(channels, 8)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(in_ch), in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, out_ch)
+        self.norm2 = nn.GroupNorm(_groups(out_ch), out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity (improved-diffusion's zero_module)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.qkv = nn.Conv2d(channels, channels * 3, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2).unbind(1)
+        attended = F.scaled_dot_product_attention(q, k, v)  # (b, heads, hw, c/heads)
+        return x + self.out(attended.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class UNet(nn.Module):
+    """Time-conditioned UNet: ``forward(x, t)`` with x of shape (B, C, H, W) and integer t of shape (B,)."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_channels: int = 32,
+        channel_mults: tuple[int, ...] = (1, 2),
+        blocks_per_level: int = 1,
+        attention: bool = False,
+        patch: int = 1,
+    ) -> None:
+        super().__init__()
+        self.patch = patch
+        emb_dim = base_channels * 4
+        self.time_mlp = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.base_channels = base_channels
+        io_channels = in_channels * patch * patch
+        self.stem = nn.Conv2d(io_channels, base_channels, 3, padding=1)
+        widths = [base_channels * m for m in channel_mults]
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        skips, ch = [base_channels], base_channels
+        for level, width in enumerate(widths):
+            blocks = nn.ModuleList()
+            for _ in range(blocks_per_level):
+                blocks.append(ResBlock(ch, width, emb_dim))
+                ch = width
+                skips.append(ch)
+            self.down.append(blocks)
+            last = level == len(widths) - 1
+            self.downsample.append(nn.Identity() if last else nn.Conv2d(ch, ch, 3, stride=2, padding=1))
+            if not last:
+                skips.append(ch)
+        self.mid1 = ResBlock(ch, ch, emb_dim)
+        self.mid_attn = SelfAttention(ch) if attention else nn.Identity()
+        self.mid2 = ResBlock(ch, ch, emb_dim)
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for level, width in reversed(list(enumerate(widths))):
+            blocks = nn.ModuleList()
+            for _ in range(blocks_per_level + 1):
+                blocks.append(ResBlock(ch + skips.pop(), width, emb_dim))
+                ch = width
+            self.up.append(blocks)
+            self.upsample.append(nn.Identity() if level == 0 else nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1)))
+        self.head = nn.Sequential(nn.GroupNorm(_groups(ch), ch), nn.SiLU(), nn.Conv2d(ch, io_channels, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        if self.patch > 1:
+            pad = [(-s) % self.patch for s in size]
+            x = F.pixel_unshuffle(F.pad(x, (0, pad[1], 0, pad[0])), self.patch)
+        emb = self.time_mlp(timestep_embedding(t, self.base_channels))
+        h = self.stem(x)
+        hs = [h]
+        for blocks, downsample in zip(self.down, self.downsample, strict=True):
+            for block in blocks:
+                h = block(h, emb)
+                hs.append(h)
+            if not isinstance(downsample, nn.Identity):
+                h = downsample(h)
+                hs.append(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        for blocks, upsample in zip(self.up, self.upsample, strict=True):
+            for block in blocks:
+                skip = hs.pop()
+                if h.shape[-2:] != skip.shape[-2:]:  # odd sizes (7 → 4 → 8): crop back to the skip's size
+                    h = h[..., : skip.shape[-2], : skip.shape[-1]]
+                h = block(torch.cat([h, skip], dim=1), emb)
+            h = upsample(h)
+        out = self.head(h)
+        if self.patch > 1:
+            out = F.pixel_shuffle(out, self.patch)[..., : size[0], : size[1]]
+        return out
+
+
+class MLPDenoiser(nn.Module):
+    """A small residual MLP for 2D toy data: ``forward(x, t)`` with x of shape (B, 2)."""
+
+    def __init__(self, dim: int = 2, hidden: int = 128, layers: int = 3, emb_dim: int = 32) -> None:
+        super().__init__()
+        self.emb_dim = emb_dim
+        self.inp = nn.Linear(dim + emb_dim, hidden)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.SiLU(),
+                                                  nn.Linear(hidden, hidden)) for _ in range(layers))
+        self.out = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        h = self.inp(torch.cat([x, timestep_embedding(t, self.emb_dim)], dim=1))
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(F.silu(h))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a preset expects of the data: 'image' (C, H, W) or 'points' (D,)."""
+
+    kind: str
+
+
+MODEL_PRESETS: Registry[Entry] = Registry("model preset")
+
+
+def _preset(name: str, display: str, description: str, kind: str, build) -> None:
+    MODEL_PRESETS.register(Entry(name, display, "", description, "", build, (), {"kind": kind}))
+
+
+_preset("mnist", "MNIST UNet (fast)", "2×2 patches, widths 32/64, no attention — the CPU default",
+        "image", lambda c: UNet(c, 32, (1, 2), 1, attention=False, patch=2))
+_preset("mnist-large", "MNIST UNet (large)", "2×2 patches, widths 64/128, attention at 7×7 — for a GPU",
+        "image", lambda c: UNet(c, 64, (1, 2), 1, attention=True, patch=2))
+_preset("cifar", "CIFAR UNet", "2×2 patches, widths 64/128/128, attention at 4×4",
+        "image", lambda c: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=2))
+_preset("cifar-large", "CIFAR UNet (large)", "full resolution, widths 64/128/128, attention at 8×8 — for a GPU",
+        "image", lambda c: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=1))
+_preset("toy-mlp", "Toy MLP", "3 residual blocks of width 128 for 2D points",
+        "points", lambda c: MLPDenoiser(c, 128, 3))
+
+
+def build_model(preset: str, channels: int) -> nn.Module:
+    """A fresh model of ``preset`` for data with ``channels`` channels (or point dimension)."""
+    return MODEL_PRESETS.get(preset).function(channels)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

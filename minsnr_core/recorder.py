@@ -1,0 +1,98 @@
+"""Writes a run's events to its folder: metrics.jsonl (one JSON object per logged step) and samples.png."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .images import samples_picture, save_png
+from .training import TrainEvent
+
+METRICS_NAME = "metrics.jsonl"
+SAMPLES_NAME = "samples.png"
+
+
+def event_record(event: TrainEvent) -> dict[str, Any]:
+    """The JSON-ready fields of a log or metric event."""
+    record: dict[str, Any] = {"kind": event.kind, "step": event.step, "elapsed_s": round(event.elapsed_s, 3)}
+    for name in ("loss", "bucket_losses", "images_per_sec", "metric", "message"):
+        value = getattr(event, name)
+        if value not in (None, ""):
+            record[name] = value
+    return record
+
+
+class RunRecorder:
+    def __init__(self, out_dir: str | Path, append: bool = False) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = self.out_dir / METRICS_NAME
+        self.samples_path = self.out_dir / SAMPLES_NAME
+        if not append:
+            self.metrics_path.write_text("")
+
+    def __call__(self, event: TrainEvent) -> None:
+        if event.kind in ("log", "metric", "done", "stopped", "error"):
+            with self.metrics_path.open("a") as file:
+                file.write(json.dumps(event_record(event)) + "\n")
+        if event.kind == "preview" and event.samples is not None:
+            save_png(samples_picture(event.samples), self.samples_path)
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl file (a folder holding one is accepted)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_NAME
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class RunHistory:
+    """Collects a run's events in memory: the curves the app, the notebooks and the experiment runner plot."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.bucket_losses: list[list[float | None]] = []
+        self.images_per_sec: list[float] = []
+        self.metric_steps: list[int] = []
+        self.metrics: list[dict[str, float]] = []
+        self.samples = None
+        self.samples_step = 0
+        self.status = "created"
+        self.message = ""
+        self.device = ""
+        self.parameters = 0
+        self.eta_s: float | None = None
+        self.elapsed_s = 0.0
+        self.step = 0
+        self.total_steps: int | None = None
+        self.checkpoint: str | None = None
+
+    def add(self, event: TrainEvent) -> None:
+        self.step, self.elapsed_s = event.step, event.elapsed_s
+        self.total_steps = event.total_steps
+        self.device, self.parameters = event.device or self.device, event.parameters or self.parameters
+        if event.kind == "start":
+            self.status, self.message = "running", event.message
+        elif event.kind == "log":
+            self.steps.append(event.step)
+            self.losses.append(event.loss)
+            self.bucket_losses.append(event.bucket_losses)
+            self.images_per_sec.append(event.images_per_sec)
+            self.eta_s = event.eta_s
+        elif event.kind == "preview":
+            self.samples, self.samples_step = event.samples, event.step
+        elif event.kind == "metric":
+            self.metric_steps.append(event.step)
+            self.metrics.append(event.metric)
+        elif event.kind in ("done", "stopped", "error"):
+            self.status, self.message = event.kind, event.message
+            self.eta_s = 0.0 if event.kind == "done" else None
+        if event.checkpoint:
+            self.checkpoint = event.checkpoint
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "stopped", "error")

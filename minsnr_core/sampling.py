@@ -1,0 +1,122 @@
+"""Samplers: DDPM ancestral and DDIM, for ε-, x0- and v-predicting models alike.
+
+Both are the generalized step of Song et al. 2021 (DDIM, arXiv 2010.02502, Eq. 12) over a subsequence τ of the
+training steps: from x_t, predict x̂0 and ε̂, then
+    x_s = √ᾱ_s·x̂0 + √(1 − ᾱ_s − c²)·ε̂ + c·z,   c = η·√((1 − ᾱ_s)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_s).
+η = 1 over all T steps is DDPM's ancestral sampler (Ho et al. 2020); η = 0 is deterministic DDIM.
+x̂0 is clipped to [−clip, clip] (images: 1, the data range). Near t = T the conversion ε̂ → x̂0 divides by
+√ᾱ_T ≈ 5e-5 (cosine), so an unclipped x̂0 amplifies small ε errors without bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .diffusion import Diffusion, convert_prediction
+
+
+@dataclass
+class Trajectory:
+    """Per sampling step: the timestep, x_t, and the model's x̂0 and ε̂ at that step (all on CPU)."""
+
+    timesteps: list[int]
+    x_t: list[torch.Tensor]
+    x0_pred: list[torch.Tensor]
+    eps_pred: list[torch.Tensor]
+
+
+def sampling_timesteps(num_timesteps: int, steps: int) -> list[int]:
+    """``steps`` evenly spaced training steps from T−1 down to 0 (DDIM's "trailing" spacing keeps T−1)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= num_timesteps:
+        raise ValueError(f"sample steps must be an integer in [1, {num_timesteps}], got {steps!r}")
+    grid = torch.linspace(num_timesteps - 1, 0, steps).round().long().tolist()
+    return list(dict.fromkeys(grid))
+
+
+@torch.no_grad()
+def _generalized_sample(
+    model: torch.nn.Module,
+    diffusion: Diffusion,
+    shape: tuple[int, ...],
+    steps: int,
+    eta: float,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    clip: float | None,
+    return_trajectory: bool,
+) -> tuple[torch.Tensor, Trajectory | None]:
+    if not 0.0 <= float(eta) <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta!r}")
+    abar = diffusion.schedule.alphas_cumprod.to(device=device, dtype=torch.float32)
+    x = torch.randn(shape, generator=generator, device=device)
+    trajectory = Trajectory([], [], [], []) if return_trajectory else None
+    timesteps = sampling_timesteps(diffusion.num_timesteps, steps)
+    for i, t in enumerate(timesteps):
+        a_t = abar[t]
+        a_s = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.ones((), device=device)
+        t_batch = torch.full((shape[0],), t, device=device, dtype=torch.long)
+        alpha, sigma = a_t.sqrt().expand(shape[0]), (1 - a_t).sqrt().expand(shape[0])
+        pred = convert_prediction(model(x, t_batch).float(), diffusion.target, x, alpha, sigma)
+        x0 = pred["x0"].clamp(-clip, clip) if clip else pred["x0"]
+        # Recompute ε̂ from the (clipped) x̂0 so the step stays on the line through x_t.
+        eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt().clamp(min=1e-8)
+        if trajectory is not None:
+            trajectory.timesteps.append(t)
+            for store, value in ((trajectory.x_t, x), (trajectory.x0_pred, x0), (trajectory.eps_pred, eps)):
+                store.append(value.cpu())
+        c = eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).clamp(min=0).sqrt()
+        x = a_s.sqrt() * x0 + (1 - a_s - c**2).clamp(min=0).sqrt() * eps
+        if eta > 0 and i + 1 < len(timesteps):
+            x = x + c * torch.randn(shape, generator=generator, device=device)
+    return x, trajectory
+
+
+def ddpm_sample(
+    model: torch.nn.Module,
+    diffusion: Diffusion,
+    shape: tuple[int, ...],
+    steps: int | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    clip: float | None = 1.0,
+    return_trajectory: bool = False,
+) -> tuple[torch.Tensor, Trajectory | None]:
+    """DDPM ancestral sampling (η = 1) over ``steps`` steps (default: all T)."""
+    steps = diffusion.num_timesteps if steps is None else steps
+    return _generalized_sample(model, diffusion, shape, steps, 1.0, generator, device, clip, return_trajectory)
+
+
+def ddim_sample(
+    model: torch.nn.Module,
+    diffusion: Diffusion,
+    shape: tuple[int, ...],
+    steps: int = 50,
+    eta: float = 0.0,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    clip: float | None = 1.0,
+    return_trajectory: bool = False,
+) -> tuple[torch.Tensor, Trajectory | None]:
+    """DDIM sampling over ``steps`` steps with stochasticity ``eta`` (0 = deterministic)."""
+    return _generalized_sample(model, diffusion, shape, steps, eta, generator, device, clip, return_trajectory)
+
+
+SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample}
+
+
+def sample(
+    model: torch.nn.Module,
+    diffusion: Diffusion,
+    shape: tuple[int, ...],
+    sampler: str = "ddim",
+    steps: int = 50,
+    **kwargs,
+) -> tuple[torch.Tensor, Trajectory | None]:
+    """Dispatch by name: ``sampler`` is "ddpm" or "ddim"."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    return SAMPLERS[sampler](model, diffusion, shape, steps, **kwargs)

@@ -1,0 +1,416 @@
+"""The one training loop. It yields progress events; the CLI, the app and the notebooks only consume them.
+
+    for event in train(TrainConfig(dataset="moons", steps=500)):
+        print(event.kind, event.step, event.loss)
+
+Same seed and config give the same run on the CPU: every random draw (batch indices, timesteps, noise) comes
+from one seeded generator, and its state is part of the checkpoint, so a resumed run continues the same curve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.optim.swa_utils import AveragedModel
+
+from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
+from .data import TOY_DATASETS, dataset_names, load_dataset
+from .diffusion import Diffusion
+from .models import MODEL_PRESETS, build_model, count_parameters
+from .sampling import ddim_sample
+from .schedules import get_schedule
+from .weighting import STRATEGIES, check_target
+
+DEFAULT_MODELS = {"mnist": "mnist", "cifar10": "cifar", "folder": "cifar"}
+DEFAULT_BATCH = {"image": 128, "points": 512}
+DEFAULT_STEPS = 2000
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. ``steps`` and/or ``minutes`` bound it (default: 2000 steps)."""
+
+    dataset: str = "mnist"
+    data_root: str | None = None
+    download: bool = True
+    schedule: str = "cosine"
+    timesteps: int = 1000
+    zero_terminal_snr: bool = False
+    weighting: str = "min_snr"
+    weighting_params: dict[str, float] = field(default_factory=dict)
+    target: str = "eps"
+    model: str | None = None
+    batch_size: int | None = None
+    lr: float = 2e-3
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 100
+    steps: int | None = None
+    minutes: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    ema_decay: float = 0.999
+    log_every: int = 10
+    preview_every: int = 200
+    preview_count: int = 16
+    preview_sample_steps: int = 20
+    metric_every: int = 0
+    metric_samples: int = 256
+    checkpoint_every: int = 500
+    out_dir: str | None = None
+    image_size: int = 32
+    toy_size: int = 20_000
+    buckets: int = 10
+    compile: bool = False
+
+    def resolved(self) -> TrainConfig:
+        """A validated copy with the automatic choices (model, batch size, step budget) filled in."""
+        cfg = dataclasses.replace(self, weighting_params=dict(self.weighting_params))
+        if cfg.dataset not in dataset_names():
+            raise ValueError(f"dataset must be one of {', '.join(dataset_names())}; got {cfg.dataset!r}")
+        is_toy = cfg.dataset in TOY_DATASETS
+        cfg.model = cfg.model or ("toy-mlp" if is_toy else DEFAULT_MODELS[cfg.dataset])
+        kind = MODEL_PRESETS.get(cfg.model).extra["kind"]
+        if (kind == "points") != is_toy:
+            raise ValueError(f"model {cfg.model!r} does not fit dataset {cfg.dataset!r}")
+        cfg.batch_size = DEFAULT_BATCH[kind] if cfg.batch_size is None else cfg.batch_size
+        if cfg.steps is None and cfg.minutes is None:
+            cfg.steps = DEFAULT_STEPS
+        check_target(cfg.target)
+        cfg.weighting_params = STRATEGIES.get(cfg.weighting).resolve_params(cfg.weighting_params)
+        if cfg.zero_terminal_snr and cfg.target == "eps":
+            raise ValueError("zero_terminal_snr needs target 'v' or 'x0': an ε-prediction cannot recover x0 at SNR = 0 "
+                             "(Lin et al. 2023, Sec. 3.2)")
+        for name, low in (("timesteps", 2), ("batch_size", 1), ("log_every", 1), ("preview_count", 1),
+                          ("preview_sample_steps", 1), ("buckets", 1), ("image_size", 4), ("toy_size", 8),
+                          ("metric_samples", 2), ("warmup_steps", 0), ("preview_every", 0), ("metric_every", 0),
+                          ("checkpoint_every", 0), ("seed", 0)):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        if cfg.steps is not None and (isinstance(cfg.steps, bool) or not isinstance(cfg.steps, int) or cfg.steps < 1):
+            raise ValueError(f"steps must be an integer ≥ 1, got {cfg.steps!r}")
+        if cfg.minutes is not None and not (isinstance(cfg.minutes, int | float) and 0 < cfg.minutes < math.inf):
+            raise ValueError(f"minutes must be a positive number, got {cfg.minutes!r}")
+        if not (isinstance(cfg.lr, int | float) and 0 < cfg.lr < 1):
+            raise ValueError(f"lr must be in (0, 1), got {cfg.lr!r}")
+        if cfg.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {cfg.lr_schedule!r}")
+        if not (isinstance(cfg.ema_decay, int | float) and 0 <= cfg.ema_decay < 1):
+            raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay!r}")
+        if cfg.preview_sample_steps > cfg.timesteps:
+            raise ValueError(f"preview_sample_steps must be ≤ timesteps ({cfg.timesteps})")
+        resolve_device(cfg.device)
+        get_schedule(cfg.schedule, cfg.timesteps, zero_terminal_snr=cfg.zero_terminal_snr)
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class TrainEvent:
+    """One progress report. ``kind``: start, log, preview, metric, checkpoint, done, stopped or error."""
+
+    kind: str
+    step: int
+    elapsed_s: float
+    total_steps: int | None = None
+    loss: float | None = None
+    bucket_losses: list[float | None] | None = None
+    images_per_sec: float | None = None
+    eta_s: float | None = None
+    samples: torch.Tensor | None = None
+    metric: dict[str, float] | None = None
+    message: str = ""
+    device: str = ""
+    parameters: int = 0
+    checkpoint: str | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available here; use device 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def ema_with_warmup(decay: float):
+    """EMA update for ``AveragedModel``: decay min(d, (1 + n)/(10 + n)) so early averages are not stuck at init."""
+
+    @torch.no_grad()
+    def update(ema_params, params, num_averaged):
+        n = float(num_averaged)
+        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        torch._foreach_lerp_(ema_params, params, weight)
+
+    return update
+
+
+@dataclass
+class _Run:
+    """The live state of a run: what a checkpoint stores."""
+
+    config: TrainConfig
+    model: torch.nn.Module
+    ema: AveragedModel
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    step: int = 0
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "generator": self.generator.get_state(),
+        }
+
+
+LR_SCHEDULES = ("cosine", "constant")
+FINAL_LR_FRACTION = 0.05
+
+
+def _lr_at(config: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up, then (``cosine``) a decay to 5 % of ``lr`` as the budget runs out.
+
+    ``progress`` ∈ [0, 1] is the used share of the budget: steps, or wall-clock time with ``minutes``. A short
+    run ends at a low learning rate, which sharpens its samples (Loshchilov & Hutter 2017, SGDR).
+    """
+    warmup = min(1.0, (step + 1) / max(1, config.warmup_steps))
+    if config.lr_schedule == "constant":
+        return config.lr * warmup
+    decay = FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * warmup * decay
+
+
+def load_run_model(path: str | Path, device: str = "auto") -> tuple[torch.nn.Module, Diffusion, TrainConfig]:
+    """The EMA model, its diffusion process and config from a run folder or checkpoint file."""
+    state = load_checkpoint(path)
+    try:
+        config = TrainConfig.from_dict(state["config"]).resolved()
+        channels = state["channels"]
+        model = build_model(config.model, channels)
+        ema = AveragedModel(model)
+        ema.load_state_dict(state["ema"])
+    except (KeyError, RuntimeError, TypeError) as error:
+        raise CheckpointError(f"{path}: checkpoint does not match its model ({error})") from None
+    dev = resolve_device(device)
+    diffusion = Diffusion(get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr),
+                          config.target, config.weighting, config.weighting_params).to(dev)
+    return ema.module.to(dev).eval(), diffusion, config
+
+
+def train(
+    config: TrainConfig,
+    stop: threading.Event | None = None,
+    resume: str | Path | None = None,
+    data: torch.Tensor | None = None,
+) -> Iterator[TrainEvent]:
+    """Train and yield events. ``stop`` ends the run between steps; ``resume`` continues from a checkpoint
+    (its model, EMA, optimizer, step and random state; ``config`` supplies the new budget); ``data`` skips
+    loading when the caller already holds the training tensor."""
+    config = config.resolved()
+    stop = stop or threading.Event()
+    device = resolve_device(config.device)
+    started = time.perf_counter()
+
+    torch.manual_seed(config.seed)
+    if data is None:
+        data = load_dataset(config.dataset, config.data_root, download=config.download, toy_size=config.toy_size,
+                            seed=config.seed, image_size=config.image_size)
+    data = data.to(device)
+    is_image = data.dim() == 4
+    memory_format = torch.channels_last if is_image and device.type == "cpu" else torch.preserve_format
+    if is_image:
+        data = data.contiguous(memory_format=memory_format)
+    channels = data.shape[1]
+    model = build_model(config.model, channels).to(device, memory_format=memory_format)
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, fused=fused)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    run = _Run(config, model, ema, optimizer, generator)
+    if resume is not None:
+        _restore(run, load_checkpoint(resume), device)
+
+    schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)
+    diffusion = Diffusion(schedule, config.target, config.weighting, config.weighting_params).to(device)
+    step_fn = torch.compile(model) if config.compile else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _NoAutocast()
+    out_dir = Path(config.out_dir) if config.out_dir else None
+    parameters = count_parameters(model)
+    deadline = started + config.minutes * 60 if config.minutes else None
+
+    def event(kind: str, **extra: Any) -> TrainEvent:
+        return TrainEvent(kind, run.step, time.perf_counter() - started, config.steps, device=str(device),
+                          parameters=parameters, **extra)
+
+    def checkpoint() -> str | None:
+        if out_dir is None:
+            return None
+        extra = {"channels": channels, "shape": list(data.shape[1:])}
+        return str(save_checkpoint(out_dir / CHECKPOINT_NAME, {**run.state(), **extra}))
+
+    yield event("start", message=f"{config.dataset}: {len(data)} examples, {parameters:,} parameters on {device}")
+    bucket_sum = torch.zeros(config.buckets, device=device)
+    bucket_count = torch.zeros(config.buckets, device=device)
+    loss_sum = torch.zeros((), device=device)
+    interval_start, interval_steps = time.perf_counter(), 0
+    model.train()
+    while True:
+        if stop.is_set():
+            path = checkpoint()
+            yield event("stopped", message="stopped on request", checkpoint=path)
+            return
+        if (config.steps is not None and run.step >= config.steps) or (deadline and time.perf_counter() >= deadline):
+            path = checkpoint()
+            yield event("done", message=f"finished after {run.step} steps", checkpoint=path)
+            return
+
+        index = torch.randint(0, len(data), (config.batch_size,), generator=generator, device=device)
+        x0 = data[index]
+        t = torch.randint(0, config.timesteps, (config.batch_size,), generator=generator, device=device)
+        noise = torch.randn(x0.shape, generator=generator, device=device)
+        if is_image:
+            noise = noise.contiguous(memory_format=memory_format)
+        with autocast:
+            loss, per_sample = diffusion.loss(step_fn, x0, t, noise)
+        if device.type == "cpu" or (run.step + 1) % config.log_every == 0:
+            if not torch.isfinite(loss).item():
+                kept = out_dir / CHECKPOINT_NAME if out_dir and (out_dir / CHECKPOINT_NAME).exists() else None
+                yield event("error", loss=float(loss.item()), checkpoint=str(kept) if kept else None,
+                            message=f"loss became {loss.item()} at step {run.step + 1}; run stopped. "
+                            + (f"Last good checkpoint kept at {kept}." if kept else "No checkpoint was written yet.")
+                            + " Try a lower learning rate.")
+                return
+        progress = max(run.step / config.steps if config.steps else 0.0,
+                       (time.perf_counter() - started) / (config.minutes * 60) if config.minutes else 0.0)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(config, run.step, progress)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        ema.update_parameters(model)
+        run.step += 1
+        interval_steps += 1
+
+        bucket = (t * config.buckets) // config.timesteps
+        bucket_sum.index_add_(0, bucket, per_sample.detach().float())
+        bucket_count.index_add_(0, bucket, torch.ones_like(per_sample, dtype=torch.float32))
+        loss_sum += loss.detach().float()
+
+        if run.step % config.log_every == 0:
+            now = time.perf_counter()
+            rate = interval_steps * config.batch_size / max(now - interval_start, 1e-9)
+            counts = bucket_count.cpu()
+            means = (bucket_sum.cpu() / counts.clamp(min=1)).tolist()
+            yield event("log", loss=(loss_sum / interval_steps).item(), images_per_sec=rate,
+                        bucket_losses=[m if c > 0 else None for m, c in zip(means, counts.tolist(), strict=True)],
+                        eta_s=_eta(config, run.step, rate, deadline))
+            bucket_sum.zero_(), bucket_count.zero_(), loss_sum.zero_()
+            interval_steps = 0
+        if config.preview_every and run.step % config.preview_every == 0:
+            samples = preview_samples(ema.module, diffusion, config, data.shape[1:], device)
+            yield event("preview", samples=samples)
+        if config.metric_every and run.step % config.metric_every == 0:
+            yield event("metric", metric=evaluate_quality(ema.module, diffusion, config, data.shape[1:], device))
+        if config.checkpoint_every and run.step % config.checkpoint_every == 0 and out_dir is not None:
+            yield event("checkpoint", checkpoint=checkpoint())
+        if run.step % config.log_every == 0:
+            interval_start = time.perf_counter()
+
+
+class _NoAutocast:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _eta(config: TrainConfig, step: int, images_per_sec: float, deadline: float | None) -> float | None:
+    remaining = []
+    if config.steps is not None and images_per_sec > 0:
+        remaining.append((config.steps - step) * config.batch_size / images_per_sec)
+    if deadline is not None:
+        remaining.append(max(0.0, deadline - time.perf_counter()))
+    return min(remaining) if remaining else None
+
+
+def _restore(run: _Run, state: dict[str, Any], device: torch.device) -> None:
+    saved = TrainConfig.from_dict(state.get("config", {}))
+    for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr"):
+        if getattr(saved, name) != getattr(run.config, name):
+            raise CheckpointError(f"cannot resume: checkpoint has {name}={getattr(saved, name)!r}, "
+                                  f"this run has {getattr(run.config, name)!r}")
+    try:
+        run.model.load_state_dict(state["model"])
+        run.ema.load_state_dict(state["ema"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.generator.set_state(state["generator"].to(run.generator.get_state().device))
+        run.step = int(state["step"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise CheckpointError(f"cannot resume from this checkpoint: {error}") from None
+
+
+def sample_clip(shape: tuple[int, ...]) -> float:
+    """Clip range of x̂0 while sampling: the data range, [−1, 1] for images, ±4 for the toys (all within ±3)."""
+    return 1.0 if len(shape) == 3 else 4.0
+
+
+@torch.no_grad()
+def preview_samples(
+    model: torch.nn.Module, diffusion: Diffusion, config: TrainConfig, shape: tuple[int, ...], device: torch.device
+) -> torch.Tensor:
+    """A fixed-seed batch of DDIM samples from ``model`` (CPU tensor), so previews are comparable over time."""
+    count = config.preview_count if len(shape) == 3 else max(config.preview_count, 512)
+    generator = torch.Generator(device=device).manual_seed(config.seed + 12345)
+    was_training = model.training
+    model.eval()
+    samples, _ = ddim_sample(model, diffusion, (count, *shape), config.preview_sample_steps, generator=generator,
+                             device=device, clip=sample_clip(shape))
+    model.train(was_training)
+    return samples.float().cpu()
+
+
+def evaluate_quality(
+    model: torch.nn.Module, diffusion: Diffusion, config: TrainConfig, shape: tuple[int, ...], device: torch.device
+) -> dict[str, float]:
+    """The quality metric of :mod:`minsnr_core.metrics` on fresh DDIM samples (MNIST and the toys)."""
+    from . import metrics
+
+    generator = torch.Generator(device=device).manual_seed(config.seed + 54321)
+    was_training = model.training
+    model.eval()
+    samples, _ = ddim_sample(model, diffusion, (config.metric_samples, *shape), 50, generator=generator,
+                             device=device, clip=sample_clip(shape))
+    model.train(was_training)
+    if config.dataset in TOY_DATASETS:
+        return metrics.toy_score(samples.cpu(), config.dataset)
+    if config.dataset == "mnist":
+        return metrics.mnist_score(samples.cpu(), config.data_root)
+    return {}

@@ -1,0 +1,98 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minsnr_core.data import TOY_DATASETS, DataUnavailableError, load_cifar10, load_dataset, load_mnist
+from minsnr_core.metrics import mnist_score, toy_score
+from minsnr_core.recorder import read_metrics
+
+
+def cli(*args, check=True):
+    result = subprocess.run([sys.executable, "-c", "from minsnr_core.cli import train_entry, sample_entry; "
+                             f"{'train_entry' if args[0] == 'train' else 'sample_entry'}()", *args[1:]],
+                            capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return result
+
+
+def test_train_and_sample_cli_end_to_end_on_a_toy(tmp_path):
+    out = tmp_path / "run"
+    cli("train", "--dataset", "moons", "--steps", "60", "--preview-every", "30", "--out", str(out))
+    records = read_metrics(out)
+    assert [r["step"] for r in records if r["kind"] == "log"] == [10, 20, 30, 40, 50, 60]
+    assert (out / "samples.png").stat().st_size > 100 and (out / "checkpoint.pt").exists()
+    cli("sample", "--run", str(out), "--n", "7", "--out", str(tmp_path / "s.npy"), "--sample-steps", "10")
+    points = np.load(tmp_path / "s.npy")
+    assert points.shape == (7, 2) and np.isfinite(points).all()
+    # --resume continues the same run up to the new total.
+    cli("train", "--resume", str(out), "--steps", "80", "--out", str(out))
+    assert [r["step"] for r in read_metrics(out) if r["kind"] == "log"][-2:] == [70, 80]
+
+
+def test_train_and_sample_cli_on_real_mnist(tmp_path, data_root):
+    out = tmp_path / "mnist"
+    cli("train", "--dataset", "mnist", "--data-root", str(data_root), "--steps", "4", "--batch-size", "8",
+        "--preview-every", "4", "--weighting", "soft_min_snr", "--gamma", "3", "--target", "v", "--out", str(out))
+    for sampler in ("ddim", "ddpm"):
+        cli("sample", "--run", str(out), "--n", "3", "--sampler", sampler, "--sample-steps", "4",
+            "--out", str(tmp_path / f"{sampler}.npy"))
+        images = np.load(tmp_path / f"{sampler}.npy")
+        assert images.shape == (3, 28, 28) and images.dtype == np.uint8
+
+
+def test_cli_reports_bad_input_clearly(tmp_path):
+    result = cli("train", "--dataset", "moons", "--weighting", "snr", "--gamma", "5", "--out", str(tmp_path),
+                 check=False)
+    assert result.returncode == 2 and "unknown parameter" in result.stderr and "gamma" in result.stderr
+    result = cli("train", "--dataset", "mnist", "--data-root", str(tmp_path), "--no-download", "--out",
+                 str(tmp_path / "x"), check=False)
+    assert result.returncode == 2 and "MNIST not found" in result.stderr
+    result = cli("sample", "--run", str(tmp_path), "--out", str(tmp_path / "y.npy"), check=False)
+    assert result.returncode == 2 and "no checkpoint" in result.stderr
+
+
+def test_missing_data_without_internet_is_a_clear_error_not_a_hang(tmp_path):
+    with pytest.raises(DataUnavailableError, match="data_root"):
+        load_dataset("mnist", tmp_path, download=False)
+    with pytest.raises(DataUnavailableError, match="toy dataset"):
+        load_dataset("cifar10", tmp_path / "empty", download=True)  # no internet here: fails, names the way out
+    with pytest.raises(ValueError, match="needs a data_root"):
+        load_dataset("mnist", None)
+
+
+def test_real_data_loads_as_tensors_in_unit_range(data_root):
+    mnist = load_mnist(data_root)
+    assert mnist.shape == (60_000, 1, 28, 28) and mnist.min() == -1 and mnist.max() == 1
+    cifar = load_cifar10(data_root)
+    assert cifar.shape == (4000, 3, 32, 32) and -1 <= cifar.min() < cifar.max() <= 1
+    folder = load_dataset("folder", data_root / "cifar10-subset" / "test", image_size=16)
+    assert folder.shape == (1000, 3, 16, 16)
+
+
+@pytest.mark.parametrize("name", TOY_DATASETS.names())
+def test_toys_are_reproducible_and_of_unit_scale(name):
+    a, b = load_dataset(name, toy_size=500, seed=3), load_dataset(name, toy_size=500, seed=3)
+    assert torch.equal(a, b) and a.shape == (500, 2) and a.abs().max() < 3.5 and 0.3 < a.std() < 2
+
+
+def test_mnist_metric_tells_real_digits_from_noise_and_blur(data_root):
+    real = load_mnist(data_root, train=False)[:500]
+    noise = torch.rand(500, 1, 28, 28) * 2 - 1
+    blurred = F.avg_pool2d(F.pad(real, (2, 2, 2, 2), mode="replicate"), 5, 1)
+    real_score, noise_score, blur_score = (mnist_score(x, data_root) for x in (real, noise, blurred))
+    assert real_score["confident"] > 0.85 and real_score["label_entropy"] > 3.2
+    assert noise_score["confident"] < 0.05 and noise_score["fd"] > 20 * real_score["fd"]
+    assert blur_score["confident"] < 0.3 and blur_score["fd"] > 10 * real_score["fd"]
+    collapsed = mnist_score(real[real.flatten(1).mean(1).argsort()[:100]].repeat(2, 1, 1, 1), data_root)
+    assert collapsed["label_entropy"] < real_score["label_entropy"]
+
+
+def test_toy_metric_tells_the_distribution_from_noise():
+    good = toy_score(load_dataset("moons", toy_size=2000, seed=5), "moons")["swd"]
+    bad = toy_score(torch.randn(2000, 2), "moons")["swd"]
+    assert good < 0.25 * bad

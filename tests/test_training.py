@@ -1,0 +1,123 @@
+import threading
+
+import pytest
+import torch
+
+from minsnr_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minsnr_core.data import load_mnist
+from minsnr_core.training import TrainConfig, train
+
+TOY = dict(dataset="moons", log_every=10, preview_every=0, toy_size=2000, device="cpu")
+
+
+def run(config, **kwargs):
+    return list(train(config, **kwargs))
+
+
+def logs(events):
+    return [e for e in events if e.kind == "log"]
+
+
+def test_toy_training_lowers_the_loss_and_events_carry_what_they_promise():
+    events = run(TrainConfig(**{**TOY, "preview_every": 100, "metric_every": 100, "metric_samples": 256}, steps=200))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    log = logs(events)
+    assert len(log) == 20 and [e.step for e in log] == list(range(10, 201, 10))
+    assert sum(e.loss for e in log[-5:]) < 0.8 * sum(e.loss for e in log[:5])
+    for e in log:
+        assert len(e.bucket_losses) == 10 and e.images_per_sec > 0 and e.eta_s is not None
+        assert all(b is None or b >= 0 for b in e.bucket_losses)
+    assert events[0].parameters > 10_000 and events[0].device == "cpu"
+    previews = [e for e in events if e.kind == "preview"]
+    assert [e.step for e in previews] == [100, 200] and previews[0].samples.shape == (512, 2)
+    metric = [e for e in events if e.kind == "metric"]
+    assert metric[-1].metric["swd"] < metric[0].metric["swd"] * 1.5 and metric[-1].metric["swd"] < 0.5
+
+
+def test_real_mnist_steps_lower_the_loss(data_root):
+    data = load_mnist(data_root)[:2000]
+    config = TrainConfig(dataset="mnist", data_root=str(data_root), batch_size=32, steps=60, log_every=10,
+                         preview_every=30, preview_count=4, preview_sample_steps=5, device="cpu")
+    events = run(config, data=data)
+    log = logs(events)
+    assert log[-1].loss < 0.7 * log[0].loss
+    preview = [e for e in events if e.kind == "preview"][-1].samples
+    assert preview.shape == (4, 1, 28, 28) and preview.min() >= -1 and preview.max() <= 1
+
+
+def test_same_seed_same_run_other_seed_other_run():
+    first = [e.loss for e in logs(run(TrainConfig(**TOY, steps=50)))]
+    second = [e.loss for e in logs(run(TrainConfig(**TOY, steps=50)))]
+    other = [e.loss for e in logs(run(TrainConfig(**TOY, steps=50, seed=1)))]
+    assert first == second
+    assert first != other
+
+
+def test_stop_request_ends_the_run_between_steps():
+    stop = threading.Event()
+    seen = []
+    for event in train(TrainConfig(**TOY, steps=100_000), stop=stop):
+        seen.append(event)
+        if event.kind == "log" and event.step == 30:
+            stop.set()
+    assert seen[-1].kind == "stopped" and seen[-1].step == 30
+
+
+def test_checkpoint_resume_continues_the_same_curve(tmp_path):
+    straight = [(e.step, e.loss) for e in logs(run(TrainConfig(**TOY, steps=60)))]
+    stop, first = threading.Event(), []
+    for event in train(TrainConfig(**TOY, steps=60, out_dir=str(tmp_path)), stop=stop):
+        first.append(event)
+        if event.kind == "log" and event.step == 30:
+            stop.set()  # interrupted half-way; the checkpoint is written on stop
+    assert first[-1].kind == "stopped" and load_checkpoint(tmp_path)["step"] == 30
+    resumed = run(TrainConfig(**TOY, steps=60, out_dir=str(tmp_path)), resume=tmp_path)
+    assert [(e.step, e.loss) for e in logs(first) + logs(resumed)] == straight
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    run(TrainConfig(**TOY, steps=20, out_dir=str(tmp_path)))
+    poisoned = torch.full((100, 2), float("nan"))
+    events = run(TrainConfig(**TOY, steps=40, out_dir=str(tmp_path)), resume=tmp_path, data=poisoned)
+    assert events[-1].kind == "error" and "nan" in events[-1].message.lower()
+    assert "Last good checkpoint kept" in events[-1].message
+    state = load_checkpoint(tmp_path)
+    assert state["step"] == 20
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt or foreign"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not written by minsnr"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    save_checkpoint(tmp_path / "other.pt", {"config": {**TrainConfig(**TOY).to_dict(), "dataset": "swissroll"}})
+    with pytest.raises(CheckpointError, match="dataset"):
+        run(TrainConfig(**TOY, steps=5), resume=tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"dataset": "imagenet"}, "dataset must be one of"),
+        ({"weighting": "fancy"}, "unknown weighting strategy"),
+        ({"weighting_params": {"gamma": -1}}, "gamma"),
+        ({"target": "score"}, "target must be one of"),
+        ({"timesteps": 1}, "timesteps"),
+        ({"lr": 0}, "lr"),
+        ({"steps": 0}, "steps"),
+        ({"minutes": -1}, "minutes"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"device": "tpu"}, "device must be"),
+        ({"zero_terminal_snr": True, "target": "eps"}, "zero_terminal_snr needs target"),
+        ({"model": "mnist"}, "does not fit"),
+    ],
+)
+def test_bad_config_is_rejected_with_the_parameter_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{**TOY, **changes}).resolved()
