@@ -25,15 +25,18 @@ def loss_figure(runs: Sequence[tuple[str, RunHistory]]) -> go.Figure:
     """Weighted training loss against step, one line per run."""
     figure = go.Figure()
     for label, history in runs:
-        figure.add_trace(go.Scatter(x=history.steps, y=history.losses, mode="lines", name=label))
+        n = min(len(history.steps), len(history.losses))  # the trainer may be appending right now
+        figure.add_trace(go.Scatter(x=history.steps[:n], y=history.losses[:n], mode="lines", name=label))
     return _layout(figure, "Weighted training loss", "step", "loss", log_y=True)
 
 
 def bucket_figure(history: RunHistory, num_timesteps: int) -> go.Figure:
     """Unweighted loss per timestep bucket against step: which noise levels are being learned."""
     figure = go.Figure()
-    if history.bucket_losses:
-        matrix = np.array([[np.nan if v is None else v for v in row] for row in history.bucket_losses], dtype=float)
+    n = min(len(history.steps), len(history.bucket_losses))  # the trainer may be appending right now
+    if n:
+        steps = np.asarray(history.steps[:n])
+        matrix = np.array([[np.nan if v is None else v for v in row] for row in history.bucket_losses[:n]], dtype=float)
         buckets = matrix.shape[1]
         for b in range(buckets):
             column = matrix[:, b]
@@ -41,7 +44,7 @@ def bucket_figure(history: RunHistory, num_timesteps: int) -> go.Figure:
             low, high = b * num_timesteps // buckets, (b + 1) * num_timesteps // buckets - 1
             shade = int(40 + 180 * b / max(1, buckets - 1))
             figure.add_trace(go.Scatter(
-                x=np.asarray(history.steps)[keep], y=column[keep], mode="lines", name=f"t {low}–{high}",
+                x=steps[keep], y=column[keep], mode="lines", name=f"t {low}–{high}",
                 line={"color": f"rgb({shade},{80},{255 - shade})"}))
     return _layout(figure, "Unweighted loss per noise level (blue: clean t, red: noisy t)", "step", "MSE", log_y=True)
 
@@ -54,7 +57,8 @@ def metric_figure(runs: Sequence[tuple[str, RunHistory]], key: str | None = None
             continue
         name = key or ("confident" if "confident" in history.metrics[0] else next(iter(history.metrics[0])))
         key = name
-        figure.add_trace(go.Scatter(x=history.metric_steps, y=[m[name] for m in history.metrics],
+        n = min(len(history.metric_steps), len(history.metrics))
+        figure.add_trace(go.Scatter(x=history.metric_steps[:n], y=[m[name] for m in history.metrics[:n]],
                                     mode="lines+markers", name=label))
     return _layout(figure, "Sample quality", "step", METRIC_LABELS.get(key or "", key or "quality"))
 

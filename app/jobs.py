@@ -96,7 +96,13 @@ class JobManager:
             shutil.rmtree(run_dir, ignore_errors=True)
 
     def _work(self, job: Job) -> None:
-        with self._slots:
+        while not self._slots.acquire(timeout=0.2):  # wait for a slot, but leave the queue at once when stopped
+            if job.stop.is_set():
+                with self._lock:
+                    self._waiting.remove(job)
+                job.status, job.message = "stopped", "stopped while waiting in the queue"
+                return
+        try:
             with self._lock:
                 self._waiting.remove(job)
             if job.stop.is_set():
@@ -118,3 +124,5 @@ class JobManager:
                 job.status, job.message = "done", "finished"
             except Exception as error:  # noqa: BLE001 - a failed job must report, never kill the server
                 job.status, job.message = "error", f"{type(error).__name__}: {error}"
+        finally:
+            self._slots.release()

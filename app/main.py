@@ -15,7 +15,7 @@ from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_pa
 from . import urlstate as us
 from .explorer import DEFAULT_STRATEGIES, VIEWS, X_AXES, build_explorer
 from .jobs import JobManager
-from .training_ui import build_compare_tab, build_denoise_tab, build_train_tab
+from .training_ui import LATEX, build_compare_tab, build_denoise_tab, build_train_tab
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
 
@@ -48,7 +48,7 @@ EXPLORER_FIELDS: list[us.Field] = [
 TRAIN_FIELDS: list[us.Field] = [
     us.Field("train_dataset", "moons", us.choice([*TOY_DATASETS.names(), "mnist", "cifar10"])),
     us.Field("train_schedule", "cosine", us.choice(SCHEDULES.names())),
-    us.Field("train_target", "eps", us.choice(TARGETS)),
+    us.Field("train_target", "auto", us.choice(["auto", *TARGETS])),
     us.Field("train_gamma", PARAMS["gamma"].default, us.number(0, 100, exclusive_low=True)),
     us.Field("train_weighting", "min_snr", us.choice(STRATEGIES.names())),
     us.Field("train_steps", 1000, us.number(1, 1_000_000, integer=True)),
@@ -110,9 +110,7 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             link = gr.Textbox(label="Link query for this view and the Train tab's settings (the address bar follows)",
                               elem_id="explorer-link",
                               interactive=False)
-            explanation = gr.Markdown(
-                elem_id="explorer-explanation", latex_delimiters=[{"left": "$", "right": "$", "display": False}]
-            )
+            explanation = gr.Markdown(elem_id="explorer-explanation", latex_delimiters=LATEX)
     inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, *sliders]
     return inputs, notices, plot, explanation, link
 

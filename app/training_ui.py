@@ -26,6 +26,7 @@ from .figures import bucket_figure, loss_figure, metric_figure, samples_image, s
 from .jobs import Job, JobManager
 
 UPDATE_EVERY_S = 0.5
+LATEX = [{"left": "$", "right": "$", "display": False}]
 PARAMS = strategy_parameters()
 
 TRAIN_INTRO = """
@@ -96,20 +97,22 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, s
         schedule = gr.Dropdown([(e.display_name, e.name) for e in SCHEDULES], value="cosine", label="Noise schedule")
         timesteps = gr.Slider(10, 2000, value=1000, step=10, label="Timesteps T")
     with gr.Row():
-        target = gr.Radio([(TARGET_NAMES[t], t) for t in TARGETS], value="eps", label="Prediction target")
+        steps_box = gr.Number(steps, label="Steps", precision=0, minimum=1, elem_id=f"{prefix}-steps")
+        minutes = gr.Number(0, label="Time budget, minutes (0: none)", minimum=0)
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+        preview = gr.Number(100, label="Preview every N steps", precision=0, minimum=1, elem_id=f"{prefix}-preview")
+        quality = gr.Checkbox(True, label="Measure sample quality")
+    with gr.Row():
+        target = gr.Radio([("automatic (ε for toys, x₀ for images)", "auto"), *[(TARGET_NAMES[t], t) for t in TARGETS]],
+                          value="auto", label="Prediction target")
         params = [gr.Slider(p.minimum, p.maximum, value=p.default, step=p.step, label=f"{p.description} ({p.name})",
                             elem_id=f"{prefix}-param-{p.name}") for p in PARAMS.values()]
-    with gr.Accordion("Model and budget", open=False):
+    with gr.Accordion("Model, batch size, learning rate", open=False):
         with gr.Row():
             model = gr.Dropdown([("automatic (by dataset)", "auto"), *[(e.display_name, e.name) for e in MODEL_PRESETS]],
                                 value="auto", label="Model preset")
             batch = gr.Number(0, label="Batch size (0: automatic)", precision=0, minimum=0)
             lr = gr.Number(TrainConfig.lr, label="Learning rate", minimum=0)
-            steps_box = gr.Number(steps, label="Steps", precision=0, minimum=1, elem_id=f"{prefix}-steps")
-            minutes = gr.Number(0, label="Time budget, minutes (0: none)", minimum=0)
-            seed = gr.Number(0, label="Seed", precision=0, minimum=0)
-            preview = gr.Number(100, label="Preview every N steps", precision=0, minimum=1, elem_id=f"{prefix}-preview")
-            quality = gr.Checkbox(True, label="Measure sample quality")
     return ConfigControls(ds, root, schedule, timesteps, target, params, model, batch, lr, steps_box, minutes, seed,
                           preview, quality)
 
@@ -128,7 +131,8 @@ def make_config(image_roots: dict[str, str], weighting: str, values: list[Any]) 
     is_toy = dataset in TOY_DATASETS
     preview_every = int(preview_every or 100)
     return TrainConfig(
-        dataset=dataset, data_root=data_root, schedule=schedule, timesteps=int(timesteps), target=target,
+        dataset=dataset, data_root=data_root, schedule=schedule, timesteps=int(timesteps),
+        target=None if target == "auto" else target,
         weighting=weighting, weighting_params={p.name: params[p.name] for p in strategy.params},
         model=None if model == "auto" else model, batch_size=int(batch) or None, lr=float(lr),
         steps=int(steps) if steps else None, minutes=float(minutes) if minutes else None, seed=int(seed or 0),
@@ -187,7 +191,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
     controls = config_controls("train", data_roots, image_roots)
     weighting = gr.Dropdown([(e.display_name, e.name) for e in STRATEGIES], value="min_snr", label="Loss weighting",
                             elem_id="train-weighting")
-    formula = gr.Markdown(elem_id="train-formula")
+    formula = gr.Markdown(elem_id="train-formula", latex_delimiters=LATEX)
     with gr.Row():
         start = gr.Button("Start", variant="primary", elem_id="train-start")
         stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
@@ -224,7 +228,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
                 return
             time.sleep(UPDATE_EVERY_S)
 
-    def on_start(name, *values, request: gr.Request):
+    def on_start(request: gr.Request, name, *values):
         try:
             config = make_config(image_roots, name, list(values))
             job = manager.submit(request.session_hash, [config], [STRATEGIES.get(name).display_name])
@@ -265,7 +269,8 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
     with gr.Row():
         loss_plot = gr.Plot(label="Loss", elem_id="compare-loss")
         quality_plot = gr.Plot(label="Quality", elem_id="compare-quality")
-    gallery = gr.Gallery(label="Samples side by side", columns=4, format="png", elem_id="compare-gallery")
+    gallery = gr.Gallery(label="Samples side by side", columns=4, format="png", height=360, object_fit="contain",
+                         elem_id="compare-gallery")
 
     def pictures(job: Job) -> list[tuple[np.ndarray, str]]:
         out = []
@@ -276,7 +281,7 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
             out.append((picture, f"{label} · step {history.samples_step}"))
         return out
 
-    def on_start(names, *values, request: gr.Request):
+    def on_start(request: gr.Request, names, *values):
         names = list(names or [])
         if not 2 <= len(names) <= 4:
             yield f"⚠️ Tick 2 to 4 weightings (got {len(names)}).", gr.skip(), gr.skip(), gr.skip()

@@ -33,7 +33,7 @@ def train_parser() -> argparse.ArgumentParser:
         users = [e.name for e in STRATEGIES if any(p.name == name for p in e.params)]
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
                             help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
-    parser.add_argument("--target", choices=TARGETS, default="eps")
+    parser.add_argument("--target", choices=TARGETS, default=None, help="default: eps for the toys, x0 for images")
     parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="default: by dataset")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
@@ -152,3 +152,66 @@ def train_entry() -> None:
 
 def sample_entry() -> None:
     _exit(sample_main())
+
+
+def experiment_parser() -> argparse.ArgumentParser:
+    from .experiment import ExperimentSpec
+
+    d = ExperimentSpec()
+    parser = argparse.ArgumentParser(prog="minsnr-experiment",
+                                     description="Train a grid of weightings × targets × seeds (+ a Min-SNR γ ablation), "
+                                                 "evaluate sample quality, write results.csv, figures and summary.md.")
+    parser.add_argument("--dataset", choices=dataset_names(), default=d.dataset)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--weightings", nargs="+", choices=STRATEGIES.names(), default=d.weightings)
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=d.targets)
+    parser.add_argument("--gamma", type=float, default=d.gamma, help="γ of Min-SNR and Soft-Min-SNR in the comparison")
+    parser.add_argument("--ablation-gammas", nargs="*", type=float, default=d.ablation_gammas)
+    parser.add_argument("--ablation-target", choices=TARGETS, default=d.ablation_target)
+    parser.add_argument("--seeds", nargs="+", type=int, default=d.seeds)
+    parser.add_argument("--steps", type=int, default=d.steps, help="training steps per run")
+    parser.add_argument("--eval-every", type=int, default=d.eval_every)
+    parser.add_argument("--eval-samples", type=int, default=d.eval_samples)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true", help="a minute-long grid for CI (overrides the grid flags)")
+    parser.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
+    return parser
+
+
+def experiment_main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from .experiment import ExperimentSpec, quick_spec, run_experiment
+    from .report import write_report
+
+    args = experiment_parser().parse_args(argv)
+    if args.quick:
+        spec = quick_spec(args.dataset, args.data_root)
+    else:
+        spec = ExperimentSpec(dataset=args.dataset, data_root=args.data_root, weightings=args.weightings,
+                              targets=args.targets, gamma=args.gamma, ablation_gammas=args.ablation_gammas,
+                              ablation_target=args.ablation_target, seeds=args.seeds, steps=args.steps,
+                              eval_every=args.eval_every, eval_samples=args.eval_samples, batch_size=args.batch_size,
+                              device=args.device)
+    spec.device = args.device
+    try:
+        bar = tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True)
+
+        def progress(index: int, total: int, run: dict, done: bool) -> None:
+            bar.n = index
+            bar.set_postfix_str(("skip " if done else "") + run.get("key", "finished"))
+            bar.refresh()
+
+        rows = run_experiment(spec, args.out, progress)
+        bar.close()
+        summary = write_report(rows, args.out)
+        print(f"{len(rows)} rows in {Path(args.out) / 'results.csv'}; summary in {summary}")
+        return 0
+    except (ValueError, DataUnavailableError, RuntimeError) as error:
+        print(f"minsnr-experiment: error: {error}", file=sys.stderr)
+        return 2
+
+
+def experiment_entry() -> None:
+    _exit(experiment_main())

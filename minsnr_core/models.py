@@ -176,8 +176,8 @@ def _preset(name: str, display: str, description: str, kind: str, build) -> None
     MODEL_PRESETS.register(Entry(name, display, "", description, "", build, (), {"kind": kind}))
 
 
-_preset("mnist", "MNIST UNet (fast)", "2×2 patches, widths 32/64, no attention — the CPU default",
-        "image", lambda c: UNet(c, 32, (1, 2), 1, attention=False, patch=2))
+_preset("mnist", "MNIST UNet (fast)", "2×2 patches, widths 32/64/64 (14×14 → 4×4), attention at 4×4 — the CPU default",
+        "image", lambda c: UNet(c, 32, (1, 2, 2), 1, attention=True, patch=2))
 _preset("mnist-large", "MNIST UNet (large)", "2×2 patches, widths 64/128, attention at 7×7 — for a GPU",
         "image", lambda c: UNet(c, 64, (1, 2), 1, attention=True, patch=2))
 _preset("cifar", "CIFAR UNet", "2×2 patches, widths 64/128/128, attention at 4×4",

@@ -1,0 +1,186 @@
+"""The paper's comparison at small scale: a grid of runs, one tidy table, figures and a summary.
+
+Every run goes through the one training loop with the quality metric on; each finished run is written to
+``OUT/runs/<key>.json`` and skipped when the experiment is run again (resumable). The speed-up is reported the
+paper's way: the steps each weighting needs to reach the quality that the target's plain loss (the baseline)
+reaches at the end of its budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .training import TrainConfig, train
+from .weighting import STRATEGIES, check_target
+
+# The unweighted loss of each target space: the baseline the paper measures speed-ups against.
+BASELINE = {"eps": "snr", "x0": "constant", "v": "snr_plus_one"}
+HIGHER_IS_BETTER = {"confident": True, "label_entropy": True, "fd": False, "swd": False}
+
+
+@dataclass
+class ExperimentSpec:
+    dataset: str = "mnist"
+    data_root: str | None = None
+    weightings: list[str] = field(default_factory=lambda: ["constant", "snr", "trunc_snr", "min_snr", "soft_min_snr", "p2"])
+    targets: list[str] = field(default_factory=lambda: ["eps", "x0"])
+    gamma: float = 5.0
+    ablation_gammas: list[float] = field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0])
+    ablation_target: str = "eps"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    steps: int = 600
+    eval_every: int = 150
+    eval_samples: int = 250
+    batch_size: int | None = None
+    lr: float = TrainConfig.lr
+    device: str = "auto"
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run of the grid: the comparison, then the Min-SNR γ ablation (without repeating a run)."""
+        for name in self.weightings:
+            STRATEGIES.get(name)
+        for target in [*self.targets, self.ablation_target]:
+            check_target(target)
+        runs, seen = [], set()
+        grid = [("comparison", w, self.gamma, t, s) for w, t, s in itertools.product(self.weightings, self.targets, self.seeds)]
+        grid += [("ablation", "min_snr", g, self.ablation_target, s)
+                 for g, s in itertools.product(self.ablation_gammas, self.seeds)]
+        for group, weighting, gamma, target, seed in grid:
+            uses_gamma = any(p.name == "gamma" for p in STRATEGIES.get(weighting).params)
+            key = f"{self.dataset}_{weighting}" + (f"-g{gamma:g}" if uses_gamma else "") + f"_{target}_s{seed}_n{self.steps}"
+            if key in seen:
+                continue
+            seen.add(key)
+            runs.append({"key": key, "group": group, "weighting": weighting, "gamma": gamma if uses_gamma else None,
+                         "target": target, "seed": seed})
+        return runs
+
+    def config(self, run: dict[str, Any]) -> TrainConfig:
+        params = {"gamma": run["gamma"]} if run["gamma"] is not None else {}
+        return TrainConfig(dataset=self.dataset, data_root=self.data_root, weighting=run["weighting"],
+                           weighting_params=params, target=run["target"], steps=self.steps, seed=run["seed"],
+                           batch_size=self.batch_size, lr=self.lr, device=self.device, preview_every=0,
+                           metric_every=self.eval_every, metric_samples=self.eval_samples, checkpoint_every=0)
+
+
+def quick_spec(dataset: str = "mnist", data_root: str | None = None) -> ExperimentSpec:
+    """A minute-long version for CI: two weightings, one seed, a tiny budget, and a two-point γ ablation."""
+    return ExperimentSpec(dataset=dataset, data_root=data_root, weightings=["snr", "min_snr"], targets=["eps"],
+                          ablation_gammas=[1.0, 5.0], seeds=[0], steps=20, eval_every=10, eval_samples=32,
+                          batch_size=16)
+
+
+def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
+                   progress: Callable[[int, int, dict[str, Any], bool], None] | None = None) -> list[dict[str, Any]]:
+    """Train every run not finished yet, then write ``results.csv``; returns the table's rows."""
+    out = Path(out_dir)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    (out / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
+    runs = spec.runs()
+    for index, run in enumerate(runs):
+        path = out / "runs" / f"{run['key']}.json"
+        done = path.exists()
+        if progress:
+            progress(index, len(runs), run, done)
+        if done:
+            continue
+        rows = []
+        for event in train(spec.config(run)):
+            if event.kind == "metric":
+                rows.append({**{k: run[k] for k in ("group", "weighting", "gamma", "target", "seed")},
+                             "dataset": spec.dataset, "step": event.step, "elapsed_s": round(event.elapsed_s, 2),
+                             **event.metric})
+            elif event.kind == "error":
+                raise RuntimeError(f"run {run['key']} failed: {event.message}")
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"run": run, "rows": rows}))
+        temporary.replace(path)  # a run counts as finished only once its whole record is written
+    if progress:
+        progress(len(runs), len(runs), {}, True)
+    rows = load_rows(out, [r["key"] for r in runs])
+    write_csv(rows, out / "results.csv")
+    return rows
+
+
+def load_rows(out_dir: Path, keys: Iterable[str]) -> list[dict[str, Any]]:
+    rows = []
+    for key in keys:
+        rows.extend(json.loads((out_dir / "runs" / f"{key}.json").read_text())["rows"])
+    return rows
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: str | Path) -> list[dict[str, Any]]:
+    def parse(value: str) -> Any:
+        if value == "":
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() and "." not in value else number
+
+    with Path(path).open() as file:
+        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(file)]
+
+
+def mean_curves(rows: list[dict[str, Any]], metric: str, group: str = "comparison",
+                by: tuple[str, ...] = ("target", "weighting")) -> dict[tuple, dict[str, list[float]]]:
+    """Mean and standard deviation over seeds of ``metric`` at each evaluated step, per (target, weighting)."""
+    buckets: dict[tuple, dict[int, list[float]]] = {}
+    for row in rows:
+        if row["group"] != group and group != "all":
+            continue
+        buckets.setdefault(tuple(row[k] for k in by), {}).setdefault(int(row["step"]), []).append(float(row[metric]))
+    curves = {}
+    for key, per_step in sorted(buckets.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        steps = sorted(per_step)
+        values = [per_step[s] for s in steps]
+        curves[key] = {
+            "step": steps,
+            "mean": [sum(v) / len(v) for v in values],
+            "std": [math.sqrt(sum((x - sum(v) / len(v)) ** 2 for x in v) / max(1, len(v) - 1)) for v in values],
+            "n": [len(v) for v in values],
+        }
+    return curves
+
+
+def steps_to_threshold(curves: dict[tuple, dict[str, list[float]]], metric: str) -> list[dict[str, Any]]:
+    """Per target and weighting: the first step (linear interpolation) at which the mean curve reaches the
+    baseline's final mean quality, and the speed-up = baseline steps / those steps."""
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    better = (lambda a, b: a >= b) if higher else (lambda a, b: a <= b)
+    table = []
+    for (target, weighting), curve in curves.items():
+        baseline = curves.get((target, BASELINE[target]))
+        if baseline is None:
+            continue
+        threshold, baseline_steps = baseline["mean"][-1], baseline["step"][-1]
+        reached = None
+        previous_step, previous_value = 0, None
+        for step, value in zip(curve["step"], curve["mean"], strict=True):
+            if better(value, threshold):
+                if previous_value is None or value == previous_value:
+                    reached = float(step)
+                else:
+                    reached = previous_step + (step - previous_step) * (threshold - previous_value) / (value - previous_value)
+                break
+            previous_step, previous_value = step, value
+        table.append({"target": target, "weighting": weighting, "baseline": BASELINE[target], "threshold": threshold,
+                      "steps_to_threshold": reached,
+                      "speedup": baseline_steps / reached if reached else None})
+    return table

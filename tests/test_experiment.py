@@ -1,0 +1,51 @@
+import csv
+import subprocess
+import sys
+
+from minsnr_core.experiment import ExperimentSpec, mean_curves, quick_spec, run_experiment, steps_to_threshold
+
+
+def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
+    out = tmp_path / "quick"
+    result = subprocess.run([sys.executable, "-c", "from minsnr_core.cli import experiment_entry; experiment_entry()",
+                             "--quick", "--data-root", str(data_root), "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    with (out / "results.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert {"group", "weighting", "gamma", "target", "seed", "step", "confident", "fd", "label_entropy"} <= set(rows[0])
+    keys = {(r["group"], r["weighting"], r["gamma"]) for r in rows}
+    assert keys == {("comparison", "snr", ""), ("comparison", "min_snr", "5.0"), ("ablation", "min_snr", "1.0")}
+    assert sorted({int(r["step"]) for r in rows}) == [10, 20]
+    summary = (out / "summary.md").read_text()
+    assert "Steps to reach the baseline" in summary and "Min-SNR-γ ablation" in summary
+    for name in ("quality_eps.html", "gamma_ablation.html"):
+        assert (out / name).stat().st_size > 1000
+
+    # Resumable: a second run trains nothing and reports every run as already done.
+    before = {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")}
+    seen = []
+    run_experiment(quick_spec("mnist", str(data_root)), out, lambda i, n, run, done: seen.append(done))
+    assert all(seen) and {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")} == before
+
+
+def test_grid_has_no_duplicate_runs_and_validates_names():
+    spec = ExperimentSpec(weightings=["snr", "min_snr"], targets=["eps", "x0"], ablation_gammas=[1, 5], seeds=[0, 1])
+    runs = spec.runs()
+    assert len(runs) == len({r["key"] for r in runs}) == 2 * 2 * 2 + 1 * 2
+    try:
+        ExperimentSpec(weightings=["fancy"]).runs()
+    except ValueError as error:
+        assert "fancy" in str(error)
+    else:
+        raise AssertionError("unknown weighting accepted")
+
+
+def test_steps_to_threshold_interpolates_against_the_baseline():
+    curves = {"snr": [0.1, 0.2, 0.4], "min_snr": [0.2, 0.5, 0.6]}
+    rows = [{"group": "comparison", "target": "eps", "weighting": w, "seed": 0, "step": s, "confident": v}
+            for w, values in curves.items() for s, v in zip((100, 200, 300), values, strict=True)]
+    table = {r["weighting"]: r for r in steps_to_threshold(mean_curves(rows, "confident"), "confident")}
+    assert table["snr"]["steps_to_threshold"] == 300 and table["snr"]["speedup"] == 1
+    assert abs(table["min_snr"]["steps_to_threshold"] - (100 + 100 * (0.4 - 0.2) / (0.5 - 0.2))) < 1e-9
+    assert abs(table["min_snr"]["speedup"] - 300 / table["min_snr"]["steps_to_threshold"]) < 1e-9
