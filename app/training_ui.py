@@ -25,7 +25,7 @@ from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, loss_weight
 from .figures import bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
 from .jobs import Job, JobManager
 
-UPDATE_EVERY_S = 0.5
+UPDATE_EVERY_S = 1.0  # live updates cost training speed (benchmarks/app_overhead.py): at most one per second
 LATEX = [{"left": "$", "right": "$", "display": False}]
 PARAMS = strategy_parameters()
 

@@ -156,7 +156,7 @@ def mnist_score(samples: torch.Tensor, data_root: str | Path) -> dict[str, float
     return {
         "fd": frechet_distance(features.mean(0), torch.cov(features.T), mu, cov),
         "confident": float((confidence > CONFIDENCE).double().mean()),
-        "label_entropy": float(entropy),
+        "label_entropy": abs(float(entropy)),  # never print −0.0
     }
 
 
