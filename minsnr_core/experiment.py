@@ -23,6 +23,8 @@ from .weighting import STRATEGIES, check_target
 # The unweighted loss of each target space: the baseline the paper measures speed-ups against.
 BASELINE = {"eps": "snr", "x0": "constant", "v": "snr_plus_one"}
 HIGHER_IS_BETTER = {"confident": True, "label_entropy": True, "fd": False, "swd": False}
+# The budget of the MNIST report in docs/results.md; the app's Compare preset and notebook 03 use the same.
+REPORT_STEPS, REPORT_EVAL_EVERY, REPORT_EVAL_SAMPLES = 300, 100, 200
 
 
 @dataclass
@@ -35,9 +37,9 @@ class ExperimentSpec:
     ablation_gammas: list[float] = field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0])
     ablation_target: str = "eps"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    steps: int = 600
-    eval_every: int = 150
-    eval_samples: int = 250
+    steps: int = REPORT_STEPS
+    eval_every: int = REPORT_EVAL_EVERY
+    eval_samples: int = REPORT_EVAL_SAMPLES
     batch_size: int | None = None
     lr: float = TrainConfig.lr
     device: str = "auto"

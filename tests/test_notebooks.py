@@ -30,7 +30,7 @@ def test_notebook_runs_top_to_bottom(path, data_root, monkeypatch):
     monkeypatch.setenv("MINSNR_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("MINSNR_DATA_ROOT", str(data_root))
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+    NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
                    ).execute()
     errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == []
