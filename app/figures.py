@@ -71,16 +71,17 @@ def samples_image(samples: torch.Tensor | None, scale: int = 3) -> np.ndarray | 
     return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
 
 
-def scatter_figure(points: torch.Tensor | None, title: str = "Samples", reference: torch.Tensor | None = None) -> go.Figure:
-    """2D samples as a scatter (optionally over the true distribution in grey)."""
+def scatter_figure(points: torch.Tensor | None, title: str = "Samples", reference: torch.Tensor | None = None,
+                   names: tuple[str, str] = ("data", "model")) -> go.Figure:
+    """2D samples as a scatter (optionally over a reference cloud in grey, e.g. the true distribution)."""
     figure = go.Figure()
     if reference is not None:
         figure.add_trace(go.Scattergl(x=reference[:, 0].tolist(), y=reference[:, 1].tolist(), mode="markers",
-                                      marker={"size": 3, "color": "lightgrey"}, name="data"))
+                                      marker={"size": 3, "color": "lightgrey"}, name=names[0]))
     if points is not None and points.dim() == 2:
         finite = torch.isfinite(points).all(1)
         figure.add_trace(go.Scattergl(x=points[finite, 0].tolist(), y=points[finite, 1].tolist(), mode="markers",
-                                      marker={"size": 3, "color": "#e4572e"}, name="model"))
+                                      marker={"size": 3, "color": "#e4572e"}, name=names[1]))
     figure.update_layout(title=title, height=360, xaxis={"range": [-3, 3]}, yaxis={"range": [-3, 3], "scaleanchor": "x"},
                          margin={"l": 40, "r": 20, "t": 45, "b": 30}, showlegend=reference is not None)
     return figure

@@ -381,7 +381,8 @@ def build_denoise_tab(manager: JobManager):
         if path.x_t[i].dim() == 4:
             return (_picture(path.x_t[i]), _picture(path.x0_pred[i]), _picture(path.eps_pred[i] / 3),
                     gr.skip(), weight_marker(result, i))
-        fig = scatter_figure(path.x0_pred[i], f"x̂0 at t = {path.timesteps[i]}", reference=path.x_t[i])
+        fig = scatter_figure(path.x0_pred[i], f"x_t and x̂0 at t = {path.timesteps[i]}", reference=path.x_t[i],
+                             names=("x_t", "predicted x̂0"))
         return None, None, None, fig, weight_marker(result, i)
 
     def on_sample(sampler_name, steps_value, seed_value, request: gr.Request):

@@ -174,6 +174,7 @@ def experiment_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-samples", type=int, default=d.eval_samples)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--metric", default=None, help="metric for figures and speed-ups (default: fd, or swd for toys)")
     parser.add_argument("--quick", action="store_true", help="a minute-long grid for CI (overrides the grid flags)")
     parser.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
     return parser
@@ -205,7 +206,7 @@ def experiment_main(argv: list[str] | None = None) -> int:
 
         rows = run_experiment(spec, args.out, progress)
         bar.close()
-        summary = write_report(rows, args.out)
+        summary = write_report(rows, args.out, args.metric)
         print(f"{len(rows)} rows in {Path(args.out) / 'results.csv'}; summary in {summary}")
         return 0
     except (ValueError, DataUnavailableError, RuntimeError) as error:

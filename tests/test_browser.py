@@ -74,6 +74,17 @@ def test_train_a_toy_run_live_and_stop_it(browser, app_url):
     page.wait_for_function(f"() => ({STATUS.format(id='train-status')})().includes('stopped')", timeout=10_000)
     page.wait_for_selector("#train-files a", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "train-toy-stopped.png"), full_page=True)
+    # The Denoise tab samples from this session's model and scrubs through the trajectory.
+    page.get_by_role("tab", name="Denoise").click()
+    page.click("#denoise-start")
+    page.wait_for_function("() => document.querySelector('#denoise-message').innerText.includes('25 steps')",
+                           timeout=60_000)
+    scrub = page.locator("#denoise-scrub input[type=number]")
+    scrub.fill("12")
+    scrub.press("Enter")
+    page.wait_for_function("() => { const el = document.querySelector('#denoise-curve .js-plotly-plot');"
+                           " return el && el.data.length === 2 && el.data[1].name.startsWith('t = '); }", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "denoise-toy.png"), full_page=True)
     page.close()
 
 

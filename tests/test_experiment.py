@@ -18,7 +18,7 @@ def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
     assert keys == {("comparison", "snr", ""), ("comparison", "min_snr", "5.0"), ("ablation", "min_snr", "1.0")}
     assert sorted({int(r["step"]) for r in rows}) == [10, 20]
     summary = (out / "summary.md").read_text()
-    assert "Steps to reach the baseline" in summary and "Min-SNR-γ ablation" in summary
+    assert "Steps to reach the baseline" in summary and "Min-SNR-γ ablation" in summary and "Metric: **fd**" in summary
     for name in ("quality_eps.html", "gamma_ablation.html"):
         assert (out / name).stat().st_size > 1000
 
