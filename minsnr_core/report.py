@@ -40,10 +40,16 @@ def quality_figures(rows: list[dict[str, Any]], metric: str) -> dict[str, go.Fig
     return figures
 
 
+def ablation_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The γ ablation's rows plus the comparison's Min-SNR rows of the same target (its γ = 5 point)."""
+    targets = {r["target"] for r in rows if r["group"] == "ablation"}
+    return [r for r in rows if r["weighting"] == "min_snr" and r["target"] in targets]
+
+
 def ablation_figure(rows: list[dict[str, Any]], metric: str) -> go.Figure | None:
-    """Final quality of Min-SNR against γ (mean ± sd over seeds)."""
-    curves = mean_curves([r for r in rows if r["weighting"] == "min_snr"], metric, group="all", by=("gamma",))
-    if not curves:
+    """Final quality of Min-SNR against γ (mean ± sd over seeds); None when no ablation was run."""
+    curves = mean_curves(ablation_rows(rows), metric, group="all", by=("gamma",))
+    if len(curves) < 2:
         return None
     points = sorted((float(key[0]), curve["mean"][-1], curve["std"][-1]) for key, curve in curves.items())
     figure = go.Figure(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
@@ -103,8 +109,8 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | 
         lines.append(f"| {row['target']} | {STRATEGIES.get(row['weighting']).display_name} | "
                      f"{STRATEGIES.get(row['baseline']).display_name} | {row['threshold']:.3f} | "
                      f"{_fmt(row['steps_to_threshold'])} | {_fmt(row['speedup'])}{'×' if row['speedup'] else ''} |")
-    ablation_curves = mean_curves([r for r in rows if r["weighting"] == "min_snr"], metric, group="all", by=("gamma",))
-    if ablation_curves:
+    ablation_curves = mean_curves(ablation_rows(rows), metric, group="all", by=("gamma",))
+    if len(ablation_curves) >= 2:
         lines += ["", "### Min-SNR-γ ablation (final quality)", "", f"| γ | {metric} | n |", "| --- | --- | --- |"]
         for (gamma,), curve in sorted(ablation_curves.items(), key=lambda kv: float(kv[0][0])):
             lines.append(f"| {float(gamma):g} | {curve['mean'][-1]:.3f} ± {curve['std'][-1]:.3f} | {curve['n'][-1]} |")
