@@ -9,7 +9,6 @@ so the network works at 1/p the resolution, the trick ViT-style diffusion models
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -160,13 +159,6 @@ class MLPDenoiser(nn.Module):
         for block in self.blocks:
             h = h + block(h)
         return self.out(F.silu(h))
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a preset expects of the data: 'image' (C, H, W) or 'points' (D,)."""
-
-    kind: str
 
 
 MODEL_PRESETS: Registry[Entry] = Registry("model preset")

@@ -8,7 +8,7 @@ from minsnr_core.schedules import get_schedule
 
 
 @pytest.fixture(scope="module")
-def trained_models():
+def models_by_target():
     """One small UNet per target, with a random (not zero-initialised) output head so predictions vary."""
     models = {}
     for seed, target in enumerate(("eps", "x0", "v")):
@@ -22,10 +22,10 @@ def trained_models():
 
 @pytest.mark.parametrize("target", ["eps", "x0", "v"])
 @pytest.mark.parametrize("zero_snr", [False, True])
-def test_samplers_give_shapes_and_ranges_for_every_target(trained_models, target, zero_snr):
+def test_samplers_give_shapes_and_ranges_for_every_target(models_by_target, target, zero_snr):
     if zero_snr and target == "eps":
         pytest.skip("zero terminal SNR needs an x0 or v model")
-    model = trained_models[target]
+    model = models_by_target[target]
     diffusion = Diffusion(get_schedule("cosine", 100, zero_terminal_snr=zero_snr), target)
     shape = (3, 1, 12, 12)
     x, trajectory = ddim_sample(model, diffusion, shape, 10, generator=torch.Generator().manual_seed(0),
@@ -37,22 +37,22 @@ def test_samplers_give_shapes_and_ranges_for_every_target(trained_models, target
     assert none is None and y.shape == shape and torch.isfinite(y).all()
 
 
-def test_ddim_is_deterministic_given_the_seed(trained_models):
-    model = trained_models["v"]
+def test_ddim_is_deterministic_given_the_seed(models_by_target):
+    model = models_by_target["v"]
     diffusion = Diffusion(get_schedule("cosine", 100), "v")
     a, _ = ddim_sample(model, diffusion, (2, 1, 12, 12), 8, generator=torch.Generator().manual_seed(3))
     b, _ = ddim_sample(model, diffusion, (2, 1, 12, 12), 8, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
 
 
-def test_sampler_arguments_are_checked(trained_models):
+def test_sampler_arguments_are_checked(models_by_target):
     diffusion = Diffusion(get_schedule("cosine", 100), "eps")
     with pytest.raises(ValueError, match="sampler must be one of ddpm, ddim"):
-        sample(trained_models["eps"], diffusion, (1, 1, 12, 12), "euler")
+        sample(models_by_target["eps"], diffusion, (1, 1, 12, 12), "euler")
     with pytest.raises(ValueError, match="sample steps"):
         sampling_timesteps(100, 0)
     with pytest.raises(ValueError, match="eta"):
-        ddim_sample(trained_models["eps"], diffusion, (1, 1, 12, 12), 5, eta=2)
+        ddim_sample(models_by_target["eps"], diffusion, (1, 1, 12, 12), 5, eta=2)
     assert sampling_timesteps(1000, 4) == [999, 666, 333, 0]
 
 
