@@ -12,6 +12,7 @@ from minsnr_core.schedules import get_schedule
 from minsnr_core.weighting import (
     STRATEGIES,
     TARGET_NAMES,
+    TARGET_WEIGHT_LATEX,
     effective_weight,
     eps_weight_at_zero_snr,
     loss_weight,
@@ -118,8 +119,7 @@ def build_explorer(
 
 def explain_strategies(strategies: Iterable[str], target: str = "eps") -> str:
     """Markdown: formula, intuition and reference of each ticked strategy, from the registry."""
-    conversion = {"eps": r"w_\varepsilon = w_{x_0}/\mathrm{SNR}", "x0": r"w_{x_0}",
-                  "v": r"w_v = w_{x_0}/(\mathrm{SNR}+1)"}[target]
+    conversion = TARGET_WEIGHT_LATEX[target]
     lines = [
         "Each curve is one weighting strategy. A strategy is one function $w_{x_0}(\\mathrm{SNR})$ on the x₀ error; "
         f"in the {TARGET_NAMES[target]} space it becomes ${conversion}$ because "

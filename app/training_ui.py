@@ -393,13 +393,12 @@ def build_denoise_tab(manager: JobManager):
             checkpoint = found[-1] if found else None
         if checkpoint is None:
             return "⚠️ Train a model first (Train tab), then sample from it here.", None, gr.skip()
-        model, diffusion, config = load_run_model(checkpoint, "cpu")
-        shape_state = torch.load(checkpoint, map_location="cpu", weights_only=True)["shape"]
-        count = 16 if len(shape_state) == 3 else 1000
+        model, diffusion, config, shape = load_run_model(checkpoint, "cpu")
+        count = 16 if len(shape) == 3 else 1000
         generator = torch.Generator().manual_seed(int(seed_value or 0))
         kwargs = {"eta": 0.0} if sampler_name == "ddim" else {}
-        _, trajectory = sample(model, diffusion, (count, *shape_state), sampler_name, int(steps_value),
-                               generator=generator, clip=sample_clip(tuple(shape_state)), return_trajectory=True,
+        _, trajectory = sample(model, diffusion, (count, *shape), sampler_name, int(steps_value),
+                               generator=generator, clip=sample_clip(shape), return_trajectory=True,
                                **kwargs)
         snr = diffusion.schedule.snr
         positive = snr > 0

@@ -42,7 +42,7 @@ def main() -> None:
             print(event.message)
     print(f"trained {last.step} steps in {time.perf_counter() - started:.0f} s, last {last.images_per_sec:.0f} img/s, "
           f"{last.parameters:,} parameters on {last.device}")
-    model, diffusion, _ = load_run_model(args.out, args.device)
+    model, diffusion, _, _ = load_run_model(args.out, args.device)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(0)
     t0 = time.perf_counter()

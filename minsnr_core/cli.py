@@ -120,9 +120,8 @@ def sample_main(argv: list[str] | None = None) -> int:
     try:
         if args.n < 1:
             raise ValueError(f"--n must be ≥ 1, got {args.n}")
-        model, diffusion, config = load_run_model(args.run, args.device)
+        model, diffusion, _, shape = load_run_model(args.run, args.device)
         device = resolve_device(args.device)
-        shape = tuple(load_checkpoint(args.run)["shape"])
         generator = torch.Generator(device=device).manual_seed(args.seed)
         kwargs = {"eta": args.eta} if args.sampler == "ddim" else {}
         chunks = []

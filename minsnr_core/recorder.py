@@ -92,7 +92,3 @@ class RunHistory:
             self.eta_s = 0.0 if event.kind == "done" else None
         if event.checkpoint:
             self.checkpoint = event.checkpoint
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("done", "stopped", "error")

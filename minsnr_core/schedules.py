@@ -100,10 +100,6 @@ class Schedule:
         """σ_t = √(1 − ᾱ_t), the noise coefficient."""
         return (1 - self.alphas_cumprod).sqrt()
 
-    @property
-    def timesteps(self) -> torch.Tensor:
-        return torch.arange(self.num_timesteps)
-
     def log_snr_density(self) -> torch.Tensor:
         """Density p(λ) of λ = log SNR(t) when t is uniform on the T steps (Kingma & Gao 2023).
 

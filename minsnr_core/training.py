@@ -9,6 +9,7 @@ from one seeded generator, and its state is part of the checkpoint, so a resumed
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
@@ -210,13 +211,15 @@ def _lr_at(config: TrainConfig, step: int, progress: float) -> float:
     return config.lr * warmup * decay
 
 
-def load_run_model(path: str | Path, device: str = "auto") -> tuple[torch.nn.Module, Diffusion, TrainConfig]:
-    """The EMA model, its diffusion process and config from a run folder or checkpoint file."""
+def load_run_model(
+    path: str | Path, device: str = "auto"
+) -> tuple[torch.nn.Module, Diffusion, TrainConfig, tuple[int, ...]]:
+    """The EMA model, its diffusion process, config and the shape of one sample, from a run folder or checkpoint."""
     state = load_checkpoint(path)
     try:
         config = TrainConfig.from_dict(state["config"]).resolved()
-        channels = state["channels"]
-        model = build_model(config.model, channels)
+        shape = tuple(state["shape"])
+        model = build_model(config.model, state["channels"])
         ema = AveragedModel(model)
         ema.load_state_dict(state["ema"])
     except (KeyError, RuntimeError, TypeError) as error:
@@ -224,7 +227,7 @@ def load_run_model(path: str | Path, device: str = "auto") -> tuple[torch.nn.Mod
     dev = resolve_device(device)
     diffusion = Diffusion(get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr),
                           config.target, config.weighting, config.weighting_params).to(dev)
-    return ema.module.to(dev).eval(), diffusion, config
+    return ema.module.to(dev).eval(), diffusion, config, shape
 
 
 def train(
@@ -263,7 +266,7 @@ def train(
     schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)
     diffusion = Diffusion(schedule, config.target, config.weighting, config.weighting_params).to(device)
     step_fn = torch.compile(model) if config.compile else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _NoAutocast()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     out_dir = Path(config.out_dir) if config.out_dir else None
     parameters = count_parameters(model)
     deadline = started + config.minutes * 60 if config.minutes else None
@@ -352,14 +355,6 @@ def train(
             interval_start = time.perf_counter()
 
 
-class _NoAutocast:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _eta(config: TrainConfig, step: int, images_per_sec: float, deadline: float | None) -> float | None:
     remaining = []
     if config.steps is not None and images_per_sec > 0:
@@ -391,18 +386,24 @@ def sample_clip(shape: tuple[int, ...]) -> float:
 
 
 @torch.no_grad()
+def _fixed_seed_samples(model: torch.nn.Module, diffusion: Diffusion, shape: tuple[int, ...], count: int, steps: int,
+                        seed: int, device: torch.device) -> torch.Tensor:
+    """DDIM samples (CPU float tensor) from a fixed seed, so successive evaluations are comparable."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    samples, _ = ddim_sample(model, diffusion, (count, *shape), steps, generator=generator, device=device,
+                             clip=sample_clip(shape))
+    model.train(was_training)
+    return samples.float().cpu()
+
+
 def preview_samples(
     model: torch.nn.Module, diffusion: Diffusion, config: TrainConfig, shape: tuple[int, ...], device: torch.device
 ) -> torch.Tensor:
-    """A fixed-seed batch of DDIM samples from ``model`` (CPU tensor), so previews are comparable over time."""
+    """The preview batch: ``preview_count`` images, or at least 512 points for a toy scatter."""
     count = config.preview_count if len(shape) == 3 else max(config.preview_count, 512)
-    generator = torch.Generator(device=device).manual_seed(config.seed + 12345)
-    was_training = model.training
-    model.eval()
-    samples, _ = ddim_sample(model, diffusion, (count, *shape), config.preview_sample_steps, generator=generator,
-                             device=device, clip=sample_clip(shape))
-    model.train(was_training)
-    return samples.float().cpu()
+    return _fixed_seed_samples(model, diffusion, shape, count, config.preview_sample_steps, config.seed + 12345, device)
 
 
 def evaluate_quality(
@@ -411,14 +412,9 @@ def evaluate_quality(
     """The quality metric of :mod:`minsnr_core.metrics` on fresh DDIM samples (MNIST and the toys)."""
     from . import metrics
 
-    generator = torch.Generator(device=device).manual_seed(config.seed + 54321)
-    was_training = model.training
-    model.eval()
-    samples, _ = ddim_sample(model, diffusion, (config.metric_samples, *shape), 50, generator=generator,
-                             device=device, clip=sample_clip(shape))
-    model.train(was_training)
+    samples = _fixed_seed_samples(model, diffusion, shape, config.metric_samples, 50, config.seed + 54321, device)
     if config.dataset in TOY_DATASETS:
-        return metrics.toy_score(samples.cpu(), config.dataset)
+        return metrics.toy_score(samples, config.dataset)
     if config.dataset == "mnist":
-        return metrics.mnist_score(samples.cpu(), config.data_root)
+        return metrics.mnist_score(samples, config.data_root)
     return {}

@@ -25,6 +25,9 @@ from .schedules import Schedule
 
 TARGETS = ("eps", "x0", "v")
 TARGET_NAMES = {"eps": "ε (noise)", "x0": "x₀ (clean image)", "v": "v (velocity)"}
+# The conversion that loss_weight applies, as LaTeX for the app and the notebooks.
+TARGET_WEIGHT_LATEX = {"eps": r"w_\varepsilon = w_{x_0}/\mathrm{SNR}", "x0": r"w_{x_0}",
+                       "v": r"w_v = w_{x_0}/(\mathrm{SNR}+1)"}
 DEFAULT_GAMMA = 5.0
 
 STRATEGIES: Registry[Entry] = Registry("weighting strategy")
