@@ -45,13 +45,16 @@ class ExperimentSpec:
     device: str = "auto"
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run of the grid: the comparison, then the Min-SNR γ ablation (without repeating a run)."""
+        """Every run of the grid: the comparison (with each target's baseline), then the Min-SNR γ ablation
+        (without repeating a run)."""
         for name in self.weightings:
             STRATEGIES.get(name)
         for target in [*self.targets, self.ablation_target]:
             check_target(target)
         runs, seen = [], set()
-        grid = [("comparison", w, self.gamma, t, s) for w, t, s in itertools.product(self.weightings, self.targets, self.seeds)]
+        # Each target is compared against its own plain loss, so that baseline always runs (e.g. SNR+1 for v).
+        grid = [("comparison", w, self.gamma, t, s) for t in self.targets
+                for w, s in itertools.product(dict.fromkeys([*self.weightings, BASELINE[t]]), self.seeds)]
         grid += [("ablation", "min_snr", g, self.ablation_target, s)
                  for g, s in itertools.product(self.ablation_gammas, self.seeds)]
         for group, weighting, gamma, target, seed in grid:

@@ -32,7 +32,11 @@ def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
 def test_grid_has_no_duplicate_runs_and_validates_names():
     spec = ExperimentSpec(weightings=["snr", "min_snr"], targets=["eps", "x0"], ablation_gammas=[1, 5], seeds=[0, 1])
     runs = spec.runs()
-    assert len(runs) == len({r["key"] for r in runs}) == 2 * 2 * 2 + 1 * 2
+    # x0 adds its baseline (constant); the γ = 5 ablation run is the comparison's Min-SNR-5 ε run.
+    assert len(runs) == len({r["key"] for r in runs}) == (2 + 3) * 2 + 1 * 2
+    assert {r["weighting"] for r in runs if r["target"] == "x0"} == {"snr", "min_snr", "constant"}
+    v_runs = ExperimentSpec(weightings=["min_snr"], targets=["v"], ablation_gammas=[], seeds=[0]).runs()
+    assert [r["weighting"] for r in v_runs] == ["min_snr", "snr_plus_one"]
     try:
         ExperimentSpec(weightings=["fancy"]).runs()
     except ValueError as error:
