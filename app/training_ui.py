@@ -16,6 +16,7 @@ from minsnr_core.checkpoint import CHECKPOINT_NAME
 from minsnr_core.data import TOY_DATASETS, toy_points
 from minsnr_core.experiment import REPORT_EVAL_EVERY, REPORT_EVAL_SAMPLES, REPORT_STEPS
 from minsnr_core.images import point_raster
+from minsnr_core.metrics import CLASSIFIERS
 from minsnr_core.models import MODEL_PRESETS
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME
 from minsnr_core.sampling import SAMPLERS, Trajectory, sample
@@ -47,8 +48,9 @@ COMPARE_INTRO = """
 ### Compare weightings side by side
 Two to four runs with the same seed, data, model and budget, differing only in the loss weighting, trained one after
 the other. The claim of the paper, to check live: Min-SNR-γ reaches a given sample quality in fewer steps than the
-constant-x0 or plain ε (SNR) weightings. The quality is measured on fresh samples (MNIST: a classifier's share of
-confidently recognised digits; toys: the distance to the true distribution).
+constant-x0 or plain ε (SNR) weightings. The quality is measured on fresh samples (MNIST and CIFAR-10: the Fréchet
+distance in a small classifier's features and its share of confidently recognised images; toys: the distance to the
+true distribution).
 """
 DENOISE_INTRO = """
 ### Watch one sample being denoised
@@ -139,7 +141,7 @@ def make_config(image_roots: dict[str, str], weighting: str, values: list[Any]) 
         model=None if model == "auto" else model, batch_size=int(batch) or None, lr=float(lr),
         steps=int(steps) if steps else None, minutes=float(minutes) if minutes else None, seed=int(seed or 0),
         log_every=5 if is_toy else 10, preview_every=preview_every,
-        metric_every=preview_every if quality and (is_toy or dataset == "mnist") else 0,
+        metric_every=preview_every if quality and (is_toy or dataset in CLASSIFIERS) else 0,
         metric_samples=512 if is_toy else REPORT_EVAL_SAMPLES, preview_count=64 if dataset != "folder" else 36,
     )
 

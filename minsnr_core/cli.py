@@ -172,6 +172,7 @@ def experiment_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=int, default=d.eval_every)
     parser.add_argument("--eval-samples", type=int, default=d.eval_samples)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="model preset (default: the dataset's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--metric", default=None, help="metric for figures and speed-ups (default: fd, or swd for toys)")
     parser.add_argument("--quick", action="store_true", help="a minute-long grid for CI (overrides the grid flags)")
@@ -193,7 +194,7 @@ def experiment_main(argv: list[str] | None = None) -> int:
                               targets=args.targets, gamma=args.gamma, ablation_gammas=args.ablation_gammas,
                               ablation_target=args.ablation_target, seeds=args.seeds, steps=args.steps,
                               eval_every=args.eval_every, eval_samples=args.eval_samples, batch_size=args.batch_size,
-                              device=args.device)
+                              model=args.model, device=args.device)
     spec.device = args.device
     try:
         bar = tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True)

@@ -112,13 +112,6 @@ def load_mnist(root: str | Path, train: bool = True, download: bool = True) -> t
     return _to_unit_range(dataset.data[:, None])
 
 
-def load_mnist_labels(root: str | Path, train: bool = True) -> torch.Tensor:
-    from torchvision.datasets import MNIST
-
-    root = Path(root).expanduser()
-    return _with_download(lambda dl: MNIST(str(root), train=train, download=dl), "MNIST", root, False).targets
-
-
 def load_image_folder(root: str | Path, image_size: int = 32, limit: int | None = None) -> torch.Tensor:
     """Every image of a torchvision ``ImageFolder`` (class sub-folders), resized to a square, as (N, C, S, S)."""
     from torchvision import transforms
@@ -150,6 +143,23 @@ def load_cifar10(root: str | Path, train: bool = True, download: bool = True) ->
             return load_image_folder(folder, 32)
     dataset = _with_download(lambda dl: CIFAR10(str(root), train=train, download=dl), "CIFAR10", root, download)
     return _to_unit_range(torch.from_numpy(np.asarray(dataset.data)).permute(0, 3, 1, 2))
+
+
+def load_labels(name: str, root: str | Path, train: bool = True) -> torch.Tensor:
+    """The class labels (int64) of MNIST or CIFAR-10 on disk, in the order of :func:`load_dataset`'s images."""
+    from torchvision.datasets import CIFAR10, MNIST, ImageFolder
+
+    root = Path(root).expanduser()
+    if name == "mnist":
+        return _with_download(lambda dl: MNIST(str(root), train=train, download=dl), "MNIST", root, False).targets
+    if name != "cifar10":
+        raise ValueError(f"labels are available for mnist and cifar10, not {name!r}")
+    split = "train" if train else "test"
+    for folder in (root / "cifar10-subset" / split, root / split):
+        if folder.is_dir():
+            return torch.tensor(ImageFolder(str(folder)).targets)
+    dataset = _with_download(lambda dl: CIFAR10(str(root), train=train, download=dl), "CIFAR10", root, False)
+    return torch.tensor(dataset.targets)
 
 
 def load_dataset(

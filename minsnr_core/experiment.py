@@ -42,6 +42,7 @@ class ExperimentSpec:
     eval_samples: int = REPORT_EVAL_SAMPLES
     batch_size: int | None = None
     lr: float = TrainConfig.lr
+    model: str | None = None
     device: str = "auto"
 
     def runs(self) -> list[dict[str, Any]]:
@@ -71,7 +72,7 @@ class ExperimentSpec:
         params = {"gamma": run["gamma"]} if run["gamma"] is not None else {}
         return TrainConfig(dataset=self.dataset, data_root=self.data_root, weighting=run["weighting"],
                            weighting_params=params, target=run["target"], steps=self.steps, seed=run["seed"],
-                           batch_size=self.batch_size, lr=self.lr, device=self.device, preview_every=0,
+                           batch_size=self.batch_size, lr=self.lr, model=self.model, device=self.device, preview_every=0,
                            metric_every=self.eval_every, metric_samples=self.eval_samples, checkpoint_every=0)
 
 
@@ -82,10 +83,26 @@ def quick_spec(dataset: str = "mnist", data_root: str | None = None) -> Experime
                           batch_size=16)
 
 
+# Settings shared by every run of a results folder (the grid itself may grow between invocations).
+SHARED_SETTINGS = ("dataset", "batch_size", "lr", "model", "eval_every", "eval_samples")
+
+
+def _check_same_settings(spec: ExperimentSpec, path: Path) -> None:
+    """Finished runs are reused by key, so a folder must not mix runs trained or evaluated differently."""
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text())
+    for name in SHARED_SETTINGS:
+        if name in saved and saved[name] != getattr(spec, name):
+            raise ValueError(f"{path.parent} holds runs made with {name}={saved[name]!r}, this grid has "
+                             f"{name}={getattr(spec, name)!r}; use another results folder (--out)")
+
+
 def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
                    progress: Callable[[int, int, dict[str, Any], bool], None] | None = None) -> list[dict[str, Any]]:
     """Train every run not finished yet, then write ``results.csv``; returns the table's rows."""
     out = Path(out_dir)
+    _check_same_settings(spec, out / "spec.json")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
     runs = spec.runs()

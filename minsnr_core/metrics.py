@@ -1,14 +1,18 @@
 """Sample-quality metrics that run offline on a CPU.
 
-MNIST: a small classifier the project trains itself on first use (about a minute on a CPU) and caches in the
-user cache dir, keyed by a hash of its code and of the training data. For a batch of samples it reports
+MNIST and CIFAR-10: a small classifier the project trains itself on first use (a minute or two on a CPU) and
+caches in the user cache dir, keyed by a hash of its code and of the training data. For a batch of samples it
+reports
 - ``fd``: the Fréchet distance (Heusel et al. 2017) between the classifier's penultimate features of the samples
-  and of the MNIST test set (lower is better; real test digits score ≈ 0),
-- ``confident``: the fraction classified as one digit with probability > 0.9 (recognisable digits); the
-  classifier has an 11th class, "not a digit", trained on noise, heavy blur and overlaid digits, so that noise
+  and of the test set (lower is better; real test images score near 0, only sampling noise remains),
+- ``confident``: the fraction classified as one class with probability > 0.9 (recognisable images); the
+  classifier has an 11th class, "not an image", trained on noise, heavy blur and overlaid images, so that noise
   cannot pass as a confident digit,
-- ``label_entropy``: the entropy in bits of the predicted labels (log2 10 ≈ 3.32 when all digits appear; a
-  collapse onto few digits shows as a low value).
+- ``label_entropy``: the entropy in bits of the predicted labels (log2 10 ≈ 3.32 when all classes appear; a
+  collapse onto few classes shows as a low value).
+The CIFAR-10 classifier learns from what ``data_root`` holds (4,000 images in the shared subset), so it is a weak
+classifier (its ``confident`` share is low even on real images) but its features still rank samples: compare fd
+values with each other and with the real test images' score, not with published FIDs.
 2D toys: the sliced Wasserstein-1 distance to fresh samples of the true distribution.
 """
 
@@ -19,6 +23,8 @@ import hashlib
 import inspect
 import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,20 +32,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import load_mnist, load_mnist_labels, toy_points
+from .data import load_dataset, load_labels, toy_points
 
 CONFIDENCE = 0.9
-NOT_A_DIGIT = 10  # the classifier's extra class for images that are no digit at all
+NOT_A_DIGIT = 10  # the classifier's extra class for images that show nothing at all
 
 
-class MnistClassifier(nn.Module):
-    def __init__(self) -> None:
+class Classifier(nn.Module):
+    """Convolutional features → 128 penultimate features → 10 classes + "not an image"."""
+
+    def __init__(self, conv: nn.Sequential, flat_features: int) -> None:
         super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        )
-        self.features = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU())
+        self.conv = conv
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(flat_features, 128), nn.ReLU())
         self.classify = nn.Linear(128, NOT_A_DIGIT + 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,8 +53,38 @@ class MnistClassifier(nn.Module):
         return features, self.classify(features)
 
 
+def _mnist_net() -> Classifier:
+    return Classifier(nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    ), 64 * 7 * 7)
+
+
+def _cifar_net() -> Classifier:
+    return Classifier(nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    ), 64 * 4 * 4)
+
+
+@dataclass(frozen=True)
+class ClassifierSetup:
+    shape: tuple[int, int, int]
+    build: Callable[[], Classifier]
+    batches: int | None  # optimisation steps of 256 images; None: 2 epochs
+    augment: bool  # random flips and shifts, for a small training set of natural images
+
+
+CLASSIFIERS = {
+    "mnist": ClassifierSetup((1, 28, 28), _mnist_net, None, False),
+    "cifar10": ClassifierSetup((3, 32, 32), _cifar_net, 600, True),
+}
+
+
 def _not_digits(digits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Images that must not count as digits: noise, heavy blur, two digits overlaid, digits drowned in noise."""
+    """Images that must not count as an image of a class: noise, heavy blur, two images overlaid, images drowned
+    in noise."""
     n = len(digits)
     kind = torch.randint(0, 4, (n,), generator=generator)
     noise = torch.rand(digits.shape, generator=generator) * 2 - 1
@@ -60,19 +95,35 @@ def _not_digits(digits: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     return options[kind, torch.arange(n)]
 
 
-def _train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 2, seed: int = 0) -> MnistClassifier:
-    """Digits 0–9 plus an 11th class "not a digit", so that noise cannot score as a confident digit."""
+def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal flips and shifts of up to 2 pixels (reflect padding)."""
+    flip = torch.rand(len(x), generator=generator) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    dy, dx = torch.randint(0, 5, (2,), generator=generator).tolist()
+    size = x.shape[-1]
+    return F.pad(x, (2, 2, 2, 2), mode="reflect")[..., dy:dy + size, dx:dx + size]
+
+
+def _train_classifier(images: torch.Tensor, labels: torch.Tensor, setup: ClassifierSetup, epochs: int = 2,
+                      seed: int = 0) -> Classifier:
+    """Ten classes plus an 11th class "not an image", so that noise cannot score as a confident class."""
     torch.manual_seed(seed)
-    model = MnistClassifier()
+    model = setup.build()
     optimizer = torch.optim.Adam(model.parameters(), 2e-3)
-    batches = (len(images) + 255) // 256
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=epochs * batches)
+    per_epoch = (len(images) + 255) // 256
+    total = setup.batches or epochs * per_epoch
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=total)
     generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
+    done = 0
+    while done < total:
         order = torch.randperm(len(images), generator=generator)
         for start in range(0, len(images), 256):
+            if done == total:
+                break
             batch = order[start:start + 256]
             x, y = images[batch], labels[batch]
+            if setup.augment:
+                x = _augment(x, generator)
             negatives = _not_digits(x[: len(x) // 5], generator)
             x = torch.cat([x, negatives])
             y = torch.cat([y, torch.full((len(negatives),), NOT_A_DIGIT)])
@@ -81,6 +132,7 @@ def _train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 
             loss.backward()
             optimizer.step()
             schedule.step()
+            done += 1
     return model.eval()
 
 
@@ -90,29 +142,42 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def _cache_key(images: torch.Tensor) -> str:
-    code = "".join(inspect.getsource(f) for f in (MnistClassifier, _not_digits, _train_classifier))
+def _cache_key(dataset: str, images: torch.Tensor) -> str:
+    code = "".join(inspect.getsource(f) for f in (Classifier, CLASSIFIERS[dataset].build, _not_digits, _augment,
+                                                   _train_classifier))
     digest = hashlib.sha256(code.encode())
+    digest.update(repr(CLASSIFIERS[dataset]).encode())
     digest.update(images.numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
+def _check_dataset(dataset: str) -> ClassifierSetup:
+    if dataset not in CLASSIFIERS:
+        raise ValueError(f"dataset must be one of {', '.join(CLASSIFIERS)} for an image-quality score; got {dataset!r}")
+    return CLASSIFIERS[dataset]
+
+
 @functools.lru_cache(maxsize=4)
-def mnist_classifier(data_root: str) -> MnistClassifier:
-    """The cached classifier for the MNIST under ``data_root``; trained and saved on first use."""
-    images = load_mnist(data_root, train=True, download=False)
-    path = cache_dir() / f"mnist-classifier-{_cache_key(images)}.pt"
-    model = MnistClassifier()
+def classifier(dataset: str, data_root: str) -> Classifier:
+    """The cached classifier for ``dataset`` (mnist or cifar10) under ``data_root``; trained and saved on first use."""
+    setup = _check_dataset(dataset)
+    images = load_dataset(dataset, data_root, download=False)
+    path = cache_dir() / f"{dataset}-classifier-{_cache_key(dataset, images)}.pt"
+    model = setup.build()
     if path.exists():
         model.load_state_dict(load_checkpoint(path)["model"])
         return model.eval()
-    model = _train_classifier(images, load_mnist_labels(data_root, train=True))
+    model = _train_classifier(images, load_labels(dataset, data_root), setup)
     save_checkpoint(path, {"model": model.state_dict()})
     return model
 
 
+def mnist_classifier(data_root: str) -> Classifier:
+    return classifier("mnist", data_root)
+
+
 @torch.no_grad()
-def _features(model: MnistClassifier, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _features(model: Classifier, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     feats, probs = [], []
     for start in range(0, len(images), 1000):
         f, logits = model(images[start:start + 1000].float())
@@ -122,8 +187,9 @@ def _features(model: MnistClassifier, images: torch.Tensor) -> tuple[torch.Tenso
 
 
 @functools.lru_cache(maxsize=4)
-def _reference_stats(data_root: str) -> tuple[torch.Tensor, torch.Tensor]:
-    features, _ = _features(mnist_classifier(data_root), load_mnist(data_root, train=False, download=False))
+def _reference_stats(dataset: str, data_root: str) -> tuple[torch.Tensor, torch.Tensor]:
+    test = load_dataset(dataset, data_root, train=False, download=False)
+    features, _ = _features(classifier(dataset, data_root), test)
     return features.mean(0), torch.cov(features.T)
 
 
@@ -139,17 +205,19 @@ def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, c
     return float((mu1 - mu2).pow(2).sum() + torch.trace(cov1) + torch.trace(cov2) - 2 * torch.trace(cross))
 
 
-def mnist_score(samples: torch.Tensor, data_root: str | Path) -> dict[str, float]:
-    """Quality of generated MNIST digits (N, 1, 28, 28) in [−1, 1]: fd, confident, label_entropy."""
-    if samples.dim() != 4 or samples.shape[1:] != (1, 28, 28):
-        raise ValueError(f"samples must have shape (N, 1, 28, 28), got {tuple(samples.shape)}")
+def image_score(samples: torch.Tensor, dataset: str, data_root: str | Path) -> dict[str, float]:
+    """Quality of generated images in [−1, 1] of ``dataset`` (mnist: (N, 1, 28, 28), cifar10: (N, 3, 32, 32)):
+    fd, confident, label_entropy."""
+    shape = _check_dataset(dataset).shape
+    if samples.dim() != 4 or tuple(samples.shape[1:]) != shape:
+        raise ValueError(f"samples must have shape (N, {', '.join(map(str, shape))}), got {tuple(samples.shape)}")
     if len(samples) < 2:
         raise ValueError("samples must hold at least 2 images for a Fréchet distance")
     if not torch.isfinite(samples).all():
         raise ValueError("samples contain NaN or inf")
     root = str(Path(data_root).expanduser().resolve())
-    features, probs = _features(mnist_classifier(root), samples.clamp(-1, 1))
-    mu, cov = _reference_stats(root)
+    features, probs = _features(classifier(dataset, root), samples.clamp(-1, 1))
+    mu, cov = _reference_stats(dataset, root)
     confidence, labels = probs[:, :NOT_A_DIGIT].max(1)
     frequencies = torch.bincount(labels, minlength=NOT_A_DIGIT).double() / len(labels)
     entropy = -(frequencies[frequencies > 0] * frequencies[frequencies > 0].log2()).sum()
@@ -158,6 +226,11 @@ def mnist_score(samples: torch.Tensor, data_root: str | Path) -> dict[str, float
         "confident": float((confidence > CONFIDENCE).double().mean()),
         "label_entropy": abs(float(entropy)),  # never print −0.0
     }
+
+
+def mnist_score(samples: torch.Tensor, data_root: str | Path) -> dict[str, float]:
+    """:func:`image_score` for MNIST digits (N, 1, 28, 28)."""
+    return image_score(samples, "mnist", data_root)
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 256, seed: int = 0) -> float:

@@ -409,12 +409,12 @@ def preview_samples(
 def evaluate_quality(
     model: torch.nn.Module, diffusion: Diffusion, config: TrainConfig, shape: tuple[int, ...], device: torch.device
 ) -> dict[str, float]:
-    """The quality metric of :mod:`minsnr_core.metrics` on fresh DDIM samples (MNIST and the toys)."""
+    """The quality metric of :mod:`minsnr_core.metrics` on fresh DDIM samples (MNIST, CIFAR-10 and the toys)."""
     from . import metrics
 
     samples = _fixed_seed_samples(model, diffusion, shape, config.metric_samples, 50, config.seed + 54321, device)
     if config.dataset in TOY_DATASETS:
         return metrics.toy_score(samples, config.dataset)
-    if config.dataset == "mnist":
-        return metrics.mnist_score(samples, config.data_root)
+    if config.dataset in metrics.CLASSIFIERS:
+        return metrics.image_score(samples, config.dataset, config.data_root)
     return {}

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minsnr_core.data import TOY_DATASETS, DataUnavailableError, load_cifar10, load_dataset, load_mnist
-from minsnr_core.metrics import mnist_score, toy_score
+from minsnr_core.data import TOY_DATASETS, DataUnavailableError, load_cifar10, load_dataset, load_labels, load_mnist
+from minsnr_core.metrics import image_score, mnist_score, toy_score
 from minsnr_core.recorder import read_metrics
 
 
@@ -90,6 +90,21 @@ def test_mnist_metric_tells_real_digits_from_noise_and_blur(data_root):
     assert blur_score["confident"] < 0.3 and blur_score["fd"] > 10 * real_score["fd"]
     collapsed = mnist_score(real[real.flatten(1).mean(1).argsort()[:100]].repeat(2, 1, 1, 1), data_root)
     assert collapsed["label_entropy"] < real_score["label_entropy"]
+
+
+def test_cifar_metric_tells_real_images_from_noise_and_blur(data_root):
+    labels = load_labels("cifar10", data_root, train=False)
+    assert labels.shape == (1000,) and set(labels.tolist()) == set(range(10))
+    real = load_cifar10(data_root, train=False)[:500]
+    noise = torch.rand(500, 3, 32, 32) * 2 - 1
+    blurred = F.avg_pool2d(F.pad(real, (2, 2, 2, 2), mode="replicate"), 5, 1)
+    real_score, noise_score, blur_score = (image_score(x, "cifar10", data_root) for x in (real, noise, blurred))
+    assert real_score["label_entropy"] > 3.0 and noise_score["confident"] < 0.05
+    assert noise_score["fd"] > 10 * real_score["fd"] and blur_score["fd"] > 3 * real_score["fd"]
+    with pytest.raises(ValueError, match=r"shape \(N, 3, 32, 32\)"):
+        image_score(real[:, :1], "cifar10", data_root)
+    with pytest.raises(ValueError, match="dataset must be one of mnist, cifar10"):
+        image_score(real, "folder", data_root)
 
 
 def test_toy_metric_tells_the_distribution_from_noise():

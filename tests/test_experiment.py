@@ -2,6 +2,8 @@ import csv
 import subprocess
 import sys
 
+import pytest
+
 from minsnr_core.experiment import ExperimentSpec, mean_curves, quick_spec, run_experiment, steps_to_threshold
 
 
@@ -27,6 +29,11 @@ def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
     seen = []
     run_experiment(quick_spec("mnist", str(data_root)), out, lambda i, n, run, done: seen.append(done))
     assert all(seen) and {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")} == before
+    # A folder never mixes runs trained differently: another batch size is refused before any training.
+    other = quick_spec("mnist", str(data_root))
+    other.batch_size = 32
+    with pytest.raises(ValueError, match="batch_size=16.*batch_size=32.*--out"):
+        run_experiment(other, out)
 
 
 def test_grid_has_no_duplicate_runs_and_validates_names():
