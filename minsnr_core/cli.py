@@ -174,6 +174,8 @@ def experiment_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="model preset (default: the dataset's)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="runs trained at once in separate processes (worth it on a GPU; default 1)")
     parser.add_argument("--metric", default=None, help="metric for figures and speed-ups (default: fd, or swd for toys)")
     parser.add_argument("--quick", action="store_true", help="a minute-long grid for CI (overrides the grid flags)")
     parser.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
@@ -204,7 +206,7 @@ def experiment_main(argv: list[str] | None = None) -> int:
             bar.set_postfix_str(("skip " if done else "") + run.get("key", "finished"))
             bar.refresh()
 
-        rows = run_experiment(spec, args.out, progress)
+        rows = run_experiment(spec, args.out, progress, args.workers)
         bar.close()
         summary = write_report(rows, args.out, args.metric)
         print(f"{len(rows)} rows in {Path(args.out) / 'results.csv'}; summary in {summary}")

@@ -12,10 +12,15 @@ import csv
 import itertools
 import json
 import math
+import multiprocessing
+import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from .training import TrainConfig, train
 from .weighting import STRATEGIES, check_target
@@ -98,32 +103,63 @@ def _check_same_settings(spec: ExperimentSpec, path: Path) -> None:
                              f"{name}={getattr(spec, name)!r}; use another results folder (--out)")
 
 
+def _train_run(spec: ExperimentSpec, run: dict[str, Any], path: Path) -> str:
+    """Train one run of the grid and write its record; a run counts as finished only once its file exists."""
+    rows = []
+    for event in train(spec.config(run)):
+        if event.kind == "metric":
+            rows.append({**{k: run[k] for k in ("group", "weighting", "gamma", "target", "seed")},
+                         "dataset": spec.dataset, "step": event.step, "elapsed_s": round(event.elapsed_s, 2),
+                         **event.metric})
+        elif event.kind == "error":
+            raise RuntimeError(f"run {run['key']} failed: {event.message}")
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"run": run, "rows": rows}))
+    temporary.replace(path)
+    return run["key"]
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
 def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
-                   progress: Callable[[int, int, dict[str, Any], bool], None] | None = None) -> list[dict[str, Any]]:
-    """Train every run not finished yet, then write ``results.csv``; returns the table's rows."""
+                   progress: Callable[[int, int, dict[str, Any], bool], None] | None = None,
+                   workers: int = 1) -> list[dict[str, Any]]:
+    """Train every run not finished yet, then write ``results.csv``; returns the table's rows.
+
+    ``workers`` > 1 trains that many runs at once in separate processes: worth it on a GPU, where one small model
+    leaves most of the device idle; on a CPU the cores are shared out between the workers."""
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers must be an integer ≥ 1, got {workers!r}")
     out = Path(out_dir)
     _check_same_settings(spec, out / "spec.json")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
     runs = spec.runs()
+    paths = {run["key"]: out / "runs" / f"{run['key']}.json" for run in runs}
+    pending = []
     for index, run in enumerate(runs):
-        path = out / "runs" / f"{run['key']}.json"
-        done = path.exists()
-        if progress:
+        done = paths[run["key"]].exists()
+        if progress and (done or workers == 1):
             progress(index, len(runs), run, done)
         if done:
             continue
-        rows = []
-        for event in train(spec.config(run)):
-            if event.kind == "metric":
-                rows.append({**{k: run[k] for k in ("group", "weighting", "gamma", "target", "seed")},
-                             "dataset": spec.dataset, "step": event.step, "elapsed_s": round(event.elapsed_s, 2),
-                             **event.metric})
-            elif event.kind == "error":
-                raise RuntimeError(f"run {run['key']} failed: {event.message}")
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"run": run, "rows": rows}))
-        temporary.replace(path)  # a run counts as finished only once its whole record is written
+        if workers == 1:
+            _train_run(spec, run, paths[run["key"]])
+        else:
+            pending.append(run)
+    if pending:
+        finished = len(runs) - len(pending)
+        threads = max(1, torch.get_num_threads() // workers)
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
+            futures = {pool.submit(_train_run, spec, run, paths[run["key"]]): run for run in pending}
+            for future in as_completed(futures):
+                future.result()
+                finished += 1
+                if progress:
+                    progress(finished, len(runs), futures[future], False)
     if progress:
         progress(len(runs), len(runs), {}, True)
     rows = load_rows(out, [r["key"] for r in runs])

@@ -48,14 +48,38 @@ def ablation_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def ablation_figure(rows: list[dict[str, Any]], metric: str) -> go.Figure | None:
     """Final quality of Min-SNR against γ (mean ± sd over seeds); None when no ablation was run."""
-    curves = mean_curves(ablation_rows(rows), metric, group="all", by=("gamma",))
+    selected = ablation_rows(rows)
+    curves = mean_curves(selected, metric, group="all", by=("gamma",))
     if len(curves) < 2:
         return None
+    targets = ", ".join(TARGET_NAMES[t] for t in sorted({r["target"] for r in selected}))
     points = sorted((float(key[0]), curve["mean"][-1], curve["std"][-1]) for key, curve in curves.items())
     figure = go.Figure(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
                                   error_y={"type": "data", "array": [p[2] for p in points]}))
-    figure.update_layout(title=f"Min-SNR-γ ablation: {METRIC_TITLES.get(metric, metric)} at the end of training",
+    figure.update_layout(title=f"Min-SNR-γ ablation, {targets} target: {METRIC_TITLES.get(metric, metric)} "
+                               f"at step {max(r['step'] for r in selected)} (mean ± sd over seeds)",
                          xaxis_title="γ", xaxis_type="log", yaxis_title=metric, height=420, width=700)
+    return figure
+
+
+def speedup_figure(rows: list[dict[str, Any]], metric: str) -> go.Figure | None:
+    """Steps each weighting needs to reach its target's baseline's final quality, one bar group per target;
+    weightings that never get there are marked "not reached" at the full budget. None without a baseline."""
+    table = steps_to_threshold(mean_curves(rows, metric), metric)
+    if not table:
+        return None
+    budget = max(r["step"] for r in rows)
+    figure = go.Figure()
+    for target in dict.fromkeys(r["target"] for r in table):
+        entries = [r for r in table if r["target"] == target]
+        figure.add_trace(go.Bar(
+            name=f"{TARGET_NAMES[target]} target", x=[STRATEGIES.get(r["weighting"]).display_name for r in entries],
+            y=[r["steps_to_threshold"] or budget for r in entries],
+            marker_pattern_shape=["" if r["steps_to_threshold"] else "/" for r in entries],
+            text=[f"{r['speedup']:.2f}×" if r["speedup"] else "not reached" for r in entries], textposition="outside"))
+    figure.update_layout(barmode="group", height=450, width=800, yaxis_title="training steps",
+                         title=f"Steps to reach the baseline's final {METRIC_TITLES.get(metric, metric)}<br><sup>label: "
+                               "speed-up over the baseline; hatched: not reached within the budget</sup>")
     return figure
 
 
@@ -92,6 +116,9 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | 
     ablation = ablation_figure(rows, metric)
     if ablation is not None:
         figures += save_figure(ablation, out / "gamma_ablation")
+    speedups = speedup_figure(rows, metric)
+    if speedups is not None:
+        figures += save_figure(speedups, out / "steps_to_threshold")
 
     lines = [f"Metric: **{metric}** ({METRIC_TITLES.get(metric, metric)}; "
              f"{'higher' if HIGHER_IS_BETTER.get(metric, True) else 'lower'} is better).", ""]

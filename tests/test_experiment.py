@@ -8,9 +8,10 @@ from minsnr_core.experiment import ExperimentSpec, mean_curves, quick_spec, run_
 
 
 def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
+    # Two worker processes: the path a GPU user takes; the resume below goes through the one-process path.
     out = tmp_path / "quick"
     result = subprocess.run([sys.executable, "-c", "from minsnr_core.cli import experiment_entry; experiment_entry()",
-                             "--quick", "--data-root", str(data_root), "--out", str(out)],
+                             "--quick", "--workers", "2", "--data-root", str(data_root), "--out", str(out)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     with (out / "results.csv").open() as file:
@@ -21,7 +22,7 @@ def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
     assert sorted({int(r["step"]) for r in rows}) == [10, 20]
     summary = (out / "summary.md").read_text()
     assert "Steps to reach the baseline" in summary and "Min-SNR-γ ablation" in summary and "Metric: **fd**" in summary
-    for name in ("quality_eps.html", "gamma_ablation.html"):
+    for name in ("quality_eps.html", "gamma_ablation.html", "steps_to_threshold.html"):
         assert (out / name).stat().st_size > 1000
 
     # Resumable: a second run trains nothing and reports every run as already done.
