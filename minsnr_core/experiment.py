@@ -155,11 +155,16 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
         context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
             futures = {pool.submit(_train_run, spec, run, paths[run["key"]]): run for run in pending}
-            for future in as_completed(futures):
-                future.result()
-                finished += 1
-                if progress:
-                    progress(finished, len(runs), futures[future], False)
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    finished += 1
+                    if progress:
+                        progress(finished, len(runs), futures[future], False)
+            except BaseException:
+                for future in futures:  # a failed run or Ctrl-C: start nothing new; runs in flight still finish
+                    future.cancel()
+                raise
     if progress:
         progress(len(runs), len(runs), {}, True)
     rows = load_rows(out, [r["key"] for r in runs])

@@ -61,3 +61,9 @@ def test_steps_to_threshold_interpolates_against_the_baseline():
     assert table["snr"]["steps_to_threshold"] == 300 and table["snr"]["speedup"] == 1
     assert abs(table["min_snr"]["steps_to_threshold"] - (100 + 100 * (0.4 - 0.2) / (0.5 - 0.2))) < 1e-9
     assert abs(table["min_snr"]["speedup"] - 300 / table["min_snr"]["steps_to_threshold"]) < 1e-9
+
+
+def test_bad_worker_count_is_refused_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match="workers must be an integer ≥ 1"):
+        run_experiment(quick_spec("mnist"), tmp_path / "out", workers=0)
+    assert not (tmp_path / "out").exists()
