@@ -35,6 +35,10 @@ def main() -> None:
                         help="also score --samples fresh samples every N steps while training and print the curve")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. batch_size=64 lr=0.003")
     args = parser.parse_args()
+    if args.samples < 2:
+        parser.error(f"--samples must be at least 2, got {args.samples}")
+    if not all(0.0 <= eta <= 1.0 for eta in args.eta):
+        parser.error(f"--eta values must be in [0, 1], got {args.eta}")  # before training, not after
     # The classifier (trained on first use) and the test set's statistics are ready before the clock starts.
     mnist_score(load_mnist(args.data_root, train=False)[:16], args.data_root)
     overrides = {k: json.loads(v) if v[0] in "0123456789-[{" else v for k, v in (s.split("=", 1) for s in args.set)}
@@ -60,8 +64,8 @@ def main() -> None:
     for eta in args.eta:
         generator = torch.Generator(device=device).manual_seed(0)
         t0 = time.perf_counter()
-        samples = torch.cat([ddim_sample(model, diffusion, (250, 1, 28, 28), 50, eta, generator=generator,
-                                         device=device)[0].cpu() for _ in range(args.samples // 250)])
+        samples = torch.cat([ddim_sample(model, diffusion, (len(chunk), 1, 28, 28), 50, eta, generator=generator,
+                                         device=device)[0].cpu() for chunk in torch.arange(args.samples).split(250)])
         print(f"sampled {len(samples)} DDIM-50 (eta {eta:g}) in {time.perf_counter() - t0:.0f} s")
         print(f"generated, eta {eta:g}:", mnist_score(samples, args.data_root))
     print("real test digits:", mnist_score(load_mnist(args.data_root, train=False)[: args.samples], args.data_root))
