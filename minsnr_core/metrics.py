@@ -145,8 +145,10 @@ def cache_dir() -> Path:
 def _cache_key(dataset: str, images: torch.Tensor) -> str:
     code = "".join(inspect.getsource(f) for f in (Classifier, CLASSIFIERS[dataset].build, _not_digits, _augment,
                                                    _train_classifier))
+    setup = CLASSIFIERS[dataset]
     digest = hashlib.sha256(code.encode())
-    digest.update(repr(CLASSIFIERS[dataset]).encode())
+    # The settings, not the setup's repr: that names ``build`` by its memory address, new in every process.
+    digest.update(repr((setup.shape, setup.batches, setup.augment)).encode())
     digest.update(images.numpy().tobytes())
     return digest.hexdigest()[:16]
 

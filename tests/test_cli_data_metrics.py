@@ -111,3 +111,16 @@ def test_toy_metric_tells_the_distribution_from_noise():
     good = toy_score(load_dataset("moons", toy_size=2000, seed=5), "moons")["swd"]
     bad = toy_score(torch.randn(2000, 2), "moons")["swd"]
     assert good < 0.25 * bad
+
+
+def test_classifier_cache_key_is_the_same_in_every_process():
+    """A key that changed per process (e.g. through a memory address) would retrain the classifier on every run."""
+    from minsnr_core.metrics import _cache_key
+
+    probe = "import torch; from minsnr_core.metrics import _cache_key; "
+    for dataset in ("mnist", "cifar10"):
+        images = torch.linspace(-1, 1, 48).reshape(1, 3, 4, 4)
+        code = probe + f"print(_cache_key({dataset!r}, torch.linspace(-1, 1, 48).reshape(1, 3, 4, 4)))"
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+        assert other.stdout.strip() == _cache_key(dataset, images)
+        assert _cache_key(dataset, images) != _cache_key(dataset, images.flip(-1))  # the data is part of the key
