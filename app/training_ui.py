@@ -19,7 +19,7 @@ from minsnr_core.images import point_raster
 from minsnr_core.metrics import CLASSIFIERS
 from minsnr_core.models import MODEL_PRESETS
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME
-from minsnr_core.sampling import SAMPLERS, Trajectory, sample
+from minsnr_core.sampling import SAMPLERS, Trajectory, balanced_labels, sample
 from minsnr_core.schedules import SCHEDULES
 from minsnr_core.training import TrainConfig, load_run_model, sample_clip
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, loss_weight, strategy_parameters
@@ -60,7 +60,8 @@ model was trained with: early steps (low SNR) are guessed from almost nothing, l
 """
 # The settings of docs/results.md (minsnr-experiment), so the class reproduces what the report shows.
 PAPER_PRESET = {"dataset": "mnist", "weightings": ["constant", "snr", "min_snr", "soft_min_snr"], "target": "eps",
-                "gamma": 5.0, "steps": REPORT_STEPS, "seed": 0, "schedule": "cosine", "preview_every": REPORT_EVAL_EVERY}
+                "gamma": 5.0, "steps": REPORT_STEPS, "seed": 0, "schedule": "cosine", "preview_every": REPORT_EVAL_EVERY,
+                "use_labels": False, "sample_eta": 0.0}
 
 
 @dataclass
@@ -81,10 +82,14 @@ class ConfigControls:
     seed: gr.Number
     preview_every: gr.Number
     quality: gr.Checkbox
+    use_labels: gr.Checkbox
+    guidance: gr.Slider
+    sample_eta: gr.Slider
 
     def components(self) -> list[gr.components.Component]:
         return [self.dataset, self.data_root, self.schedule, self.timesteps, self.target, *self.params, self.model,
-                self.batch_size, self.lr, self.steps, self.minutes, self.seed, self.preview_every, self.quality]
+                self.batch_size, self.lr, self.steps, self.minutes, self.seed, self.preview_every, self.quality,
+                self.use_labels, self.guidance, self.sample_eta]
 
 
 def dataset_choices(image_roots: dict[str, str]) -> list[tuple[str, str]]:
@@ -105,7 +110,7 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, s
         minutes = gr.Number(0, label="Time budget, minutes (0: none)", minimum=0)
         seed = gr.Number(0, label="Seed", precision=0, minimum=0)
         preview = gr.Number(100, label="Preview every N steps", precision=0, minimum=1, elem_id=f"{prefix}-preview")
-        quality = gr.Checkbox(True, label="Measure sample quality")
+        quality = gr.Checkbox(True, label="Measure sample quality", elem_id=f"{prefix}-measure")
     with gr.Row():
         target = gr.Radio([("automatic (ε for toys, x₀ for images)", "auto"), *[(TARGET_NAMES[t], t) for t in TARGETS]],
                           value="auto", label="Prediction target")
@@ -117,15 +122,22 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, s
                                 value="auto", label="Model preset")
             batch = gr.Number(0, label="Batch size (0: automatic)", precision=0, minimum=0)
             lr = gr.Number(TrainConfig.lr, label="Learning rate", minimum=0)
+        with gr.Row():
+            use_labels = gr.Checkbox(True, label="Class-conditional: learn from the labels (images only), so samples "
+                                     "can be asked for a class", elem_id=f"{prefix}-labels")
+            guidance = gr.Slider(0, 6, value=TrainConfig.guidance, step=0.5, elem_id=f"{prefix}-guidance",
+                                 label="Classifier-free guidance of previews and quality (1: none)")
+            sample_eta = gr.Slider(0, 1, value=TrainConfig.sample_eta, step=0.1, elem_id=f"{prefix}-eta",
+                                   label="DDIM η of previews and quality (0: deterministic)")
     return ConfigControls(ds, root, schedule, timesteps, target, params, model, batch, lr, steps_box, minutes, seed,
-                          preview, quality)
+                          preview, quality, use_labels, guidance, sample_eta)
 
 
 def make_config(image_roots: dict[str, str], weighting: str, values: list[Any]) -> TrainConfig:
     """A TrainConfig from the values of ``ConfigControls.components()`` (in that order)."""
     dataset, data_root, schedule, timesteps, target, *rest = values
     params, rest = dict(zip(PARAMS, rest[: len(PARAMS)], strict=True)), rest[len(PARAMS):]
-    model, batch, lr, steps, minutes, seed, preview_every, quality = rest
+    model, batch, lr, steps, minutes, seed, preview_every, quality, use_labels, guidance, sample_eta = rest
     if dataset.startswith("folder:"):
         name = dataset.split(":", 1)[1]
         if name not in image_roots:
@@ -143,6 +155,7 @@ def make_config(image_roots: dict[str, str], weighting: str, values: list[Any]) 
         log_every=5 if is_toy else 10, preview_every=preview_every,
         metric_every=preview_every if quality and (is_toy or dataset in CLASSIFIERS) else 0,
         metric_samples=512 if is_toy else REPORT_EVAL_SAMPLES, preview_count=64 if dataset != "folder" else 36,
+        class_conditional=None if use_labels else False, guidance=float(guidance), sample_eta=float(sample_eta),
     )
 
 
@@ -310,11 +323,13 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
     def fill_preset():
         p = PAPER_PRESET
         return (p["weightings"], p["dataset"], p["schedule"], p["target"], p["gamma"], p["steps"], p["seed"],
-                p["preview_every"])
+                p["preview_every"], p["use_labels"], p["sample_eta"])
 
     gamma_slider = controls.params[list(PARAMS).index("gamma")]
     preset.click(fill_preset, None, [weightings, controls.dataset, controls.schedule, controls.target, gamma_slider,
-                                     controls.steps, controls.seed, controls.preview_every], api_visibility="undocumented")
+                                     controls.steps, controls.seed, controls.preview_every, controls.use_labels,
+                                     controls.sample_eta],
+                 api_visibility="undocumented")
     start.click(on_start, [weightings, *controls.components()], [status, loss_plot, quality_plot, gallery],
                 concurrency_limit=None, api_name="compare")
     stop.click(_stop_for(manager), None, None, queue=False, api_visibility="undocumented")
@@ -351,12 +366,14 @@ def build_denoise_tab(manager: JobManager):
         sampler = gr.Radio(list(SAMPLERS), value="ddim", label="Sampler")
         steps = gr.Slider(2, 200, value=25, step=1, label="Sampling steps")
         seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+        guidance = gr.Slider(0, 6, value=TrainConfig.guidance, step=0.5, elem_id="denoise-guidance",
+                             label="Guidance (class-conditional models; 1: none)")
         go_button = gr.Button("Sample from my latest model", variant="primary", elem_id="denoise-start")
     message = gr.Markdown(elem_id="denoise-message")
     scrub = gr.Slider(0, 24, value=0, step=1, label="Step of the trajectory", elem_id="denoise-scrub")
     with gr.Row():
         x_t = gr.Image(label="x_t (noisy)", format="png", interactive=False)
-        x0 = gr.Image(label="predicted x̂0", format="png", interactive=False)
+        x0 = gr.Image(label="predicted x̂0", format="png", interactive=False, elem_id="denoise-x0")
         eps = gr.Image(label="predicted ε̂", format="png", interactive=False)
     with gr.Row():
         points = gr.Plot(label="x_t and x̂0 (2D toys)")
@@ -387,7 +404,7 @@ def build_denoise_tab(manager: JobManager):
                              names=("x_t", "predicted x̂0"))
         return None, None, None, fig, weight_marker(result, i)
 
-    def on_sample(sampler_name, steps_value, seed_value, request: gr.Request):
+    def on_sample(sampler_name, steps_value, seed_value, guidance_value, request: gr.Request):
         job = manager.job(request.session_hash)
         checkpoint = None
         if job is not None:
@@ -398,20 +415,22 @@ def build_denoise_tab(manager: JobManager):
         model, diffusion, config, shape = load_run_model(checkpoint, "cpu")
         count = 16 if len(shape) == 3 else 1000
         generator = torch.Generator().manual_seed(int(seed_value or 0))
-        kwargs = {"eta": 0.0} if sampler_name == "ddim" else {}
+        kwargs = {"eta": config.sample_eta} if sampler_name == "ddim" else {}
+        labels = balanced_labels(count, model.num_classes) if model.num_classes else None  # classes in order
         _, trajectory = sample(model, diffusion, (count, *shape), sampler_name, int(steps_value),
                                generator=generator, clip=sample_clip(shape), return_trajectory=True,
-                               **kwargs)
+                               labels=labels, guidance=float(guidance_value), **kwargs)
         snr = diffusion.schedule.snr
         positive = snr > 0
         result = DenoiseResult(
             trajectory, [float(snr[t]) for t in trajectory.timesteps],
             loss_weight(config.weighting, snr[positive], config.target, **config.weighting_params).numpy(),
             snr[positive].numpy(), STRATEGIES.get(config.weighting).display_name, config.target)
-        text = f"{len(trajectory.timesteps)} steps of {sampler_name.upper()} from the model trained on {config.dataset}."
+        text = f"{len(trajectory.timesteps)} steps of {sampler_name.upper()} from the model trained on {config.dataset}"
+        text += (f", classes in order, guidance {float(guidance_value):g}." if labels is not None else ".")
         return text, result, gr.update(maximum=len(trajectory.timesteps) - 1, value=0)
 
-    go_button.click(on_sample, [sampler, steps, seed], [message, state, scrub], api_visibility="undocumented").then(
+    go_button.click(on_sample, [sampler, steps, seed, guidance], [message, state, scrub], api_visibility="undocumented").then(
         show, [state, scrub], [x_t, x0, eps, points, curve], api_visibility="undocumented")
     scrub.change(show, [state, scrub], [x_t, x0, eps, points, curve], trigger_mode="always_last",
                  api_visibility="undocumented")

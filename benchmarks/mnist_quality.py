@@ -5,7 +5,8 @@
 
 Trains through the same loop as ``minsnr-train``, then draws 1000 DDIM-50 samples from the EMA model and prints
 the metric of ``minsnr_core.metrics`` (target: ``confident`` ≥ 0.80) for deterministic (η = 0) and
-stochastic (η = 1) DDIM, plus real test digits for reference.
+stochastic (η = 1) DDIM, plus real test digits for reference. The default run is class-conditional: it draws
+every digit equally often (100 of each) with the run's classifier-free guidance, or each ``--guidance`` given.
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ import torch
 
 from minsnr_core.data import load_mnist
 from minsnr_core.metrics import mnist_score
-from minsnr_core.sampling import ddim_sample
+from minsnr_core.sampling import balanced_labels, ddim_sample
 from minsnr_core.training import TrainConfig, load_run_model, train
+
+
+def _override(item: str) -> tuple[str, object]:
+    """``name=value`` with a JSON value (numbers, true/false, lists) or, failing that, a string."""
+    name, _, value = item.partition("=")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
 
 
 def main() -> None:
@@ -31,6 +41,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--eta", type=float, nargs="+", default=[0.0, 1.0],
                         help="DDIM stochasticity of the scored samples: 0 deterministic, 1 ancestral over 50 steps")
+    parser.add_argument("--guidance", type=float, nargs="+", default=None,
+                        help="classifier-free guidance scales to score (default: the run's; 1: none)")
     parser.add_argument("--track-every", type=int, default=0,
                         help="also score --samples fresh samples every N steps while training and print the curve")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. batch_size=64 lr=0.003")
@@ -39,9 +51,11 @@ def main() -> None:
         parser.error(f"--samples must be at least 2, got {args.samples}")
     if not all(0.0 <= eta <= 1.0 for eta in args.eta):
         parser.error(f"--eta values must be in [0, 1], got {args.eta}")  # before training, not after
+    if args.guidance is not None and not all(w >= 0 for w in args.guidance):
+        parser.error(f"--guidance values must be ≥ 0, got {args.guidance}")
     # The classifier (trained on first use) and the test set's statistics are ready before the clock starts.
     mnist_score(load_mnist(args.data_root, train=False)[:16], args.data_root)
-    overrides = {k: json.loads(v) if v[0] in "0123456789-[{" else v for k, v in (s.split("=", 1) for s in args.set)}
+    overrides = dict(_override(item) for item in args.set)
     config = TrainConfig(dataset="mnist", data_root=args.data_root, minutes=args.minutes, out_dir=args.out,
                          device=args.device, preview_every=0, metric_every=args.track_every,
                          metric_samples=args.samples, **overrides)
@@ -59,15 +73,21 @@ def main() -> None:
     rate = f"last {last.images_per_sec:.0f} img/s, " if last else ""
     print(f"trained {final.step} steps in {time.perf_counter() - started:.0f} s, {rate}"
           f"{final.parameters:,} parameters on {final.device}")
-    model, diffusion, _, _ = load_run_model(args.out, args.device)
+    model, diffusion, run_config, _ = load_run_model(args.out, args.device)
     device = next(model.parameters()).device
-    for eta in args.eta:
-        generator = torch.Generator(device=device).manual_seed(0)
-        t0 = time.perf_counter()
-        samples = torch.cat([ddim_sample(model, diffusion, (len(chunk), 1, 28, 28), 50, eta, generator=generator,
-                                         device=device)[0].cpu() for chunk in torch.arange(args.samples).split(250)])
-        print(f"sampled {len(samples)} DDIM-50 (eta {eta:g}) in {time.perf_counter() - t0:.0f} s")
-        print(f"generated, eta {eta:g}:", mnist_score(samples, args.data_root))
+    labels = balanced_labels(args.samples, model.num_classes) if model.num_classes else None
+    guidances = (args.guidance or [run_config.guidance]) if labels is not None else [1.0]
+    for guidance in guidances:
+        for eta in args.eta:
+            generator = torch.Generator(device=device).manual_seed(0)
+            t0 = time.perf_counter()
+            samples = torch.cat([ddim_sample(model, diffusion, (len(chunk), 1, 28, 28), 50, eta, generator=generator,
+                                             device=device, labels=None if labels is None else labels[chunk],
+                                             guidance=guidance)[0].cpu()
+                                 for chunk in torch.arange(args.samples).split(250)])
+            setting = f"eta {eta:g}" + (f", guidance {guidance:g}" if labels is not None else ", unconditional")
+            print(f"sampled {len(samples)} DDIM-50 ({setting}) in {time.perf_counter() - t0:.0f} s")
+            print(f"generated, {setting}:", mnist_score(samples, args.data_root))
     print("real test digits:", mnist_score(load_mnist(args.data_root, train=False)[: args.samples], args.data_root))
 
 

@@ -14,7 +14,7 @@ from .data import DataUnavailableError, dataset_names
 from .images import to_uint8
 from .models import MODEL_PRESETS
 from .recorder import RunRecorder
-from .sampling import SAMPLERS, sample
+from .sampling import SAMPLERS, balanced_labels, sample
 from .schedules import SCHEDULES
 from .training import TrainConfig, load_run_model, resolve_device, sample_clip, train
 from .weighting import STRATEGIES, TARGETS, strategy_parameters
@@ -35,6 +35,14 @@ def train_parser() -> argparse.ArgumentParser:
                             help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
     parser.add_argument("--target", choices=TARGETS, default=None, help="default: eps for the toys, x0 for images")
     parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="default: by dataset")
+    parser.add_argument("--unconditional", action="store_true",
+                        help="ignore the class labels (default: class-conditional on mnist, cifar10 and folder)")
+    parser.add_argument("--label-dropout", type=float, default=TrainConfig.label_dropout,
+                        help="share of each batch trained without its label, for classifier-free guidance")
+    parser.add_argument("--guidance", type=float, default=TrainConfig.guidance,
+                        help="classifier-free guidance scale of the previews and the metric (1: none)")
+    parser.add_argument("--sample-eta", type=float, default=TrainConfig.sample_eta,
+                        help="DDIM η of the previews and the metric, and minsnr-sample's default (0: deterministic)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--steps", type=int, default=None, help="total steps (default 2000 unless --minutes)")
@@ -63,6 +71,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         dataset=args.dataset, data_root=args.data_root, download=not args.no_download, schedule=args.schedule,
         timesteps=args.timesteps, zero_terminal_snr=args.zero_terminal_snr, weighting=args.weighting,
         weighting_params=params, target=args.target, model=args.model, batch_size=args.batch_size, lr=args.lr,
+        class_conditional=False if args.unconditional else None, label_dropout=args.label_dropout, guidance=args.guidance,
+        sample_eta=args.sample_eta,
         steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device, ema_decay=args.ema_decay,
         preview_every=args.preview_every, metric_every=args.metric_every, checkpoint_every=args.checkpoint_every,
         out_dir=args.out, compile=args.compile,
@@ -107,7 +117,14 @@ def sample_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n", type=int, default=64, help="number of samples")
     parser.add_argument("--sampler", choices=list(SAMPLERS), default="ddim")
     parser.add_argument("--sample-steps", type=int, default=50)
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity (0 = deterministic)")
+    parser.add_argument("--eta", type=float, default=None,
+                        help="DDIM stochasticity, 0 (deterministic) to 1 (default: the run's, 1 unless set)")
+    parser.add_argument("--label", type=int, default=None,
+                        help="class-conditional runs: draw only this class (default: every class equally often)")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance scale (default: the run's; 1 = the plain conditional model)")
+    parser.add_argument("--unconditional", action="store_true",
+                        help="class-conditional runs: sample without labels (the model's unconditional mode)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=250, help="samples per forward batch")
@@ -120,15 +137,30 @@ def sample_main(argv: list[str] | None = None) -> int:
     try:
         if args.n < 1:
             raise ValueError(f"--n must be ≥ 1, got {args.n}")
-        model, diffusion, _, shape = load_run_model(args.run, args.device)
+        if args.batch < 1:
+            raise ValueError(f"--batch must be ≥ 1, got {args.batch}")
+        model, diffusion, config, shape = load_run_model(args.run, args.device)
         device = resolve_device(args.device)
         generator = torch.Generator(device=device).manual_seed(args.seed)
-        kwargs = {"eta": args.eta} if args.sampler == "ddim" else {}
+        kwargs = {"eta": config.sample_eta if args.eta is None else args.eta} if args.sampler == "ddim" else {}
+        labels = None
+        if args.label is not None and args.unconditional:
+            raise ValueError("--label and --unconditional exclude each other")
+        if args.label is not None:
+            if not model.num_classes:
+                raise ValueError("--label: this run was trained without class labels")
+            if not 0 <= args.label < model.num_classes:
+                raise ValueError(f"--label must be in [0, {model.num_classes - 1}], got {args.label}")
+            labels = torch.full((args.n,), args.label)
+        elif model.num_classes and not args.unconditional:
+            labels = balanced_labels(args.n, model.num_classes)
+        guidance = config.guidance if args.guidance is None else args.guidance
         chunks = []
         for start in range(0, args.n, args.batch):
             count = min(args.batch, args.n - start)
+            chunk_labels = None if labels is None else labels[start : start + count]
             x, _ = sample(model, diffusion, (count, *shape), args.sampler, args.sample_steps, generator=generator,
-                          device=device, clip=sample_clip(shape), **kwargs)
+                          device=device, clip=sample_clip(shape), labels=chunk_labels, guidance=guidance, **kwargs)
             chunks.append(x.cpu())
         samples = torch.cat(chunks)
         array = to_uint8(samples) if samples.dim() == 4 else samples.numpy().astype(np.float32)

@@ -17,6 +17,7 @@ import torch
 from .registry import Entry, Registry
 
 IMAGE_DATASETS = ("mnist", "cifar10", "folder")
+LABELLED_DATASETS = IMAGE_DATASETS  # class-conditional training needs labels: the toys have none
 TOY_DATASETS: Registry[Entry] = Registry("toy dataset")
 DOWNLOAD_TIMEOUT_S = 20.0
 
@@ -145,15 +146,20 @@ def load_cifar10(root: str | Path, train: bool = True, download: bool = True) ->
     return _to_unit_range(torch.from_numpy(np.asarray(dataset.data)).permute(0, 3, 1, 2))
 
 
-def load_labels(name: str, root: str | Path, train: bool = True) -> torch.Tensor:
-    """The class labels (int64) of MNIST or CIFAR-10 on disk, in the order of :func:`load_dataset`'s images."""
+def load_labels(name: str, root: str | Path | None, train: bool = True) -> torch.Tensor:
+    """The class labels (int64) of MNIST, CIFAR-10 or an image folder (its class sub-folders) on disk, in the order
+    of :func:`load_dataset`'s images."""
     from torchvision.datasets import CIFAR10, MNIST, ImageFolder
 
+    if name not in LABELLED_DATASETS:
+        raise ValueError(f"labels are available for {', '.join(LABELLED_DATASETS)}, not {name!r}")
+    if root is None:
+        raise ValueError(f"dataset {name!r} needs a data_root to read its labels from")
     root = Path(root).expanduser()
     if name == "mnist":
         return _with_download(lambda dl: MNIST(str(root), train=train, download=dl), "MNIST", root, False).targets
-    if name != "cifar10":
-        raise ValueError(f"labels are available for mnist and cifar10, not {name!r}")
+    if name == "folder":
+        return torch.tensor(ImageFolder(str(root)).targets)
     split = "train" if train else "test"
     for folder in (root / "cifar10-subset" / split, root / split):
         if folder.is_dir():

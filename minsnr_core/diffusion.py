@@ -98,11 +98,17 @@ class Diffusion:
         return self
 
     def loss(
-        self, model: torch.nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
+        self,
+        model: torch.nn.Module,
+        x0: torch.Tensor,
+        t: torch.Tensor,
+        noise: torch.Tensor,
+        labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Noise x0 at steps t, run the model, return (weighted mean, per-sample unweighted MSE)."""
+        """Noise x0 at steps t, run the model (given class ``labels`` if any), return (weighted mean, per-sample
+        unweighted MSE)."""
         alpha, sigma = self.alphas[t], self.sigmas[t]
         x_t = q_sample(x0, noise, alpha, sigma)
-        prediction = model(x_t, t)
+        prediction = model(x_t, t) if labels is None else model(x_t, t, labels)
         target = training_target(self.target, x0, noise, alpha, sigma)
         return weighted_mse(prediction, target, self.weights[t])

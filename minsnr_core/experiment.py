@@ -78,7 +78,8 @@ class ExperimentSpec:
         return TrainConfig(dataset=self.dataset, data_root=self.data_root, weighting=run["weighting"],
                            weighting_params=params, target=run["target"], steps=self.steps, seed=run["seed"],
                            batch_size=self.batch_size, lr=self.lr, model=self.model, device=self.device, preview_every=0,
-                           metric_every=self.eval_every, metric_samples=self.eval_samples, checkpoint_every=0)
+                           metric_every=self.eval_every, metric_samples=self.eval_samples, checkpoint_every=0,
+                           class_conditional=False, sample_eta=0.0)  # as measured in docs/results.md
 
 
 def quick_spec(dataset: str = "mnist", data_root: str | None = None) -> ExperimentSpec:

@@ -4,6 +4,8 @@ The UNet follows the DDPM/improved-diffusion design (residual blocks with GroupN
 embedding added inside each block, self-attention only at the lowest resolution), cut down so that it trains
 at useful speed on a laptop CPU. ``patch`` > 1 folds p×p pixel patches into channels first (pixel-unshuffle),
 so the network works at 1/p the resolution, the trick ViT-style diffusion models use to save compute.
+With ``num_classes`` > 0 the UNet is class-conditional: a learned class embedding is added to the time embedding,
+and the extra index ``num_classes`` means "no label", which classifier-free guidance needs (Ho & Salimans 2022).
 """
 
 from __future__ import annotations
@@ -66,7 +68,11 @@ class SelfAttention(nn.Module):
 
 
 class UNet(nn.Module):
-    """Time-conditioned UNet: ``forward(x, t)`` with x of shape (B, C, H, W) and integer t of shape (B,)."""
+    """Time-conditioned UNet: ``forward(x, t, labels)`` with x of shape (B, C, H, W) and integer t of shape (B,).
+
+    ``labels`` (B,) in [0, num_classes] only for a class-conditional model; None (or the index ``num_classes``)
+    asks for the unconditional prediction.
+    """
 
     def __init__(
         self,
@@ -76,11 +82,16 @@ class UNet(nn.Module):
         blocks_per_level: int = 1,
         attention: bool = False,
         patch: int = 1,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         self.patch = patch
+        self.num_classes = num_classes
         emb_dim = base_channels * 4
         self.time_mlp = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.class_embedding = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+        if self.class_embedding is not None:
+            nn.init.zeros_(self.class_embedding.weight)  # starts as the unconditional model
         self.base_channels = base_channels
         io_channels = in_channels * patch * patch
         self.stem = nn.Conv2d(io_channels, base_channels, 3, padding=1)
@@ -114,12 +125,18 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         size = x.shape[-2:]
         if self.patch > 1:
             pad = [(-s) % self.patch for s in size]
             x = F.pixel_unshuffle(F.pad(x, (0, pad[1], 0, pad[0])), self.patch)
         emb = self.time_mlp(timestep_embedding(t, self.base_channels))
+        if self.class_embedding is not None:
+            if labels is None:
+                labels = torch.full_like(t, self.num_classes, dtype=torch.long)
+            emb = emb + self.class_embedding(labels)
+        elif labels is not None:
+            raise ValueError("labels given, but this model was trained without class labels")
         h = self.stem(x)
         hs = [h]
         for blocks, downsample in zip(self.down, self.downsample, strict=True):
@@ -148,13 +165,16 @@ class MLPDenoiser(nn.Module):
 
     def __init__(self, dim: int = 2, hidden: int = 128, layers: int = 3, emb_dim: int = 32) -> None:
         super().__init__()
+        self.num_classes = 0
         self.emb_dim = emb_dim
         self.inp = nn.Linear(dim + emb_dim, hidden)
         self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.SiLU(),
                                                   nn.Linear(hidden, hidden)) for _ in range(layers))
         self.out = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is not None:
+            raise ValueError("labels given, but the toy MLP is unconditional")
         h = self.inp(torch.cat([x, timestep_embedding(t, self.emb_dim)], dim=1))
         for block in self.blocks:
             h = h + block(h)
@@ -169,20 +189,26 @@ def _preset(name: str, display: str, description: str, kind: str, build) -> None
 
 
 _preset("mnist", "MNIST UNet (fast)", "2×2 patches, widths 32/64/64 (14×14 → 4×4), attention at 4×4 — the CPU default",
-        "image", lambda c: UNet(c, 32, (1, 2, 2), 1, attention=True, patch=2))
+        "image", lambda c, k: UNet(c, 32, (1, 2, 2), 1, attention=True, patch=2, num_classes=k))
 _preset("mnist-large", "MNIST UNet (large)", "2×2 patches, widths 64/128, attention at 7×7 — for a GPU",
-        "image", lambda c: UNet(c, 64, (1, 2), 1, attention=True, patch=2))
+        "image", lambda c, k: UNet(c, 64, (1, 2), 1, attention=True, patch=2, num_classes=k))
 _preset("cifar", "CIFAR UNet", "2×2 patches, widths 64/128/128, attention at 4×4",
-        "image", lambda c: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=2))
+        "image", lambda c, k: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=2, num_classes=k))
 _preset("cifar-large", "CIFAR UNet (large)", "full resolution, widths 64/128/128, attention at 8×8 — for a GPU",
-        "image", lambda c: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=1))
+        "image", lambda c, k: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=1, num_classes=k))
 _preset("toy-mlp", "Toy MLP", "3 residual blocks of width 128 for 2D points",
-        "points", lambda c: MLPDenoiser(c, 128, 3))
+        "points", lambda c, k: MLPDenoiser(c, 128, 3))
 
 
-def build_model(preset: str, channels: int) -> nn.Module:
-    """A fresh model of ``preset`` for data with ``channels`` channels (or point dimension)."""
-    return MODEL_PRESETS.get(preset).function(channels)
+def build_model(preset: str, channels: int, num_classes: int = 0) -> nn.Module:
+    """A fresh model of ``preset`` for data with ``channels`` channels (or point dimension); ``num_classes`` > 0
+    makes an image model class-conditional."""
+    entry = MODEL_PRESETS.get(preset)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be an integer ≥ 0, got {num_classes!r}")
+    if num_classes and entry.extra["kind"] != "image":
+        raise ValueError(f"model {preset!r} cannot be class-conditional; only the image UNets take labels")
+    return entry.function(channels, num_classes)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -6,6 +6,12 @@ training steps: from x_t, predict x̂0 and ε̂, then
 η = 1 over all T steps is DDPM's ancestral sampler (Ho et al. 2020); η = 0 is deterministic DDIM.
 x̂0 is clipped to [−clip, clip] (images: 1, the data range). Near t = T the conversion ε̂ → x̂0 divides by
 √ᾱ_T ≈ 5e-5 (cosine), so an unclipped x̂0 amplifies small ε errors without bound.
+
+A class-conditional model takes ``labels``; ``guidance`` w is classifier-free guidance (Ho & Salimans 2022,
+arXiv 2207.12598): the prediction is  uncond + w·(cond − uncond), with uncond the model's output for the "no label"
+index. w = 1 is the plain conditional model, w > 1 trades diversity for fidelity to the class. The mix is taken in
+the model's own space (ε, x0 or v); for a fixed x_t each space is an affine function of the others, so it is the
+same guidance in all three.
 """
 
 from __future__ import annotations
@@ -35,6 +41,38 @@ def sampling_timesteps(num_timesteps: int, steps: int) -> list[int]:
     return list(dict.fromkeys(grid))
 
 
+def check_labels(model: torch.nn.Module, labels: torch.Tensor | None, count: int, guidance: float) -> None:
+    """Clear errors for labels or guidance that do not fit the model."""
+    if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not 0 <= guidance < float("inf"):
+        raise ValueError(f"guidance must be a number ≥ 0, got {guidance!r}")
+    num_classes = getattr(model, "num_classes", 0)
+    if labels is None:
+        return
+    if not num_classes:
+        raise ValueError("labels given, but this model was trained without class labels")
+    if labels.shape != (count,) or labels.dtype != torch.long:
+        raise ValueError(f"labels must be an int64 tensor of shape ({count},), got {labels.dtype} {tuple(labels.shape)}")
+    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
+        raise ValueError(f"labels must be in [0, {num_classes - 1}], got values in "
+                         f"[{int(labels.min())}, {int(labels.max())}]")
+
+
+def balanced_labels(count: int, num_classes: int) -> torch.Tensor:
+    """0, 1, …, K−1, 0, 1, … — every class equally often, for previews, the metric and ``minsnr-sample``."""
+    return torch.arange(count) % num_classes
+
+
+def _predict(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
+             guidance: float) -> torch.Tensor:
+    if labels is None:
+        return model(x, t).float()
+    if guidance == 1:
+        return model(x, t, labels).float()
+    unconditional = torch.full_like(labels, model.num_classes)
+    cond, uncond = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, unconditional])).float().chunk(2)
+    return uncond + guidance * (cond - uncond)
+
+
 @torch.no_grad()
 def _generalized_sample(
     model: torch.nn.Module,
@@ -46,9 +84,14 @@ def _generalized_sample(
     device: torch.device | str,
     clip: float | None,
     return_trajectory: bool,
+    labels: torch.Tensor | None,
+    guidance: float,
 ) -> tuple[torch.Tensor, Trajectory | None]:
     if not 0.0 <= float(eta) <= 1.0:
         raise ValueError(f"eta must be in [0, 1], got {eta!r}")
+    check_labels(model, labels, shape[0], guidance)
+    if labels is not None:
+        labels = labels.to(device)
     abar = diffusion.schedule.alphas_cumprod.to(device=device, dtype=torch.float32)
     x = torch.randn(shape, generator=generator, device=device)
     trajectory = Trajectory([], [], [], []) if return_trajectory else None
@@ -58,7 +101,7 @@ def _generalized_sample(
         a_s = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.ones((), device=device)
         t_batch = torch.full((shape[0],), t, device=device, dtype=torch.long)
         alpha, sigma = a_t.sqrt().expand(shape[0]), (1 - a_t).sqrt().expand(shape[0])
-        pred = convert_prediction(model(x, t_batch).float(), diffusion.target, x, alpha, sigma)
+        pred = convert_prediction(_predict(model, x, t_batch, labels, guidance), diffusion.target, x, alpha, sigma)
         x0 = pred["x0"].clamp(-clip, clip) if clip else pred["x0"]
         # Recompute ε̂ from the (clipped) x̂0 so the step stays on the line through x_t.
         eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt().clamp(min=1e-8)
@@ -83,10 +126,13 @@ def ddpm_sample(
     device: torch.device | str = "cpu",
     clip: float | None = 1.0,
     return_trajectory: bool = False,
+    labels: torch.Tensor | None = None,
+    guidance: float = 1.0,
 ) -> tuple[torch.Tensor, Trajectory | None]:
     """DDPM ancestral sampling (η = 1) over ``steps`` steps (default: all T)."""
     steps = diffusion.num_timesteps if steps is None else steps
-    return _generalized_sample(model, diffusion, shape, steps, 1.0, generator, device, clip, return_trajectory)
+    return _generalized_sample(model, diffusion, shape, steps, 1.0, generator, device, clip, return_trajectory,
+                               labels, guidance)
 
 
 def ddim_sample(
@@ -100,9 +146,12 @@ def ddim_sample(
     device: torch.device | str = "cpu",
     clip: float | None = 1.0,
     return_trajectory: bool = False,
+    labels: torch.Tensor | None = None,
+    guidance: float = 1.0,
 ) -> tuple[torch.Tensor, Trajectory | None]:
     """DDIM sampling over ``steps`` steps with stochasticity ``eta`` (0 = deterministic)."""
-    return _generalized_sample(model, diffusion, shape, steps, eta, generator, device, clip, return_trajectory)
+    return _generalized_sample(model, diffusion, shape, steps, eta, generator, device, clip, return_trajectory,
+                               labels, guidance)
 
 
 SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample}

@@ -23,10 +23,10 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
-from .data import TOY_DATASETS, dataset_names, load_dataset
+from .data import LABELLED_DATASETS, TOY_DATASETS, dataset_names, load_dataset, load_labels
 from .diffusion import Diffusion
 from .models import MODEL_PRESETS, build_model, count_parameters
-from .sampling import ddim_sample
+from .sampling import balanced_labels, ddim_sample
 from .schedules import get_schedule
 from .weighting import STRATEGIES, check_target
 
@@ -51,6 +51,15 @@ class TrainConfig:
     weighting: str = "min_snr"
     weighting_params: dict[str, float] = field(default_factory=dict)
     target: str | None = None  # None: ε for the 2D toys, x0 for images (see DEFAULT_TARGETS)
+    # Class-conditional training with label dropout, for classifier-free guidance. None: on for the datasets with
+    # labels (MNIST, CIFAR-10, an image folder's class sub-folders), off for the toys.
+    class_conditional: bool | None = None
+    label_dropout: float = 0.1
+    # How this run's samples are drawn by the previews, the metric and (as its defaults) minsnr-sample. Measured on
+    # MNIST after 5 CPU minutes (README): guidance 2 and stochastic DDIM (η = 1) recognise 85 % of the digits,
+    # deterministic DDIM 75 %; the fresh noise of η = 1 lets the sampler correct a young model's mistakes.
+    guidance: float = 2.0
+    sample_eta: float = 1.0
     model: str | None = None
     batch_size: int | None = None
     lr: float = 2e-3
@@ -86,6 +95,20 @@ class TrainConfig:
             raise ValueError(f"model {cfg.model!r} does not fit dataset {cfg.dataset!r}")
         cfg.batch_size = DEFAULT_BATCH[kind] if cfg.batch_size is None else cfg.batch_size
         cfg.target = DEFAULT_TARGETS[kind] if cfg.target is None else cfg.target
+        if cfg.class_conditional is None:
+            cfg.class_conditional = cfg.dataset in LABELLED_DATASETS
+        if not isinstance(cfg.class_conditional, bool):
+            raise ValueError(f"class_conditional must be true, false or None (automatic), got {cfg.class_conditional!r}")
+        if cfg.class_conditional and cfg.dataset not in LABELLED_DATASETS:
+            raise ValueError(f"class_conditional needs a dataset with labels ({', '.join(LABELLED_DATASETS)}); "
+                             f"{cfg.dataset!r} has none")
+        if isinstance(cfg.label_dropout, bool) or not (isinstance(cfg.label_dropout, int | float)
+                                                         and 0 <= cfg.label_dropout <= 1):
+            raise ValueError(f"label_dropout must be in [0, 1], got {cfg.label_dropout!r}")
+        if isinstance(cfg.guidance, bool) or not (isinstance(cfg.guidance, int | float) and 0 <= cfg.guidance < math.inf):
+            raise ValueError(f"guidance must be a number ≥ 0, got {cfg.guidance!r}")
+        if isinstance(cfg.sample_eta, bool) or not (isinstance(cfg.sample_eta, int | float) and 0 <= cfg.sample_eta <= 1):
+            raise ValueError(f"sample_eta must be in [0, 1], got {cfg.sample_eta!r}")
         if cfg.steps is None and cfg.minutes is None:
             cfg.steps = DEFAULT_STEPS
         check_target(cfg.target)
@@ -219,7 +242,9 @@ def load_run_model(
     try:
         config = TrainConfig.from_dict(state["config"]).resolved()
         shape = tuple(state["shape"])
-        model = build_model(config.model, state["channels"])
+        num_classes = int(state.get("num_classes", 0))  # checkpoints from before class conditioning have none
+        config.class_conditional = num_classes > 0
+        model = build_model(config.model, state["channels"], num_classes)
         ema = AveragedModel(model)
         ema.load_state_dict(state["ema"])
     except (KeyError, RuntimeError, TypeError) as error:
@@ -235,10 +260,12 @@ def train(
     stop: threading.Event | None = None,
     resume: str | Path | None = None,
     data: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> Iterator[TrainEvent]:
     """Train and yield events. ``stop`` ends the run between steps; ``resume`` continues from a checkpoint
     (its model, EMA, optimizer, step and random state; ``config`` supplies the new budget); ``data`` skips
-    loading when the caller already holds the training tensor."""
+    loading when the caller already holds the training tensor (and ``labels`` its class labels, for a
+    class-conditional run)."""
     config = config.resolved()
     stop = stop or threading.Event()
     device = resolve_device(config.device)
@@ -248,13 +275,20 @@ def train(
     if data is None:
         data = load_dataset(config.dataset, config.data_root, download=config.download, toy_size=config.toy_size,
                             seed=config.seed, image_size=config.image_size)
+    if config.class_conditional:
+        if labels is None:
+            labels = load_labels(config.dataset, config.data_root)
+        if labels.shape != (len(data),):
+            raise ValueError(f"labels must have one entry per training example ({len(data)}), got {tuple(labels.shape)}")
+        labels = labels.to(device=device, dtype=torch.long)
+    num_classes = int(labels.max()) + 1 if config.class_conditional else 0
     data = data.to(device)
     is_image = data.dim() == 4
     memory_format = torch.channels_last if is_image and device.type == "cpu" else torch.preserve_format
     if is_image:
         data = data.contiguous(memory_format=memory_format)
     channels = data.shape[1]
-    model = build_model(config.model, channels).to(device, memory_format=memory_format)
+    model = build_model(config.model, channels, num_classes).to(device, memory_format=memory_format)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, fused=fused)
@@ -278,7 +312,7 @@ def train(
     def checkpoint() -> str | None:
         if out_dir is None:
             return None
-        extra = {"channels": channels, "shape": list(data.shape[1:])}
+        extra = {"channels": channels, "shape": list(data.shape[1:]), "num_classes": num_classes}
         return str(save_checkpoint(out_dir / CHECKPOINT_NAME, {**run.state(), **extra}))
 
     yield event("start", message=f"{config.dataset}: {len(data)} examples, {parameters:,} parameters on {device}")
@@ -307,8 +341,13 @@ def train(
         noise = torch.randn(x0.shape, generator=generator, device=device)
         if is_image:
             noise = noise.contiguous(memory_format=memory_format)
+        y = None
+        if num_classes:  # label dropout: a share of each batch learns the unconditional model (index K)
+            y = labels[index]
+            drop = torch.rand(config.batch_size, generator=generator, device=device) < config.label_dropout
+            y = torch.where(drop, torch.full_like(y, num_classes), y)
         with autocast:
-            loss, per_sample = diffusion.loss(step_fn, x0, t, noise)
+            loss, per_sample = diffusion.loss(step_fn, x0, t, noise, y)
         if device.type == "cpu" or (run.step + 1) % config.log_every == 0:
             if not torch.isfinite(loss).item():
                 kept = out_dir / CHECKPOINT_NAME if out_dir and (out_dir / CHECKPOINT_NAME).exists() else None
@@ -366,7 +405,8 @@ def _eta(config: TrainConfig, step: int, images_per_sec: float, deadline: float 
 
 def _restore(run: _Run, state: dict[str, Any], device: torch.device) -> None:
     saved = TrainConfig.from_dict(state.get("config", {}))
-    for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr"):
+    saved.class_conditional = bool(saved.class_conditional)  # checkpoints from before class conditioning: None
+    for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr", "class_conditional"):
         if getattr(saved, name) != getattr(run.config, name):
             raise CheckpointError(f"cannot resume: checkpoint has {name}={getattr(saved, name)!r}, "
                                   f"this run has {getattr(run.config, name)!r}")
@@ -387,13 +427,16 @@ def sample_clip(shape: tuple[int, ...]) -> float:
 
 @torch.no_grad()
 def _fixed_seed_samples(model: torch.nn.Module, diffusion: Diffusion, shape: tuple[int, ...], count: int, steps: int,
-                        seed: int, device: torch.device) -> torch.Tensor:
-    """DDIM samples (CPU float tensor) from a fixed seed, so successive evaluations are comparable."""
+                        seed: int, device: torch.device, guidance: float = 1.0, eta: float = 0.0) -> torch.Tensor:
+    """DDIM samples (CPU float tensor) from a fixed seed, so successive evaluations are comparable; a
+    class-conditional model draws every class equally often, with classifier-free ``guidance``."""
     generator = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
     model.eval()
-    samples, _ = ddim_sample(model, diffusion, (count, *shape), steps, generator=generator, device=device,
-                             clip=sample_clip(shape))
+    num_classes = getattr(model, "num_classes", 0)
+    labels = balanced_labels(count, num_classes) if num_classes else None
+    samples, _ = ddim_sample(model, diffusion, (count, *shape), steps, eta, generator=generator, device=device,
+                             clip=sample_clip(shape), labels=labels, guidance=guidance)
     model.train(was_training)
     return samples.float().cpu()
 
@@ -403,7 +446,8 @@ def preview_samples(
 ) -> torch.Tensor:
     """The preview batch: ``preview_count`` images, or at least 512 points for a toy scatter."""
     count = config.preview_count if len(shape) == 3 else max(config.preview_count, 512)
-    return _fixed_seed_samples(model, diffusion, shape, count, config.preview_sample_steps, config.seed + 12345, device)
+    return _fixed_seed_samples(model, diffusion, shape, count, config.preview_sample_steps, config.seed + 12345, device,
+                              config.guidance, config.sample_eta)
 
 
 def evaluate_quality(
@@ -412,7 +456,8 @@ def evaluate_quality(
     """The quality metric of :mod:`minsnr_core.metrics` on fresh DDIM samples (MNIST, CIFAR-10 and the toys)."""
     from . import metrics
 
-    samples = _fixed_seed_samples(model, diffusion, shape, config.metric_samples, 50, config.seed + 54321, device)
+    samples = _fixed_seed_samples(model, diffusion, shape, config.metric_samples, 50, config.seed + 54321, device,
+                                 config.guidance, config.sample_eta)
     if config.dataset in TOY_DATASETS:
         return metrics.toy_score(samples, config.dataset)
     if config.dataset in metrics.CLASSIFIERS:

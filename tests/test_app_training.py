@@ -11,8 +11,9 @@ PARAMS = [p.default for p in strategy_parameters().values()]
 
 def train_args(data_root, dataset="moons", steps=100_000, weighting="min_snr"):
     # weighting, dataset, data root, schedule, T, target, strategy params…, model, batch, lr, steps, minutes, seed,
-    # preview every, measure quality
-    return [weighting, dataset, str(data_root), "cosine", 1000, "eps", *PARAMS, "auto", 0, 0.002, steps, 0, 0, 50, False]
+    # preview every, measure quality, class labels, guidance, DDIM η
+    return [weighting, dataset, str(data_root), "cosine", 1000, "eps", *PARAMS, "auto", 0, 0.002, steps, 0, 0, 50, False,
+            True, 2.0, 1.0]
 
 
 def statuses(job, until, timeout=120):

@@ -103,3 +103,22 @@ def test_compare_two_weightings_side_by_side(browser, app_url):
     page.wait_for_function("() => document.querySelectorAll('#compare-gallery img').length >= 2", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "compare-toy.png"), full_page=True)
     page.close()
+
+
+def test_mnist_run_is_class_conditional_and_denoise_draws_each_digit(browser, app_url):
+    page = open_page(browser, app_url + "?train_dataset=mnist&train_steps=20")
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-measure input").uncheck()
+    page.click("#train-start")
+    page.wait_for_function(f"() => ({STATUS.format(id='train-status')})().includes('done')", timeout=120_000)
+    page.wait_for_selector("#train-samples img", timeout=30_000)
+    page.get_by_role("tab", name="Denoise").click()
+    guidance = page.locator("#denoise-guidance input[type=number]")
+    guidance.fill("3")
+    guidance.press("Enter")
+    page.click("#denoise-start")
+    page.wait_for_function("() => document.querySelector('#denoise-message').innerText"
+                           ".includes('classes in order, guidance 3')", timeout=60_000)
+    page.wait_for_selector("#denoise-x0 img", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "denoise-mnist-guided.png"), full_page=True)
+    page.close()

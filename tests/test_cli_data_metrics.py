@@ -29,6 +29,8 @@ def test_train_and_sample_cli_end_to_end_on_a_toy(tmp_path):
     cli("sample", "--run", str(out), "--n", "7", "--out", str(tmp_path / "s.npy"), "--sample-steps", "10")
     points = np.load(tmp_path / "s.npy")
     assert points.shape == (7, 2) and np.isfinite(points).all()
+    result = cli("sample", "--run", str(out), "--label", "1", "--out", str(tmp_path / "l.npy"), check=False)
+    assert result.returncode == 2 and "trained without class labels" in result.stderr
     # --resume continues the same run up to the new total.
     cli("train", "--resume", str(out), "--steps", "80", "--out", str(out))
     assert [r["step"] for r in read_metrics(out) if r["kind"] == "log"][-2:] == [70, 80]
@@ -43,6 +45,12 @@ def test_train_and_sample_cli_on_real_mnist(tmp_path, data_root):
             "--out", str(tmp_path / f"{sampler}.npy"))
         images = np.load(tmp_path / f"{sampler}.npy")
         assert images.shape == (3, 28, 28) and images.dtype == np.uint8
+    # A class-conditional run (MNIST has labels): one digit, any guidance; labels it does not have are refused.
+    cli("sample", "--run", str(out), "--n", "2", "--label", "7", "--guidance", "3", "--sample-steps", "3",
+        "--batch", "1", "--out", str(tmp_path / "sevens.npy"))
+    assert np.load(tmp_path / "sevens.npy").shape == (2, 28, 28)
+    result = cli("sample", "--run", str(out), "--label", "10", "--out", str(tmp_path / "z.npy"), check=False)
+    assert result.returncode == 2 and "--label must be in [0, 9]" in result.stderr
 
 
 def test_cli_reports_bad_input_clearly(tmp_path):
@@ -54,6 +62,8 @@ def test_cli_reports_bad_input_clearly(tmp_path):
     assert result.returncode == 2 and "MNIST not found" in result.stderr
     result = cli("sample", "--run", str(tmp_path), "--out", str(tmp_path / "y.npy"), check=False)
     assert result.returncode == 2 and "no checkpoint" in result.stderr
+    result = cli("train", "--dataset", "moons", "--guidance", "-1", "--out", str(tmp_path / "g"), check=False)
+    assert result.returncode == 2 and "guidance must be a number ≥ 0" in result.stderr
 
 
 def test_missing_data_without_internet_is_a_clear_error_not_a_hang(tmp_path):

@@ -3,7 +3,7 @@ import torch
 
 from minsnr_core.diffusion import Diffusion
 from minsnr_core.models import build_model, count_parameters
-from minsnr_core.sampling import ddim_sample, ddpm_sample, sample, sampling_timesteps
+from minsnr_core.sampling import balanced_labels, ddim_sample, ddpm_sample, sample, sampling_timesteps
 from minsnr_core.schedules import get_schedule
 
 
@@ -62,3 +62,52 @@ def test_model_presets_keep_the_input_shape(preset, shape):
     model = build_model(preset, shape[1])
     out = model(torch.randn(shape), torch.randint(0, 1000, (shape[0],)))
     assert out.shape == shape and count_parameters(model) > 1000
+
+
+@pytest.fixture(scope="module")
+def conditional_model():
+    """A class-conditional UNet whose zero-initialised weights (blocks' last convs, head, class embedding) are made
+    random, so that labels change its predictions."""
+    torch.manual_seed(7)
+    model = build_model("mnist", 1, num_classes=10).eval()
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() > 1 and not weight.any():
+                weight.normal_(0, 0.05)
+        model.class_embedding.weight.normal_(0, 1.0)
+    return model
+
+
+def test_guidance_mixes_the_conditional_and_unconditional_predictions(conditional_model):
+    diffusion = Diffusion(get_schedule("cosine", 100), "x0")
+    shape, labels = (4, 1, 12, 12), torch.tensor([0, 3, 3, 9])
+
+    def draw(**kwargs):
+        return ddim_sample(conditional_model, diffusion, shape, 6, generator=torch.Generator().manual_seed(1),
+                           **kwargs)[0]
+
+    unconditional = draw()
+    # w = 0 is the unconditional model, w = 1 the plain conditional one; labels change the result.
+    assert torch.allclose(draw(labels=labels, guidance=0.0), unconditional, atol=1e-5)
+    conditional = draw(labels=labels, guidance=1.0)
+    assert not torch.allclose(conditional, unconditional, atol=1e-3)
+    assert not torch.allclose(draw(labels=torch.tensor([1, 4, 4, 8]), guidance=1.0), conditional, atol=1e-3)
+    guided = draw(labels=labels, guidance=3.0)
+    assert torch.isfinite(guided).all() and guided.abs().max() <= 1.0 + 1e-5
+    assert not torch.allclose(guided, conditional, atol=1e-3)
+    assert balanced_labels(12, 10).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+
+
+def test_labels_and_guidance_are_checked(conditional_model, models_by_target):
+    diffusion = Diffusion(get_schedule("cosine", 100), "x0")
+    shape = (2, 1, 12, 12)
+    with pytest.raises(ValueError, match="trained without class labels"):
+        ddim_sample(models_by_target["x0"], diffusion, shape, 3, labels=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 9\]"):
+        ddim_sample(conditional_model, diffusion, shape, 3, labels=torch.tensor([1, 10]))
+    with pytest.raises(ValueError, match="shape"):
+        ddim_sample(conditional_model, diffusion, shape, 3, labels=torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="guidance must be a number ≥ 0"):
+        ddim_sample(conditional_model, diffusion, shape, 3, labels=torch.tensor([1, 2]), guidance=-1.0)
+    with pytest.raises(ValueError, match="only the image UNets take labels"):
+        build_model("toy-mlp", 2, num_classes=3)

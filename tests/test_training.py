@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from minsnr_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minsnr_core.data import load_mnist
-from minsnr_core.training import TrainConfig, train
+from minsnr_core.data import load_labels, load_mnist
+from minsnr_core.training import TrainConfig, load_run_model, train
 
 TOY = dict(dataset="moons", log_every=10, preview_every=0, toy_size=2000, device="cpu")
 
@@ -35,15 +35,33 @@ def test_toy_training_lowers_the_loss_and_events_carry_what_they_promise():
     assert metric[-1].metric["swd"] < metric[0].metric["swd"] * 1.5 and metric[-1].metric["swd"] < 0.5
 
 
-def test_real_mnist_steps_lower_the_loss(data_root):
-    data = load_mnist(data_root)[:2000]
+def test_real_mnist_steps_lower_the_loss(data_root, tmp_path):
+    data, labels = load_mnist(data_root)[:2000], load_labels("mnist", data_root)[:2000]
     config = TrainConfig(dataset="mnist", data_root=str(data_root), batch_size=32, steps=60, log_every=10,
-                         preview_every=30, preview_count=4, preview_sample_steps=5, device="cpu")
-    events = run(config, data=data)
+                         preview_every=30, preview_count=4, preview_sample_steps=5, device="cpu", out_dir=str(tmp_path))
+    events = run(config, data=data, labels=labels)
     log = logs(events)
     assert log[-1].loss < 0.7 * log[0].loss
     preview = [e for e in events if e.kind == "preview"][-1].samples
     assert preview.shape == (4, 1, 28, 28) and preview.min() >= -1 and preview.max() <= 1
+    # MNIST has labels, so the run is class-conditional by default; the checkpoint knows its ten classes.
+    model, _, saved, _ = load_run_model(tmp_path, "cpu")
+    assert saved.class_conditional and model.num_classes == 10 and model.class_embedding.weight.abs().sum() > 0
+    with pytest.raises(ValueError, match="one entry per training example"):
+        run(config, data=data, labels=labels[:10])
+
+
+def test_unconditional_mnist_run_and_resume_keeps_its_conditioning(data_root, tmp_path):
+    data = load_mnist(data_root)[:500]
+    config = TrainConfig(dataset="mnist", data_root=str(data_root), batch_size=8, steps=2, preview_every=0,
+                         device="cpu", out_dir=str(tmp_path), class_conditional=False)
+    run(config, data=data)
+    model, _, saved, _ = load_run_model(tmp_path, "cpu")
+    assert not saved.class_conditional and model.num_classes == 0 and model.class_embedding is None
+    # Resuming must keep the run's conditioning.
+    with pytest.raises(CheckpointError, match="class_conditional"):
+        run(TrainConfig(**{**config.to_dict(), "class_conditional": True}), data=data,
+            labels=load_labels("mnist", data_root)[:500], resume=tmp_path)
 
 
 def test_same_seed_same_run_other_seed_other_run():
@@ -116,6 +134,9 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
         ({"device": "tpu"}, "device must be"),
         ({"zero_terminal_snr": True, "target": "eps"}, "zero_terminal_snr needs target"),
         ({"model": "mnist"}, "does not fit"),
+        ({"class_conditional": True}, "class_conditional needs a dataset with labels"),
+        ({"label_dropout": 1.5}, "label_dropout must be in"),
+        ({"guidance": -2}, "guidance must be a number"),
     ],
 )
 def test_bad_config_is_rejected_with_the_parameter_named(changes, message):
