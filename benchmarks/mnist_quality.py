@@ -6,7 +6,8 @@
 Trains through the same loop as ``minsnr-train``, then draws 1000 DDIM-50 samples from the EMA model and prints
 the metric of ``minsnr_core.metrics`` (target: ``confident`` ≥ 0.80) for deterministic (η = 0) and
 stochastic (η = 1) DDIM, plus real test digits for reference. The default run is class-conditional: it draws
-every digit equally often (100 of each) with the run's classifier-free guidance, or each ``--guidance`` given.
+every digit equally often (100 of each) with the run's classifier-free guidance, or each ``--guidance`` given,
+and ``as_requested`` counts the samples recognised as the digit they were asked for.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def main() -> None:
                                  for chunk in torch.arange(args.samples).split(250)])
             setting = f"eta {eta:g}" + (f", guidance {guidance:g}" if labels is not None else ", unconditional")
             print(f"sampled {len(samples)} DDIM-50 ({setting}) in {time.perf_counter() - t0:.0f} s")
-            print(f"generated, {setting}:", mnist_score(samples, args.data_root))
+            print(f"generated, {setting}:", mnist_score(samples, args.data_root, labels))
     print("real test digits:", mnist_score(load_mnist(args.data_root, train=False)[: args.samples], args.data_root))
 
 

@@ -207,9 +207,12 @@ def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, c
     return float((mu1 - mu2).pow(2).sum() + torch.trace(cov1) + torch.trace(cov2) - 2 * torch.trace(cross))
 
 
-def image_score(samples: torch.Tensor, dataset: str, data_root: str | Path) -> dict[str, float]:
+def image_score(
+    samples: torch.Tensor, dataset: str, data_root: str | Path, requested: torch.Tensor | None = None
+) -> dict[str, float]:
     """Quality of generated images in [−1, 1] of ``dataset`` (mnist: (N, 1, 28, 28), cifar10: (N, 3, 32, 32)):
-    fd, confident, label_entropy."""
+    fd, confident, label_entropy; with the classes a conditional model was asked for (``requested``, (N,)), also
+    as_requested: the share recognised with p > 0.9 as that class."""
     shape = _check_dataset(dataset).shape
     if samples.dim() != 4 or tuple(samples.shape[1:]) != shape:
         raise ValueError(f"samples must have shape (N, {', '.join(map(str, shape))}), got {tuple(samples.shape)}")
@@ -217,22 +220,30 @@ def image_score(samples: torch.Tensor, dataset: str, data_root: str | Path) -> d
         raise ValueError("samples must hold at least 2 images for a Fréchet distance")
     if not torch.isfinite(samples).all():
         raise ValueError("samples contain NaN or inf")
+    if requested is not None and tuple(requested.shape) != (len(samples),):
+        raise ValueError(f"requested must hold one class per sample ({len(samples)}), got {tuple(requested.shape)}")
     root = str(Path(data_root).expanduser().resolve())
     features, probs = _features(classifier(dataset, root), samples.clamp(-1, 1))
     mu, cov = _reference_stats(dataset, root)
     confidence, labels = probs[:, :NOT_A_DIGIT].max(1)
     frequencies = torch.bincount(labels, minlength=NOT_A_DIGIT).double() / len(labels)
     entropy = -(frequencies[frequencies > 0] * frequencies[frequencies > 0].log2()).sum()
-    return {
+    score = {
         "fd": frechet_distance(features.mean(0), torch.cov(features.T), mu, cov),
         "confident": float((confidence > CONFIDENCE).double().mean()),
         "label_entropy": abs(float(entropy)),  # never print −0.0
     }
+    if requested is not None:
+        hits = (confidence > CONFIDENCE) & (labels == requested.to(labels.device))
+        score["as_requested"] = float(hits.double().mean())
+    return score
 
 
-def mnist_score(samples: torch.Tensor, data_root: str | Path) -> dict[str, float]:
+def mnist_score(
+    samples: torch.Tensor, data_root: str | Path, requested: torch.Tensor | None = None
+) -> dict[str, float]:
     """:func:`image_score` for MNIST digits (N, 1, 28, 28)."""
-    return image_score(samples, "mnist", data_root)
+    return image_score(samples, "mnist", data_root, requested)
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 256, seed: int = 0) -> float:

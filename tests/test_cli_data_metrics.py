@@ -98,6 +98,12 @@ def test_mnist_metric_tells_real_digits_from_noise_and_blur(data_root):
     assert real_score["confident"] > 0.85 and real_score["label_entropy"] > 3.2
     assert noise_score["confident"] < 0.05 and noise_score["fd"] > 20 * real_score["fd"]
     assert blur_score["confident"] < 0.3 and blur_score["fd"] > 10 * real_score["fd"]
+    # Asked for their true labels, real digits are recognised as asked; asked for shifted labels, almost never.
+    labels = load_labels("mnist", data_root, train=False)[:500]
+    assert mnist_score(real, data_root, labels)["as_requested"] > 0.85
+    assert mnist_score(real, data_root, (labels + 1) % 10)["as_requested"] < 0.02
+    with pytest.raises(ValueError, match="one class per sample"):
+        mnist_score(real, data_root, labels[:3])
     collapsed = mnist_score(real[real.flatten(1).mean(1).argsort()[:100]].repeat(2, 1, 1, 1), data_root)
     assert collapsed["label_entropy"] < real_score["label_entropy"]
 

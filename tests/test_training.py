@@ -62,6 +62,10 @@ def test_unconditional_mnist_run_and_resume_keeps_its_conditioning(data_root, tm
     with pytest.raises(CheckpointError, match="class_conditional"):
         run(TrainConfig(**{**config.to_dict(), "class_conditional": True}), data=data,
             labels=load_labels("mnist", data_root)[:500], resume=tmp_path)
+    # A config saved before class conditioning existed describes an unconditional, deterministically sampled run.
+    old = {k: v for k, v in config.to_dict().items() if k not in ("class_conditional", "guidance", "sample_eta")}
+    restored = TrainConfig.from_dict(old).resolved()
+    assert restored.class_conditional is False and restored.sample_eta == 0.0
 
 
 def test_same_seed_same_run_other_seed_other_run():
@@ -137,6 +141,7 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
         ({"class_conditional": True}, "class_conditional needs a dataset with labels"),
         ({"label_dropout": 1.5}, "label_dropout must be in"),
         ({"guidance": -2}, "guidance must be a number"),
+        ({"dataset": "mnist", "data_root": ".", "label_dropout": 0}, "needs label_dropout > 0"),
     ],
 )
 def test_bad_config_is_rejected_with_the_parameter_named(changes, message):
