@@ -21,7 +21,7 @@ from minsnr_core.models import MODEL_PRESETS
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME
 from minsnr_core.sampling import SAMPLERS, Trajectory, balanced_labels, sample
 from minsnr_core.schedules import SCHEDULES
-from minsnr_core.training import TrainConfig, load_run_model, sample_clip
+from minsnr_core.training import TrainConfig, check_sampling_guidance, load_run_model, sample_clip
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, loss_weight, strategy_parameters
 
 from .figures import bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
@@ -413,6 +413,10 @@ def build_denoise_tab(manager: JobManager):
         if checkpoint is None:
             return "⚠️ Train a model first (Train tab), then sample from it here.", None, gr.skip()
         model, diffusion, config, shape = load_run_model(checkpoint, "cpu")
+        try:
+            check_sampling_guidance(config, float(guidance_value))
+        except ValueError as error:
+            return f"⚠️ {error}", None, gr.skip()
         count = 16 if len(shape) == 3 else 1000
         generator = torch.Generator().manual_seed(int(seed_value or 0))
         kwargs = {"eta": config.sample_eta} if sampler_name == "ddim" else {}

@@ -21,7 +21,7 @@ import torch
 from minsnr_core.data import load_mnist
 from minsnr_core.metrics import mnist_score
 from minsnr_core.sampling import balanced_labels, ddim_sample
-from minsnr_core.training import TrainConfig, load_run_model, train
+from minsnr_core.training import TrainConfig, check_sampling_guidance, load_run_model, train
 
 
 def _override(item: str) -> tuple[str, object]:
@@ -78,6 +78,8 @@ def main() -> None:
     device = next(model.parameters()).device
     labels = balanced_labels(args.samples, model.num_classes) if model.num_classes else None
     guidances = (args.guidance or [run_config.guidance]) if labels is not None else [1.0]
+    for guidance in guidances:
+        check_sampling_guidance(run_config, guidance)
     for guidance in guidances:
         for eta in args.eta:
             generator = torch.Generator(device=device).manual_seed(0)

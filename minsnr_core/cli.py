@@ -16,7 +16,7 @@ from .models import MODEL_PRESETS
 from .recorder import RunRecorder
 from .sampling import SAMPLERS, balanced_labels, sample
 from .schedules import SCHEDULES
-from .training import TrainConfig, load_run_model, resolve_device, sample_clip, train
+from .training import TrainConfig, check_sampling_guidance, load_run_model, resolve_device, sample_clip, train
 from .weighting import STRATEGIES, TARGETS, strategy_parameters
 
 
@@ -118,7 +118,7 @@ def sample_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sampler", choices=list(SAMPLERS), default="ddim")
     parser.add_argument("--sample-steps", type=int, default=50)
     parser.add_argument("--eta", type=float, default=None,
-                        help="DDIM stochasticity, 0 (deterministic) to 1 (default: the run's, 1 unless set)")
+                        help="DDIM stochasticity, 0 (deterministic) to 1 (default: the run's --sample-eta)")
     parser.add_argument("--label", type=int, default=None,
                         help="class-conditional runs: draw only this class (default: every class equally often)")
     parser.add_argument("--guidance", type=float, default=None,
@@ -155,6 +155,7 @@ def sample_main(argv: list[str] | None = None) -> int:
         elif model.num_classes and not args.unconditional:
             labels = balanced_labels(args.n, model.num_classes)
         guidance = config.guidance if args.guidance is None else args.guidance
+        check_sampling_guidance(config, guidance, args.unconditional)
         chunks = []
         for start in range(0, args.n, args.batch):
             count = min(args.batch, args.n - start)

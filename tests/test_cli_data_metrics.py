@@ -51,6 +51,13 @@ def test_train_and_sample_cli_on_real_mnist(tmp_path, data_root):
     assert np.load(tmp_path / "sevens.npy").shape == (2, 28, 28)
     result = cli("sample", "--run", str(out), "--label", "10", "--out", str(tmp_path / "z.npy"), check=False)
     assert result.returncode == 2 and "--label must be in [0, 9]" in result.stderr
+    # Without label dropout there is no unconditional mode to guide with: refused, not silently wrong.
+    plain = tmp_path / "no-dropout"
+    cli("train", "--dataset", "mnist", "--data-root", str(data_root), "--steps", "2", "--batch-size", "4",
+        "--preview-every", "0", "--label-dropout", "0", "--guidance", "1", "--out", str(plain))
+    result = cli("sample", "--run", str(plain), "--n", "2", "--guidance", "2", "--out", str(tmp_path / "g.npy"),
+                 check=False)
+    assert result.returncode == 2 and "no unconditional mode" in result.stderr
 
 
 def test_cli_reports_bad_input_clearly(tmp_path):

@@ -38,8 +38,11 @@ def test_toy_training_lowers_the_loss_and_events_carry_what_they_promise():
 def test_real_mnist_steps_lower_the_loss(data_root, tmp_path):
     data, labels = load_mnist(data_root)[:2000], load_labels("mnist", data_root)[:2000]
     config = TrainConfig(dataset="mnist", data_root=str(data_root), batch_size=32, steps=60, log_every=10,
-                         preview_every=30, preview_count=4, preview_sample_steps=5, device="cpu", out_dir=str(tmp_path))
+                         preview_every=30, preview_count=4, preview_sample_steps=5, device="cpu", out_dir=str(tmp_path),
+                         metric_every=60, metric_samples=20)
     events = run(config, data=data, labels=labels)
+    metric = [e.metric for e in events if e.kind == "metric"]
+    assert len(metric) == 1 and 0 <= metric[0]["as_requested"] <= metric[0]["confident"] <= 1
     log = logs(events)
     assert log[-1].loss < 0.7 * log[0].loss
     preview = [e for e in events if e.kind == "preview"][-1].samples
@@ -49,6 +52,20 @@ def test_real_mnist_steps_lower_the_loss(data_root, tmp_path):
     assert saved.class_conditional and model.num_classes == 10 and model.class_embedding.weight.abs().sum() > 0
     with pytest.raises(ValueError, match="one entry per training example"):
         run(config, data=data, labels=labels[:10])
+    with pytest.raises(ValueError, match="integer class indices"):
+        run(config, data=data, labels=labels - 1)
+
+
+@pytest.mark.parametrize(("dropout", "learned", "untouched"), [(1.0, [10], list(range(10))), (0.0, list(range(10)), [10])])
+def test_label_dropout_decides_which_class_embeddings_learn(data_root, tmp_path, dropout, learned, untouched):
+    # Row 10 is "no label": with every label dropped only it learns; with none dropped only the digits' rows do.
+    data, labels = load_mnist(data_root)[:300], load_labels("mnist", data_root)[:300]
+    config = TrainConfig(dataset="mnist", data_root=str(data_root), batch_size=64, steps=4, preview_every=0,
+                         device="cpu", label_dropout=dropout, guidance=1.0, out_dir=str(tmp_path))
+    run(config, data=data, labels=labels)
+    model, *_ = load_run_model(tmp_path, "cpu")
+    rows = model.class_embedding.weight.abs().sum(1)
+    assert (rows[learned] > 0).all() and (rows[untouched] == 0).all()
 
 
 def test_unconditional_mnist_run_and_resume_keeps_its_conditioning(data_root, tmp_path):
