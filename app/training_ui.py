@@ -116,7 +116,7 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, s
                           value="auto", label="Prediction target")
         params = [gr.Slider(p.minimum, p.maximum, value=p.default, step=p.step, label=f"{p.description} ({p.name})",
                             elem_id=f"{prefix}-param-{p.name}") for p in PARAMS.values()]
-    with gr.Accordion("Model, batch size, learning rate", open=False):
+    with gr.Accordion("Model, batch size, learning rate; class labels, guidance and DDIM η of the previews", open=False):
         with gr.Row():
             model = gr.Dropdown([("automatic (by dataset)", "auto"), *[(e.display_name, e.name) for e in MODEL_PRESETS]],
                                 value="auto", label="Model preset")
