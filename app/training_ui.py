@@ -14,7 +14,7 @@ import torch
 
 from minsnr_core.checkpoint import CHECKPOINT_NAME
 from minsnr_core.data import TOY_DATASETS, toy_points
-from minsnr_core.experiment import REPORT_EVAL_EVERY, REPORT_EVAL_SAMPLES, REPORT_STEPS
+from minsnr_core.experiment import REPORT_CONDITIONING, REPORT_EVAL_EVERY, REPORT_EVAL_SAMPLES, REPORT_STEPS
 from minsnr_core.images import point_raster
 from minsnr_core.metrics import CLASSIFIERS
 from minsnr_core.models import MODEL_PRESETS
@@ -61,7 +61,7 @@ model was trained with: early steps (low SNR) are guessed from almost nothing, l
 # The settings of docs/results.md (minsnr-experiment), so the class reproduces what the report shows.
 PAPER_PRESET = {"dataset": "mnist", "weightings": ["constant", "snr", "min_snr", "soft_min_snr"], "target": "eps",
                 "gamma": 5.0, "steps": REPORT_STEPS, "seed": 0, "schedule": "cosine", "preview_every": REPORT_EVAL_EVERY,
-                "use_labels": False, "sample_eta": 0.0}
+                "use_labels": REPORT_CONDITIONING["class_conditional"], "sample_eta": REPORT_CONDITIONING["sample_eta"]}
 
 
 @dataclass
@@ -420,7 +420,7 @@ def build_denoise_tab(manager: JobManager):
         count = 16 if len(shape) == 3 else 1000
         generator = torch.Generator().manual_seed(int(seed_value or 0))
         kwargs = {"eta": config.sample_eta} if sampler_name == "ddim" else {}
-        labels = balanced_labels(count, model.num_classes) if model.num_classes else None  # classes in order
+        labels = balanced_labels(count, model.num_classes)  # classes in order (None: unconditional model)
         _, trajectory = sample(model, diffusion, (count, *shape), sampler_name, int(steps_value),
                                generator=generator, clip=sample_clip(shape), return_trajectory=True,
                                labels=labels, guidance=float(guidance_value), **kwargs)

@@ -20,7 +20,7 @@ import torch
 
 from minsnr_core.data import load_mnist
 from minsnr_core.metrics import mnist_score
-from minsnr_core.sampling import balanced_labels, ddim_sample
+from minsnr_core.sampling import balanced_labels, sample
 from minsnr_core.training import TrainConfig, check_sampling_guidance, load_run_model, train
 
 
@@ -76,7 +76,7 @@ def main() -> None:
           f"{final.parameters:,} parameters on {final.device}")
     model, diffusion, run_config, _ = load_run_model(args.out, args.device)
     device = next(model.parameters()).device
-    labels = balanced_labels(args.samples, model.num_classes) if model.num_classes else None
+    labels = balanced_labels(args.samples, model.num_classes)
     guidances = (args.guidance or [run_config.guidance]) if labels is not None else [1.0]
     for guidance in guidances:
         check_sampling_guidance(run_config, guidance)
@@ -84,10 +84,8 @@ def main() -> None:
         for eta in args.eta:
             generator = torch.Generator(device=device).manual_seed(0)
             t0 = time.perf_counter()
-            samples = torch.cat([ddim_sample(model, diffusion, (len(chunk), 1, 28, 28), 50, eta, generator=generator,
-                                             device=device, labels=None if labels is None else labels[chunk],
-                                             guidance=guidance)[0].cpu()
-                                 for chunk in torch.arange(args.samples).split(250)])
+            samples, _ = sample(model, diffusion, (args.samples, 1, 28, 28), "ddim", 50, batch=250, labels=labels,
+                                eta=eta, generator=generator, device=device, guidance=guidance)
             setting = f"eta {eta:g}" + (f", guidance {guidance:g}" if labels is not None else ", unconditional")
             print(f"sampled {len(samples)} DDIM-50 ({setting}) in {time.perf_counter() - t0:.0f} s")
             print(f"generated, {setting}:", mnist_score(samples, args.data_root, labels))

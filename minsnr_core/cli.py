@@ -143,27 +143,21 @@ def sample_main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         generator = torch.Generator(device=device).manual_seed(args.seed)
         kwargs = {"eta": config.sample_eta if args.eta is None else args.eta} if args.sampler == "ddim" else {}
-        labels = None
         if args.label is not None and args.unconditional:
             raise ValueError("--label and --unconditional exclude each other")
+        labels = None if args.unconditional else balanced_labels(args.n, model.num_classes)
         if args.label is not None:
             if not model.num_classes:
                 raise ValueError("--label: this run was trained without class labels")
             if not 0 <= args.label < model.num_classes:
                 raise ValueError(f"--label must be in [0, {model.num_classes - 1}], got {args.label}")
             labels = torch.full((args.n,), args.label)
-        elif model.num_classes and not args.unconditional:
-            labels = balanced_labels(args.n, model.num_classes)
         guidance = config.guidance if args.guidance is None else args.guidance
         check_sampling_guidance(config, guidance, args.unconditional)
-        chunks = []
-        for start in range(0, args.n, args.batch):
-            count = min(args.batch, args.n - start)
-            chunk_labels = None if labels is None else labels[start : start + count]
-            x, _ = sample(model, diffusion, (count, *shape), args.sampler, args.sample_steps, generator=generator,
-                          device=device, clip=sample_clip(shape), labels=chunk_labels, guidance=guidance, **kwargs)
-            chunks.append(x.cpu())
-        samples = torch.cat(chunks)
+        samples, _ = sample(model, diffusion, (args.n, *shape), args.sampler, args.sample_steps, batch=args.batch,
+                            labels=labels, generator=generator, device=device, clip=sample_clip(shape),
+                            guidance=guidance, **kwargs)
+        samples = samples.cpu()
         array = to_uint8(samples) if samples.dim() == 4 else samples.numpy().astype(np.float32)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         np.save(args.out, array)

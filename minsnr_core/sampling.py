@@ -41,10 +41,14 @@ def sampling_timesteps(num_timesteps: int, steps: int) -> list[int]:
     return list(dict.fromkeys(grid))
 
 
-def check_labels(model: torch.nn.Module, labels: torch.Tensor | None, count: int, guidance: float) -> None:
-    """Clear errors for labels or guidance that do not fit the model."""
+def check_guidance(guidance: float) -> None:
     if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not 0 <= guidance < float("inf"):
         raise ValueError(f"guidance must be a number ≥ 0, got {guidance!r}")
+
+
+def check_labels(model: torch.nn.Module, labels: torch.Tensor | None, count: int, guidance: float) -> None:
+    """Clear errors for labels or guidance that do not fit the model."""
+    check_guidance(guidance)
     num_classes = getattr(model, "num_classes", 0)
     if labels is None:
         return
@@ -57,9 +61,10 @@ def check_labels(model: torch.nn.Module, labels: torch.Tensor | None, count: int
                          f"[{int(labels.min())}, {int(labels.max())}]")
 
 
-def balanced_labels(count: int, num_classes: int) -> torch.Tensor:
-    """0, 1, …, K−1, 0, 1, … — every class equally often, for previews, the metric and ``minsnr-sample``."""
-    return torch.arange(count) % num_classes
+def balanced_labels(count: int, num_classes: int) -> torch.Tensor | None:
+    """0, 1, …, K−1, 0, 1, … — the classes in turn, what previews, the metric and ``minsnr-sample`` ask a
+    class-conditional model for; None for an unconditional one (K = 0)."""
+    return torch.arange(count) % num_classes if num_classes else None
 
 
 def _predict(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
@@ -163,9 +168,22 @@ def sample(
     shape: tuple[int, ...],
     sampler: str = "ddim",
     steps: int = 50,
+    *,
+    batch: int | None = None,
+    labels: torch.Tensor | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, Trajectory | None]:
-    """Dispatch by name: ``sampler`` is "ddpm" or "ddim"."""
+    """Dispatch by name: ``sampler`` is "ddpm" or "ddim". ``batch`` draws the samples that many at a time (one
+    generator, in order; the result is on the CPU), a trajectory only in one batch."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
-    return SAMPLERS[sampler](model, diffusion, shape, steps, **kwargs)
+    if batch is None or batch >= shape[0]:
+        return SAMPLERS[sampler](model, diffusion, shape, steps, labels=labels, **kwargs)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be an integer ≥ 1, got {batch!r}")
+    if kwargs.get("return_trajectory"):
+        raise ValueError("return_trajectory needs all samples in one batch")
+    chunks = [SAMPLERS[sampler](model, diffusion, (len(index), *shape[1:]), steps,
+                                labels=None if labels is None else labels[index], **kwargs)[0].cpu()
+              for index in torch.arange(shape[0]).split(batch)]
+    return torch.cat(chunks), None

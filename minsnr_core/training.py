@@ -26,7 +26,7 @@ from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_
 from .data import LABELLED_DATASETS, TOY_DATASETS, dataset_names, load_dataset, load_labels
 from .diffusion import Diffusion
 from .models import MODEL_PRESETS, build_model, count_parameters
-from .sampling import balanced_labels, ddim_sample
+from .sampling import balanced_labels, check_guidance, ddim_sample
 from .schedules import get_schedule
 from .weighting import STRATEGIES, check_target
 
@@ -106,11 +106,8 @@ class TrainConfig:
         if isinstance(cfg.label_dropout, bool) or not (isinstance(cfg.label_dropout, int | float)
                                                          and 0 <= cfg.label_dropout <= 1):
             raise ValueError(f"label_dropout must be in [0, 1], got {cfg.label_dropout!r}")
-        if isinstance(cfg.guidance, bool) or not (isinstance(cfg.guidance, int | float) and 0 <= cfg.guidance < math.inf):
-            raise ValueError(f"guidance must be a number ≥ 0, got {cfg.guidance!r}")
-        if cfg.class_conditional and cfg.label_dropout == 0 and cfg.guidance != 1:
-            raise ValueError("guidance other than 1 needs label_dropout > 0: the unconditional prediction it mixes in "
-                             "is learned from the batches whose labels are dropped")
+        check_guidance(cfg.guidance)
+        check_sampling_guidance(cfg, cfg.guidance)
         if isinstance(cfg.sample_eta, bool) or not (isinstance(cfg.sample_eta, int | float) and 0 <= cfg.sample_eta <= 1):
             raise ValueError(f"sample_eta must be in [0, 1], got {cfg.sample_eta!r}")
         if cfg.steps is None and cfg.minutes is None:
@@ -250,7 +247,6 @@ def load_run_model(
         config = TrainConfig.from_dict(state["config"]).resolved()
         shape = tuple(state["shape"])
         num_classes = int(state.get("num_classes", 0))  # checkpoints from before class conditioning have none
-        config.class_conditional = num_classes > 0
         model = build_model(config.model, state["channels"], num_classes)
         ema = AveragedModel(model)
         ema.load_state_dict(state["ema"])
@@ -433,10 +429,11 @@ def _restore(run: _Run, state: dict[str, Any], device: torch.device, num_classes
 
 
 def check_sampling_guidance(config: TrainConfig, guidance: float, unconditional: bool = False) -> None:
-    """Refuse guidance or unconditional sampling from a run that never learned its unconditional mode."""
+    """Refuse guidance or unconditional sampling from a run that never learns its unconditional mode (that mode is
+    learned from the batches whose labels are dropped)."""
     if config.class_conditional and config.label_dropout == 0 and (guidance != 1 or unconditional):
-        raise ValueError("this run was trained with label_dropout 0, so it has no unconditional mode: "
-                         "sample with guidance 1 and with labels")
+        raise ValueError("a run with label_dropout 0 has no unconditional mode: sample it with guidance 1 and "
+                         "with labels")
 
 
 def sample_clip(shape: tuple[int, ...]) -> float:
@@ -452,8 +449,7 @@ def _fixed_seed_samples(model: torch.nn.Module, diffusion: Diffusion, shape: tup
     generator = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
     model.eval()
-    num_classes = getattr(model, "num_classes", 0)
-    labels = balanced_labels(count, num_classes) if num_classes else None
+    labels = balanced_labels(count, getattr(model, "num_classes", 0))
     samples, _ = ddim_sample(model, diffusion, (count, *shape), steps, eta, generator=generator, device=device,
                              clip=sample_clip(shape), labels=labels, guidance=guidance)
     model.train(was_training)
@@ -480,7 +476,6 @@ def evaluate_quality(
     if config.dataset in TOY_DATASETS:
         return metrics.toy_score(samples, config.dataset)
     if config.dataset in metrics.CLASSIFIERS:
-        num_classes = getattr(model, "num_classes", 0)  # the classes _fixed_seed_samples asked for, if any
-        requested = balanced_labels(len(samples), num_classes) if num_classes else None
+        requested = balanced_labels(len(samples), getattr(model, "num_classes", 0))  # what the samples were asked for
         return metrics.image_score(samples, config.dataset, config.data_root, requested)
     return {}

@@ -96,7 +96,7 @@ def test_guidance_mixes_the_conditional_and_unconditional_predictions(conditiona
     one_step = {w: draw(1, labels=labels, guidance=w, clip=None) for w in (0.0, 1.0, 3.0)}
     expected = one_step[0.0] + 3.0 * (one_step[1.0] - one_step[0.0])
     assert torch.allclose(one_step[3.0], expected, atol=1e-4)
-    assert balanced_labels(12, 10).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert balanced_labels(12, 10).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1] and balanced_labels(3, 0) is None
 
 
 def test_labels_and_guidance_are_checked(conditional_model, models_by_target):
@@ -112,3 +112,19 @@ def test_labels_and_guidance_are_checked(conditional_model, models_by_target):
         ddim_sample(conditional_model, diffusion, shape, 3, labels=torch.tensor([1, 2]), guidance=-1.0)
     with pytest.raises(ValueError, match="only the image UNets take labels"):
         build_model("toy-mlp", 2, num_classes=3)
+
+
+def test_sample_in_batches_draws_the_same_as_batch_by_batch(conditional_model):
+    diffusion = Diffusion(get_schedule("cosine", 100), "x0")
+    labels = torch.tensor([0, 1, 2, 3, 4])
+    common = dict(eta=1.0, guidance=2.0)
+    whole, none = sample(conditional_model, diffusion, (5, 1, 12, 12), "ddim", 4, batch=2, labels=labels,
+                         generator=torch.Generator().manual_seed(5), **common)
+    generator = torch.Generator().manual_seed(5)
+    by_hand = torch.cat([ddim_sample(conditional_model, diffusion, (len(part), 1, 12, 12), 4, labels=part,
+                                     generator=generator, **common)[0] for part in labels.split(2)])
+    assert none is None and whole.shape == (5, 1, 12, 12) and torch.equal(whole, by_hand)
+    with pytest.raises(ValueError, match="one batch"):
+        sample(conditional_model, diffusion, (5, 1, 12, 12), "ddim", 4, batch=2, return_trajectory=True)
+    with pytest.raises(ValueError, match="batch must be an integer"):
+        sample(conditional_model, diffusion, (5, 1, 12, 12), "ddim", 4, batch=0)

@@ -158,7 +158,7 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
         ({"class_conditional": True}, "class_conditional needs a dataset with labels"),
         ({"label_dropout": 1.5}, "label_dropout must be in"),
         ({"guidance": -2}, "guidance must be a number"),
-        ({"dataset": "mnist", "data_root": ".", "label_dropout": 0}, "needs label_dropout > 0"),
+        ({"dataset": "mnist", "data_root": ".", "label_dropout": 0}, "label_dropout 0 has no unconditional mode"),
     ],
 )
 def test_bad_config_is_rejected_with_the_parameter_named(changes, message):
