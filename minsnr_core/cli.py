@@ -195,6 +195,12 @@ def experiment_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ablation-gammas", nargs="*", type=float, default=d.ablation_gammas)
     parser.add_argument("--ablation-target", choices=TARGETS, default=d.ablation_target)
     parser.add_argument("--seeds", nargs="+", type=int, default=d.seeds)
+    parser.add_argument("--paired-seeds", nargs="+", type=int, default=None,
+                        help="seeds for each target's plain loss and Min-SNR-γ, the key pair (default: --seeds)")
+    parser.add_argument("--lr-check", nargs="*", type=float, default=d.lr_check,
+                        help="learning rates at which the plain loss and Min-SNR-γ of --lr-check-target also run")
+    parser.add_argument("--lr-check-target", choices=TARGETS, default=d.lr_check_target)
+    parser.add_argument("--lr-check-seeds", nargs="+", type=int, default=d.lr_check_seeds)
     parser.add_argument("--steps", type=int, default=d.steps, help="training steps per run")
     parser.add_argument("--eval-every", type=int, default=d.eval_every)
     parser.add_argument("--eval-samples", type=int, default=d.eval_samples)
@@ -221,7 +227,9 @@ def experiment_main(argv: list[str] | None = None) -> int:
     else:
         spec = ExperimentSpec(dataset=args.dataset, data_root=args.data_root, weightings=args.weightings,
                               targets=args.targets, gamma=args.gamma, ablation_gammas=args.ablation_gammas,
-                              ablation_target=args.ablation_target, seeds=args.seeds, steps=args.steps,
+                              ablation_target=args.ablation_target, seeds=args.seeds, paired_seeds=args.paired_seeds,
+                              lr_check=args.lr_check, lr_check_target=args.lr_check_target,
+                              lr_check_seeds=args.lr_check_seeds, steps=args.steps,
                               eval_every=args.eval_every, eval_samples=args.eval_samples, batch_size=args.batch_size,
                               model=args.model, device=args.device)
     spec.device = args.device

@@ -45,6 +45,12 @@ class ExperimentSpec:
     ablation_gammas: list[float] = field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0, 20.0])
     ablation_target: str = "eps"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # More seeds for the comparison that matters most, each target's plain loss against Min-SNR-γ (None: ``seeds``).
+    paired_seeds: list[int] | None = None
+    # The fairness check: these learning rates for the plain loss and Min-SNR-γ of ``lr_check_target``.
+    lr_check: list[float] = field(default_factory=list)
+    lr_check_target: str = "x0"
+    lr_check_seeds: list[int] = field(default_factory=lambda: [0, 1])
     steps: int = REPORT_STEPS
     eval_every: int = REPORT_EVAL_EVERY
     eval_samples: int = REPORT_EVAL_SAMPLES
@@ -54,33 +60,43 @@ class ExperimentSpec:
     device: str = "auto"
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run of the grid: the comparison (with each target's baseline), then the Min-SNR γ ablation
-        (without repeating a run)."""
+        """Every run of the grid, most important first, so that a grid cut short by a time limit still holds
+        complete seed pairs: each target's plain loss and Min-SNR-γ seed by seed, then the other weightings, the
+        learning-rate check, and the Min-SNR γ ablation. A run shared by two parts is listed once."""
         for name in self.weightings:
             STRATEGIES.get(name)
-        for target in [*self.targets, self.ablation_target]:
+        for target in [*self.targets, self.ablation_target, self.lr_check_target]:
             check_target(target)
-        runs, seen = [], set()
-        # Each target is compared against its own plain loss, so that baseline always runs (e.g. SNR+1 for v).
-        grid = [("comparison", w, self.gamma, t, s) for t in self.targets
-                for w, s in itertools.product(dict.fromkeys([*self.weightings, BASELINE[t]]), self.seeds)]
-        grid += [("ablation", "min_snr", g, self.ablation_target, s)
+        for lr in self.lr_check:
+            if not (isinstance(lr, int | float) and 0 < lr < 1):
+                raise ValueError(f"lr_check values must be in (0, 1), got {lr!r}")
+        paired_seeds = self.seeds if self.paired_seeds is None else self.paired_seeds
+        grid = [("comparison", w, self.gamma, t, s, self.lr) for s in paired_seeds for t in self.targets
+                for w in (BASELINE[t], "min_snr") if w == BASELINE[t] or w in self.weightings]
+        others = [w for w in self.weightings if w != "min_snr"]
+        grid += [("comparison", w, self.gamma, t, s, self.lr) for s in self.seeds for t in self.targets
+                 for w in dict.fromkeys([BASELINE[t], *others])]
+        grid += [("lr_check", w, self.gamma, self.lr_check_target, s, lr) for lr in self.lr_check
+                 for s in self.lr_check_seeds for w in (BASELINE[self.lr_check_target], "min_snr")]
+        grid += [("ablation", "min_snr", g, self.ablation_target, s, self.lr)
                  for g, s in itertools.product(self.ablation_gammas, self.seeds)]
-        for group, weighting, gamma, target, seed in grid:
+        runs, seen = [], set()
+        for group, weighting, gamma, target, seed, lr in grid:
             uses_gamma = any(p.name == "gamma" for p in STRATEGIES.get(weighting).params)
-            key = f"{self.dataset}_{weighting}" + (f"-g{gamma:g}" if uses_gamma else "") + f"_{target}_s{seed}_n{self.steps}"
+            key = (f"{self.dataset}_{weighting}" + (f"-g{gamma:g}" if uses_gamma else "") + f"_{target}_s{seed}"
+                   + f"_n{self.steps}" + (f"_lr{lr:g}" if lr != self.lr else ""))
             if key in seen:
                 continue
             seen.add(key)
             runs.append({"key": key, "group": group, "weighting": weighting, "gamma": gamma if uses_gamma else None,
-                         "target": target, "seed": seed})
+                         "target": target, "seed": seed, "lr": lr})
         return runs
 
     def config(self, run: dict[str, Any]) -> TrainConfig:
         params = {"gamma": run["gamma"]} if run["gamma"] is not None else {}
         return TrainConfig(dataset=self.dataset, data_root=self.data_root, weighting=run["weighting"],
                            weighting_params=params, target=run["target"], steps=self.steps, seed=run["seed"],
-                           batch_size=self.batch_size, lr=self.lr, model=self.model, device=self.device, preview_every=0,
+                           batch_size=self.batch_size, lr=run.get("lr", self.lr), model=self.model, device=self.device, preview_every=0,
                            metric_every=self.eval_every, metric_samples=self.eval_samples, checkpoint_every=0,
                            **REPORT_CONDITIONING)
 
@@ -113,8 +129,8 @@ def _train_run(spec: ExperimentSpec, run: dict[str, Any], path: Path) -> str:
     for event in train(spec.config(run)):
         if event.kind == "metric":
             rows.append({**{k: run[k] for k in ("group", "weighting", "gamma", "target", "seed")},
-                         "dataset": spec.dataset, "step": event.step, "elapsed_s": round(event.elapsed_s, 2),
-                         **event.metric})
+                         "lr": run.get("lr", spec.lr), "dataset": spec.dataset, "step": event.step,
+                         "samples": spec.eval_samples, "elapsed_s": round(event.elapsed_s, 2), **event.metric})
         elif event.kind == "error":
             raise RuntimeError(f"run {run['key']} failed: {event.message}")
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
