@@ -96,7 +96,8 @@ class ExperimentSpec:
         params = {"gamma": run["gamma"]} if run["gamma"] is not None else {}
         return TrainConfig(dataset=self.dataset, data_root=self.data_root, weighting=run["weighting"],
                            weighting_params=params, target=run["target"], steps=self.steps, seed=run["seed"],
-                           batch_size=self.batch_size, lr=run.get("lr", self.lr), model=self.model, device=self.device, preview_every=0,
+                           batch_size=self.batch_size, lr=run.get("lr", self.lr), model=self.model, device=self.device,
+                           preview_every=0,
                            metric_every=self.eval_every, metric_samples=self.eval_samples, checkpoint_every=0,
                            **REPORT_CONDITIONING)
 
