@@ -16,7 +16,9 @@ def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
     assert result.returncode == 0, result.stderr
     with (out / "results.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert {"group", "weighting", "gamma", "target", "seed", "step", "confident", "fd", "label_entropy"} <= set(rows[0])
+    assert {"group", "weighting", "gamma", "target", "seed", "lr", "step", "samples", "confident", "fd",
+            "label_entropy"} <= set(rows[0])
+    assert {r["samples"] for r in rows} == {"32"}  # the sample count each evaluation was scored on
     keys = {(r["group"], r["weighting"], r["gamma"]) for r in rows}
     assert keys == {("comparison", "snr", ""), ("comparison", "min_snr", "5.0"), ("ablation", "min_snr", "1.0")}
     assert sorted({int(r["step"]) for r in rows}) == [10, 20]
@@ -44,13 +46,30 @@ def test_grid_has_no_duplicate_runs_and_validates_names():
     assert len(runs) == len({r["key"] for r in runs}) == (2 + 3) * 2 + 1 * 2
     assert {r["weighting"] for r in runs if r["target"] == "x0"} == {"snr", "min_snr", "constant"}
     v_runs = ExperimentSpec(weightings=["min_snr"], targets=["v"], ablation_gammas=[], seeds=[0]).runs()
-    assert [r["weighting"] for r in v_runs] == ["min_snr", "snr_plus_one"]
+    assert [r["weighting"] for r in v_runs] == ["snr_plus_one", "min_snr"]
     try:
         ExperimentSpec(weightings=["fancy"]).runs()
     except ValueError as error:
         assert "fancy" in str(error)
     else:
         raise AssertionError("unknown weighting accepted")
+
+
+def test_grid_puts_complete_seed_pairs_first_then_the_rest_and_the_lr_check():
+    """A grid cut short by a time limit must still hold whole (baseline, Min-SNR) pairs, seed by seed."""
+    spec = ExperimentSpec(weightings=["min_snr", "p2"], targets=["eps", "x0"], ablation_gammas=[], seeds=[0, 1],
+                          paired_seeds=[0, 1, 2], lr_check=[1e-3, 4e-3], lr_check_seeds=[0])
+    runs = spec.runs()
+    head = [(r["seed"], r["target"], r["weighting"]) for r in runs[:12]]
+    assert head == [(s, t, w) for s in (0, 1, 2) for t, base in (("eps", "snr"), ("x0", "constant")) for w in (base, "min_snr")]
+    assert [(r["weighting"], r["seed"]) for r in runs[12:16]] == [("p2", 0), ("p2", 0), ("p2", 1), ("p2", 1)]
+    checks = [r for r in runs if r["group"] == "lr_check"]
+    assert [(r["weighting"], r["lr"], r["target"]) for r in checks] == [
+        ("constant", 1e-3, "x0"), ("min_snr", 1e-3, "x0"), ("constant", 4e-3, "x0"), ("min_snr", 4e-3, "x0")]
+    assert checks[0]["key"].endswith("_lr0.001") and spec.config(checks[0]).lr == 1e-3
+    assert len(runs) == len({r["key"] for r in runs}) == 12 + 4 + 4
+    with pytest.raises(ValueError, match="lr_check"):
+        ExperimentSpec(lr_check=[2.0]).runs()
 
 
 def test_steps_to_threshold_interpolates_against_the_baseline():
