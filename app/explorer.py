@@ -13,9 +13,10 @@ from minsnr_core.weighting import (
     STRATEGIES,
     TARGET_NAMES,
     TARGET_WEIGHT_LATEX,
+    defined_everywhere,
     effective_weight,
-    eps_weight_at_zero_snr,
     loss_weight,
+    schedule_weights,
 )
 
 X_AXES = {"t": "timestep t", "log_snr": "log-SNR λ"}
@@ -60,6 +61,7 @@ def build_explorer(
     snr = sched.snr.numpy()
     t = np.arange(sched.num_timesteps)
     finite_lambda = snr > 0
+    density = sched.log_snr_density().numpy()
     x_all = t if x_axis == "t" else np.log(np.where(finite_lambda, snr, 1.0))
     notices: list[str] = []
     if x_axis == "log_snr" and not finite_lambda.all():
@@ -74,13 +76,14 @@ def build_explorer(
         if view == "effective":
             weights = effective_weight(name, sched, **values).numpy()
             keep &= finite_lambda
-        elif target == "eps" and not finite_lambda.all() and eps_weight_at_zero_snr(name, **values) is None:
+        elif not defined_everywhere(name, sched, target, **values):
             keep &= finite_lambda
-            notices.append(f"{entry.display_name}: the ε-space weight is unbounded at SNR = 0; that point is left out.")
+            notices.append(f"{entry.display_name}: the weight is unbounded or undefined at SNR = 0; that point is left out.")
             weights = np.zeros_like(snr)
-            weights[finite_lambda] = loss_weight(name, snr[finite_lambda], target, **values).numpy()
+            weights[finite_lambda] = loss_weight(name, snr[finite_lambda], target, density[finite_lambda],
+                                                 **values).numpy()
         else:
-            weights = loss_weight(name, snr, target, **values).numpy()
+            weights = schedule_weights(name, sched, target, **values).numpy()
         if log_y and (weights[keep] <= 0).any():
             notices.append(f"{entry.display_name}: weight 0 at some steps, not drawn on the log axis.")
             keep &= weights > 0

@@ -102,6 +102,8 @@ def train_main(argv: list[str] | None = None) -> int:
                 bar.update(event.step - bar.n)
                 bar.close()
                 print(event.message, file=sys.stderr if event.kind == "error" else sys.stdout)
+                if event.kind == "error" and event.checkpoint:
+                    print(f"last good checkpoint: {event.checkpoint}", file=sys.stderr)
                 status = 1 if event.kind == "error" else 0
         if status == 0:
             print(f"run folder: {Path(args.out).resolve()}")
@@ -219,6 +221,7 @@ def experiment_main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from .experiment import ExperimentSpec, quick_spec, run_experiment
+    from .metrics import CLASSIFIERS, real_data_floor
     from .report import write_report
 
     args = experiment_parser().parse_args(argv)
@@ -243,7 +246,10 @@ def experiment_main(argv: list[str] | None = None) -> int:
 
         rows = run_experiment(spec, args.out, progress, args.workers)
         bar.close()
-        summary = write_report(rows, args.out, args.metric)
+        floor = None
+        if spec.dataset in CLASSIFIERS and spec.data_root:
+            floor = real_data_floor(spec.dataset, spec.data_root, spec.eval_samples)
+        summary = write_report(rows, args.out, args.metric, floor)
         print(f"{len(rows)} rows in {Path(args.out) / 'results.csv'}; summary in {summary}")
         return 0
     except (ValueError, DataUnavailableError, RuntimeError) as error:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .schedules import Schedule
-from .weighting import check_target, loss_weight
+from .weighting import check_target, schedule_weights
 
 
 def _broadcast(coefficient: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -82,7 +82,7 @@ class Diffusion:
 
     def __post_init__(self) -> None:
         check_target(self.target)
-        self.weights = loss_weight(self.weighting, self.schedule.snr, self.target, **self.weighting_params)
+        self.weights = schedule_weights(self.weighting, self.schedule, self.target, **self.weighting_params)
         self.alphas = self.schedule.alphas
         self.sigmas = self.schedule.sigmas
 

@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -237,6 +238,21 @@ def image_score(
         hits = (confidence > CONFIDENCE) & (labels == requested.to(labels.device))
         score["as_requested"] = float(hits.double().mean())
     return score
+
+
+def real_data_floor(dataset: str, data_root: str | Path, count: int, sets: int = 5) -> dict[str, Any]:
+    """The score of real training images at the sample count of an evaluation: ``sets`` disjoint sets of ``count``
+    images, each scored like generated samples; {"samples", "sets", "scores": {metric: {"mean", "sd"}}}. Samples
+    cannot be expected to beat this floor, which is not 0 (finite-sample noise of the Fréchet distance)."""
+    from .stats import t_interval
+
+    images = load_dataset(dataset, str(data_root), download=False)
+    sets = min(sets, len(images) // count)
+    if sets < 1:
+        raise ValueError(f"count must be at most the {len(images)} training images, got {count}")
+    scores = [image_score(images[i * count:(i + 1) * count], dataset, data_root) for i in range(sets)]
+    summary = {m: t_interval([s[m] for s in scores]) for m in scores[0]}
+    return {"samples": count, "sets": sets, "scores": {m: {"mean": v["mean"], "sd": v["sd"]} for m, v in summary.items()}}
 
 
 def mnist_score(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from .diffusion import Diffusion, q_sample, training_target, weighted_mse
-from .weighting import loss_weight
+from .weighting import schedule_weights
 
 
 def bucket_bounds(num_timesteps: int, buckets: int) -> list[tuple[int, int]]:
@@ -105,8 +105,7 @@ def bucket_weights(strategy: str, diffusion: Diffusion, t: torch.Tensor, target:
                    **params: float) -> torch.Tensor:
     """Mean loss weight of ``strategy`` over each bucket's sampled timesteps ``t`` (buckets × batch), in ``target``
     space (default: the model's own)."""
-    snr = diffusion.schedule.snr[t.cpu()]
-    return loss_weight(strategy, snr, target or diffusion.target, **params).mean(dim=1)
+    return schedule_weights(strategy, diffusion.schedule, target or diffusion.target, **params)[t.cpu()].mean(dim=1)
 
 
 @torch.no_grad()
@@ -128,5 +127,5 @@ def weighted_loss_shares(losses: torch.Tensor, timesteps: torch.Tensor, diffusio
                          **params: float) -> torch.Tensor:
     """Share of the expected weighted loss that each of ``timesteps`` carries under ``strategy``:
     w_t·ℓ_t / Σ_s w_s·ℓ_s, with ℓ the unweighted loss of a model in ``diffusion.target`` space (uniform t)."""
-    weighted = loss_weight(strategy, diffusion.schedule.snr[timesteps], diffusion.target, **params) * losses
+    weighted = schedule_weights(strategy, diffusion.schedule, diffusion.target, **params)[timesteps] * losses
     return weighted / weighted.sum()

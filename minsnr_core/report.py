@@ -8,6 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from .experiment import BASELINE, HIGHER_IS_BETTER, mean_curves, steps_to_threshold
+from .stats import paired_comparison, paired_speedups
 from .weighting import STRATEGIES, TARGET_NAMES
 
 METRIC_TITLES = {"confident": "share of confidently recognised digits (p > 0.9)", "fd": "Fréchet distance",
@@ -103,8 +104,56 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None) -> Path:
-    """Figures plus ``summary.md``: final quality per cell (mean ± sd, n seeds), steps to threshold, γ ablation."""
+def paired_lines(rows: list[dict[str, Any]], metrics: list[str], primary: str) -> list[str]:
+    """Markdown: each weighting minus its target's plain loss, seed by seed (same seed = same init, batches and
+    noise), at the last step, with 95 % t intervals; then per-seed speed-ups in ``primary``."""
+    lines = ["### Paired differences from the plain loss (same seeds; mean and 95 % t interval)", "",
+             "| target | weighting | " + " | ".join(f"Δ {m}" for m in metrics) + " | seeds | step |",
+             "| --- | --- |" + " --- |" * (len(metrics) + 2)]
+    tables = {m: {(r["target"], r["weighting"]): r for r in paired_comparison(rows, m, BASELINE)} for m in metrics}
+    for key, entry in tables[primary].items():
+        cells = [f"{c['diff']:+.3g} [{c['low']:+.3g}, {c['high']:+.3g}]" for c in (tables[m][key] for m in metrics)]
+        lines.append(f"| {key[0]} | {STRATEGIES.get(key[1]).display_name} | " + " | ".join(cells)
+                     + f" | {entry['n']} | {entry['step']} |")
+    lines += ["", f"### Speed-up per seed ({primary}): baseline steps / steps to the same seed's baseline final value", "",
+              "| target | weighting | per seed | geometric mean [95 % interval] |", "| --- | --- | --- | --- |"]
+    for entry in paired_speedups(rows, primary, BASELINE, HIGHER_IS_BETTER.get(primary, True)):
+        if entry["weighting"] == entry["baseline"]:
+            continue
+        seeds = ", ".join("not reached" if s is None else f"{s:.2f}×" for s in entry["speedups"])
+        summary = (f"{entry['geomean']:.2f}× [{entry['low']:.2f}, {entry['high']:.2f}]" if entry["geomean"]
+                   else f"reached in {entry['reached']} of {entry['n']} seeds")
+        lines.append(f"| {entry['target']} | {STRATEGIES.get(entry['weighting']).display_name} | {seeds} | {summary} |")
+    return lines
+
+
+def lr_check_lines(rows: list[dict[str, Any]], metric: str) -> list[str]:
+    """Markdown: the learning-rate check (group ``lr_check``) beside the comparison's runs at the default rate, seed
+    by seed, with the paired difference Min-SNR − plain loss at each rate."""
+    checks = [r for r in rows if r["group"] == "lr_check"]
+    if not checks:
+        return []
+    target, seeds = checks[0]["target"], sorted({int(r["seed"]) for r in checks})
+    last = max(int(r["step"]) for r in checks)
+    chosen = [r for r in rows if r["group"] in ("lr_check", "comparison") and r["target"] == target
+              and r["weighting"] in (BASELINE[target], "min_snr") and int(r["seed"]) in seeds and int(r["step"]) == last]
+    value = {(float(r["lr"]), r["weighting"], int(r["seed"])): float(r[metric]) for r in chosen}
+    lines = [f"### Learning-rate check ({target} target, {metric} at step {last}, seeds {', '.join(map(str, seeds))})", "",
+             f"| learning rate | {STRATEGIES.get(BASELINE[target]).display_name} | Min-SNR-γ | Min-SNR − plain, per seed |",
+             "| --- | --- | --- | --- |"]
+    for lr in sorted({key[0] for key in value}):
+        per = {w: [value.get((lr, w, s)) for s in seeds] for w in (BASELINE[target], "min_snr")}
+        cells = [", ".join("–" if v is None else f"{v:.3g}" for v in per[w]) for w in per]
+        diffs = ", ".join("–" if a is None or b is None else f"{b - a:+.3g}" for a, b in zip(*per.values(), strict=True))
+        lines.append(f"| {lr:g} | {cells[0]} | {cells[1]} | {diffs} |")
+    return lines
+
+
+def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None,
+                 floor: dict[str, Any] | None = None) -> Path:
+    """Figures plus ``summary.md``: final quality per cell (mean ± sd, n seeds), paired differences and speed-ups,
+    steps to threshold, γ ablation; ``floor`` (:func:`minsnr_core.metrics.real_data_floor`), when given, is the
+    real-data score at the same sample count."""
     out = Path(out_dir)
     if not rows:
         raise ValueError("no results to report")
@@ -136,6 +185,13 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | 
         lines.append(f"| {row['target']} | {STRATEGIES.get(row['weighting']).display_name} | "
                      f"{STRATEGIES.get(row['baseline']).display_name} | {row['threshold']:.3f} | "
                      f"{_fmt(row['steps_to_threshold'])} | {_fmt(row['speedup'])}{'×' if row['speedup'] else ''} |")
+    lines += [""] + paired_lines(rows, measured, metric)
+    check = lr_check_lines(rows, metric)
+    lines += [""] + check if check else []
+    if floor:
+        lines += ["", f"Real data, scored the same way: {floor['samples']} training images, {floor['sets']} disjoint "
+                  "sets (mean ± sd): " + ", ".join(f"{m} {v['mean']:.3g} ± {v['sd']:.2g}" for m, v in floor["scores"].items())
+                  + "."]
     ablation_curves = mean_curves(ablation_rows(rows), metric, group="all", by=("gamma",))
     if len(ablation_curves) >= 2:
         lines += ["", "### Min-SNR-γ ablation (final quality)", "", f"| γ | {metric} | n |", "| --- | --- | --- |"]

@@ -358,7 +358,8 @@ def train(
                 kept = out_dir / CHECKPOINT_NAME if out_dir and (out_dir / CHECKPOINT_NAME).exists() else None
                 yield event("error", loss=float(loss.item()), checkpoint=str(kept) if kept else None,
                             message=f"loss became {loss.item()} at step {run.step + 1}; run stopped. "
-                            + (f"Last good checkpoint kept at {kept}." if kept else "No checkpoint was written yet.")
+                            + ("The last good checkpoint is kept (checkpoint.pt in the run folder)." if kept
+                               else "No checkpoint was written yet.")
                             + " Try a lower learning rate.")
                 return
         progress = max(run.step / config.steps if config.steps else 0.0,

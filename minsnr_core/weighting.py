@@ -10,6 +10,10 @@ Zero SNR (zero-terminal-SNR schedules, Lin et al. 2023): w_x0 and w_v are always
 w_x0/SNR is 0/0 or x/0 at SNR = 0. Where the limit is finite (e.g. Min-SNR: min(1, γ/SNR) → 1) the registry
 holds it in ``eps_weight_at_zero_snr`` and it is used; where the weight is genuinely unbounded (constant-x0,
 truncated SNR, SNR+1, Max-SNR, EDM, debiased) :func:`loss_weight` raises a ``ValueError``: no clamp, no NaN.
+
+Kingma & Gao's sigmoid weighting is a weight per unit log-SNR, w(λ) = sigmoid(b − λ), as in their loss; the
+per-sample weight is w(λ)/p(λ) with p the schedule's log-SNR density, so it needs the schedule
+(:func:`schedule_weights`) and is undefined where λ = −∞ (SNR = 0).
 """
 
 from __future__ import annotations
@@ -43,12 +47,15 @@ def _strategy(
     reference: str,
     params: tuple[Param, ...] = (),
     eps_at_zero: Callable[..., float] | None = None,
+    per_unit_log_snr: bool = False,
 ) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
-    """Register ``w_x0(snr, **params)``; ``eps_at_zero`` is lim_{SNR→0} w_x0/SNR where it is finite."""
+    """Register ``w_x0(snr, **params)``; ``eps_at_zero`` is lim_{SNR→0} w_x0/SNR where it is finite.
+    ``per_unit_log_snr``: the function is a weight per unit λ (Kingma & Gao's w(λ)), not per sample."""
 
     def decorate(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         STRATEGIES.register(
-            Entry(name, display, latex, intuition, reference, fn, params, {"eps_at_zero": eps_at_zero})
+            Entry(name, display, latex, intuition, reference, fn, params,
+                  {"eps_at_zero": eps_at_zero, "per_unit_log_snr": per_unit_log_snr})
         )
         return fn
 
@@ -129,12 +136,15 @@ def debiased_weight(snr: torch.Tensor) -> torch.Tensor:
     return snr.sqrt()
 
 
-@_strategy("sigmoid", "Sigmoid", r"w_{x_0} = \mathrm{SNR}\cdot\mathrm{sigmoid}(b - \lambda)",
-           "ε weight sigmoid(b − log SNR): 1 at high noise, fading out above log SNR ≈ b.",
-           "Kingma & Gao 2023, arXiv 2303.00848",
-           (Param("bias", 0.0, -10.0, 10.0, "bias b"),), eps_at_zero=lambda bias: 1.0)
+@_strategy("sigmoid", "Sigmoid (Kingma & Gao)",
+           r"w(\lambda) = \mathrm{sigmoid}(b - \lambda)\ \text{per unit }\lambda:\ "
+           r"w_\varepsilon = \mathrm{sigmoid}(b - \lambda)/p(\lambda)",
+           "Kingma & Gao's weight per unit log-SNR: the effective weight is the sigmoid itself, 1 at high noise and "
+           "fading out above λ ≈ b; each sample's weight divides it by how often the schedule draws that λ.",
+           "Kingma & Gao 2023, arXiv 2303.00848", (Param("bias", 0.0, -10.0, 10.0, "bias b"),), per_unit_log_snr=True)
 def sigmoid_weight(snr: torch.Tensor, bias: float) -> torch.Tensor:
-    # SNR·sigmoid(b − log SNR) = SNR / (1 + SNR·e^(−b)): the same value, no log(0) at SNR = 0.
+    # SNR·sigmoid(b − log SNR) = SNR / (1 + SNR·e^(−b)): the same value, no log(0) at SNR = 0. This is the weight
+    # per unit λ in x0 terms; loss_weight divides it by the log-SNR density p(λ) to give the per-sample weight.
     return snr / (1.0 + snr * float(np.exp(-bias)))
 
 
@@ -169,18 +179,36 @@ def check_target(target: str) -> str:
     return target
 
 
-def loss_weight(strategy: str, snr: Any, target: str = "eps", **params: Any) -> torch.Tensor:
+def loss_weight(strategy: str, snr: Any, target: str = "eps", log_snr_density: Any = None,
+                **params: Any) -> torch.Tensor:
     """Per-sample weight on the MSE in ``target`` space ("eps", "x0" or "v") for ``strategy``.
 
     ``snr`` is a tensor (or array/float) of SNR values ≥ 0; parameters default from the registry
     (γ = 5). Raises ``ValueError`` for unknown names, bad parameters, and for ε-space weights that are
     unbounded at SNR = 0 (see the module docstring).
+
+    A strategy defined per unit log-SNR (Kingma & Gao's w(λ), the ``sigmoid`` strategy) has the per-sample weight
+    w(λ)/p(λ), with p the density of λ under the schedule's uniform t (their weighted loss, arXiv 2303.00848):
+    pass ``log_snr_density`` (the schedule's :meth:`~minsnr_core.schedules.Schedule.log_snr_density` at the same
+    steps), or use :func:`schedule_weights`.
     """
     entry = STRATEGIES.get(strategy)
     check_target(target)
     values = entry.resolve_params(params)
     snr = _as_snr_tensor(snr)
     w_x0 = entry.function(snr, **values)
+    if entry.extra["per_unit_log_snr"]:
+        if log_snr_density is None:
+            raise ValueError(f"strategy {strategy!r} is a weight per unit log-SNR (Kingma & Gao): its per-sample weight "
+                             "w(λ)/p(λ) needs the schedule's log-SNR density; pass log_snr_density or use schedule_weights")
+        density = torch.as_tensor(log_snr_density, dtype=w_x0.dtype)
+        if density.shape != snr.shape:
+            raise ValueError(f"log_snr_density must have the shape of snr {tuple(snr.shape)}, got {tuple(density.shape)}")
+        if not (density > 0).all():
+            raise ValueError(f"strategy {strategy!r} is not defined where λ is not finite (SNR = 0, zero terminal SNR): "
+                             "its per-sample weight divides by the log-SNR density, which is 0 there; use a schedule "
+                             "without zero terminal SNR or another strategy")
+        w_x0 = w_x0 / density
     if target == "x0":
         return w_x0
     if target == "v":
@@ -199,6 +227,19 @@ def loss_weight(strategy: str, snr: Any, target: str = "eps", **params: Any) -> 
     return torch.where(zero, torch.full_like(w_x0, limit), w_x0 / torch.where(zero, 1.0, snr))
 
 
+def schedule_weights(strategy: str, schedule: Schedule, target: str = "eps", **params: Any) -> torch.Tensor:
+    """Per-sample weight of ``strategy`` at each of the schedule's T steps, in ``target`` space."""
+    return loss_weight(strategy, schedule.snr, target, log_snr_density=schedule.log_snr_density(), **params)
+
+
+def defined_everywhere(strategy: str, schedule: Schedule, target: str, **params: Any) -> bool:
+    """False where a schedule with zero terminal SNR leaves the weight undefined at t = T (see loss_weight)."""
+    if (schedule.snr > 0).all():
+        return True
+    entry = STRATEGIES.get(strategy)
+    return not entry.extra["per_unit_log_snr"] and (target != "eps" or eps_weight_at_zero_snr(strategy, **params) is not None)
+
+
 def eps_weight_at_zero_snr(strategy: str, **params: Any) -> float | None:
     """lim_{SNR→0} w_x0/SNR for ``strategy``, or None where the ε-space weight is unbounded."""
     entry = STRATEGIES.get(strategy)
@@ -207,14 +248,16 @@ def eps_weight_at_zero_snr(strategy: str, **params: Any) -> float | None:
 
 
 def effective_weight(strategy: str, schedule: Schedule, **params: Any) -> torch.Tensor:
-    """Kingma & Gao 2023's effective weight: w_ε(λ)·p(λ), with p the density of λ under uniform t.
+    """Kingma & Gao 2023's effective weight: w_ε(λ)·p(λ), with p the density of λ under uniform t — what the
+    training emphasises per unit log-SNR. For their sigmoid weighting this is the sigmoid itself.
 
     Where λ is not finite (SNR = 0) the density is 0 and so is the returned value.
     """
     finite = schedule.snr > 0
+    density = schedule.log_snr_density()
     weights = torch.zeros_like(schedule.snr)
-    weights[finite] = loss_weight(strategy, schedule.snr[finite], "eps", **params)
-    return weights * schedule.log_snr_density()
+    weights[finite] = loss_weight(strategy, schedule.snr[finite], "eps", log_snr_density=density[finite], **params)
+    return weights * density
 
 
 def min_snr_clamp_active(snr: Any, gamma: float = DEFAULT_GAMMA) -> torch.Tensor:

@@ -120,7 +120,9 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     poisoned = torch.full((100, 2), float("nan"))
     events = run(TrainConfig(**TOY, steps=40, out_dir=str(tmp_path)), resume=tmp_path, data=poisoned)
     assert events[-1].kind == "error" and "nan" in events[-1].message.lower()
-    assert "Last good checkpoint kept" in events[-1].message
+    assert "last good checkpoint is kept" in events[-1].message
+    assert str(tmp_path) not in events[-1].message, "no server path in a message a browser shows"
+    assert events[-1].checkpoint == str(tmp_path / "checkpoint.pt")
     state = load_checkpoint(tmp_path)
     assert state["step"] == 20
     assert all(torch.isfinite(v).all() for v in state["model"].values())

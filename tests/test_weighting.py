@@ -16,6 +16,7 @@ from minsnr_core.weighting import (
     list_strategies,
     loss_weight,
     min_snr_clamp_active,
+    schedule_weights,
 )
 
 ALL = STRATEGIES.names()
@@ -48,7 +49,24 @@ def test_all_eleven_strategies_are_registered_with_metadata():
     ],
 )
 def test_x0_weights_match_the_reference_table(name, expected_x0):
-    assert torch.allclose(loss_weight(name, SNRS, "x0"), expected_x0(SNRS), rtol=1e-10)
+    # A log-SNR density of 1 makes the sigmoid's per-sample weight its per-unit-λ weight; the others ignore it.
+    ones = torch.ones_like(SNRS)
+    assert torch.allclose(loss_weight(name, SNRS, "x0", log_snr_density=ones), expected_x0(SNRS), rtol=1e-10)
+
+
+def test_sigmoid_is_kingma_and_gaos_weight_per_unit_log_snr():
+    """Their loss weights ε errors by w(λ)·(−dλ/dt) = w(λ)/p(λ) under uniform t, so the effective weight w_ε·p is the
+    sigmoid itself, on every schedule."""
+    for name in ("cosine", "linear"):
+        schedule = get_schedule(name, 1000)
+        expected = torch.sigmoid(1.5 - schedule.log_snr)
+        assert torch.allclose(effective_weight("sigmoid", schedule, bias=1.5), expected, rtol=1e-9)
+        per_sample = schedule_weights("sigmoid", schedule, "eps", bias=1.5)
+        assert torch.allclose(per_sample, expected / schedule.log_snr_density(), rtol=1e-9)
+    with pytest.raises(ValueError, match="per unit log-SNR.*log_snr_density"):
+        loss_weight("sigmoid", SNRS, "eps")
+    with pytest.raises(ValueError, match="shape"):
+        loss_weight("sigmoid", SNRS, "eps", log_snr_density=torch.ones(3))
 
 
 def test_min_snr_in_each_space():
@@ -94,12 +112,12 @@ def test_same_output_gives_same_weighted_loss_in_every_space(name, source):
     output = torch.randn(batch, 1, 6, 6, generator=generator, dtype=torch.float64)
     schedule = get_schedule("cosine", 1000)
     t = torch.randint(0, 1000, (batch,), generator=generator)
-    snr, alpha, sigma = schedule.snr[t], schedule.alphas[t], schedule.sigmas[t]
+    alpha, sigma = schedule.alphas[t], schedule.sigmas[t]
     x_t = q_sample(x0, noise, alpha, sigma)
     as_all = convert_prediction(output, source, x_t, alpha, sigma)
     losses = {
         space: weighted_mse(as_all[space], training_target(space, x0, noise, alpha, sigma),
-                            loss_weight(name, snr, space))[0].item()
+                            schedule_weights(name, schedule, space)[t])[0].item()
         for space in TARGETS
     }
     assert losses["eps"] == pytest.approx(losses["x0"], rel=1e-6)
@@ -108,7 +126,13 @@ def test_same_output_gives_same_weighted_loss_in_every_space(name, source):
 
 @pytest.mark.parametrize("name", ALL)
 def test_zero_snr_never_gives_nan_or_inf(name):
-    snr = get_schedule("linear", 1000, zero_terminal_snr=True).snr
+    schedule = get_schedule("linear", 1000, zero_terminal_snr=True)
+    snr = schedule.snr
+    if STRATEGIES.get(name).extra["per_unit_log_snr"]:  # divides by the log-SNR density, 0 where λ = −∞
+        for target in TARGETS:
+            with pytest.raises(ValueError, match="not defined where λ is not finite"):
+                schedule_weights(name, schedule, target)
+        return
     for target in ("x0", "v"):
         assert torch.isfinite(loss_weight(name, snr, target)).all()
     limit = eps_weight_at_zero_snr(name)
@@ -127,7 +151,7 @@ def test_zero_snr_never_gives_nan_or_inf(name):
 def test_unbounded_strategies_really_blow_up():
     tiny = torch.tensor([1e-12], dtype=torch.float64)
     for name in ALL:
-        if eps_weight_at_zero_snr(name) is None:
+        if eps_weight_at_zero_snr(name) is None and not STRATEGIES.get(name).extra["per_unit_log_snr"]:
             assert loss_weight(name, tiny, "eps").item() > 1e5
 
 
