@@ -22,6 +22,8 @@ from minsnr_core.weighting import (
 X_AXES = {"t": "timestep t", "log_snr": "log-SNR λ"}
 VIEWS = {"weight": "Loss weight", "effective": "Effective weight (Kingma–Gao)"}
 DEFAULT_STRATEGIES = ("snr", "constant", "min_snr", "soft_min_snr")
+# The explorer's T slider; the same bound holds for every caller (a huge T would exhaust the server's memory).
+TIMESTEPS_RANGE = (2, 4000)
 
 
 @dataclass
@@ -53,6 +55,13 @@ def build_explorer(
 ) -> ExplorerResult:
     """Weight curves of the chosen strategies for one schedule, in one target space."""
     params = dict(params or {})
+    low, high = TIMESTEPS_RANGE
+    if (isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int | float)
+            or num_timesteps != int(num_timesteps) or not low <= num_timesteps <= high):
+        raise ValueError(f"num_timesteps (T) must be a whole number from {low} to {high}; got {num_timesteps!r}")
+    num_timesteps = int(num_timesteps)
+    if isinstance(strategies, str) or not all(isinstance(name, str) for name in strategies):
+        raise ValueError("strategies must be a list of strategy names")
     if x_axis not in X_AXES:
         raise ValueError(f"x_axis must be one of {', '.join(X_AXES)}; got {x_axis!r}")
     if view not in VIEWS:

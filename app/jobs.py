@@ -1,26 +1,67 @@
-"""Training jobs of the app: one shared queue with a concurrency limit, one job slot per browser session.
+"""Training jobs of the app: one shared first-come-first-served queue with a concurrency limit, one job slot per owner.
 
 A job is a list of training configs run one after the other (one for the Train tab, two to four for Compare).
-Each session sees and stops only its own job; submitting a new job replaces the session's previous one.
+A job belongs to an *owner*: a random token the server gives each browser (kept in its localStorage) or that an
+API client picks. Only the owner sees, stops, continues or samples its job; Gradio's session hash, which a client
+chooses freely, decides nothing. Submitting a new job replaces the owner's previous one (and deletes its files).
+When the owner's last page closes, the job is kept for a grace period (a Wi-Fi blip reloads the page, which gets
+the same token back and finds its run); only then is it stopped and deleted.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
+import re
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minsnr_core.recorder import RunHistory, RunRecorder
+from minsnr_core.checkpoint import CHECKPOINT_NAME
+from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder
 from minsnr_core.training import TrainConfig, train
+
+GRACE_S = 90.0  # how long a job outlives its owner's last page
+OWNER_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def check_owner(owner: object) -> str:
+    if not isinstance(owner, str) or not OWNER_PATTERN.fullmatch(owner):
+        raise ValueError("owner must be the page's token: 16 to 64 letters, digits, '-' or '_'")
+    return owner
+
+
+@dataclass(frozen=True)
+class ClassLimits:
+    """Per-run limits a teacher sets for a class server (``minsnr-app --max-steps/--max-minutes``)."""
+
+    max_steps: int = 20_000
+    max_minutes: float = 30.0
+    max_batch: int = 1024
+    max_timesteps: int = 2000
+
+    def check(self, config: TrainConfig) -> None:
+        """Refuse a run that would hold the shared queue too long or outgrow the server, naming the setting."""
+        if config.steps is None and config.minutes is None:
+            raise ValueError("set a budget: steps or minutes")
+        if config.steps is not None and config.steps > self.max_steps:
+            raise ValueError(f"steps must be at most {self.max_steps} on this server (got {config.steps})")
+        if config.minutes is not None and config.minutes > self.max_minutes:
+            raise ValueError(f"minutes must be at most {self.max_minutes:g} on this server (got {config.minutes:g})")
+        if config.batch_size is not None and config.batch_size > self.max_batch:
+            raise ValueError(f"batch size must be at most {self.max_batch} on this server (got {config.batch_size})")
+        if config.timesteps > self.max_timesteps:
+            raise ValueError(f"timesteps T must be at most {self.max_timesteps} on this server (got {config.timesteps})")
 
 
 @dataclass
 class Job:
     id: int
-    session: str
+    owner: str
+    kind: str  # "train" or "compare": which tab shows it
     configs: list[TrainConfig]
     labels: list[str]
     run_dirs: list[Path]
@@ -30,99 +71,228 @@ class Job:
     status: str = "queued"  # queued → running → done | stopped | error
     message: str = ""
     current: int = 0
+    started: float | None = None
+    downloads: list[str] | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in ("done", "stopped", "error")
 
+    def remaining_s(self) -> float | None:
+        """Expected time left: the running run's ETA, else the time budget; None when unknown."""
+        if self.finished:
+            return 0.0
+        history = self.histories[self.current]
+        if self.status == "running" and history.eta_s is not None:
+            later = sum(c.minutes * 60 for c in self.configs[self.current + 1:] if c.minutes)
+            return history.eta_s + later
+        if all(c.minutes for c in self.configs):
+            return sum(c.minutes * 60 for c in self.configs)
+        return None
+
 
 class JobManager:
-    def __init__(self, max_concurrent: int = 1, runs_root: str | Path | None = None) -> None:
+    def __init__(self, max_concurrent: int = 1, runs_root: str | Path | None = None,
+                 limits: ClassLimits | None = None, grace_s: float = GRACE_S) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be ≥ 1, got {max_concurrent}")
         self.max_concurrent = max_concurrent
+        self.limits = limits or ClassLimits()
+        self.grace_s = grace_s
         self.runs_root = Path(runs_root or tempfile.mkdtemp(prefix="minsnr-app-runs-"))
-        self._slots = threading.Semaphore(max_concurrent)
-        self._lock = threading.Lock()
+        self.runs_root.mkdir(parents=True, exist_ok=True)
+        self._downloads_root = Path(tempfile.mkdtemp(prefix="minsnr-app-downloads-"))
+        self._cond = threading.Condition()
+        self._running = 0
         self._waiting: list[Job] = []
         self._jobs: dict[str, Job] = {}
+        self._pages: dict[str, set[str]] = {}  # owner → session hashes of its open pages
+        self._expiry: dict[str, float] = {}  # owner → when its job is forgotten, if no page returns
         self._ids = itertools.count(1)
+        self._closed = False
+        threading.Thread(target=self._reaper, daemon=True, name="minsnr-reaper").start()
 
-    def submit(self, session: str, configs: list[TrainConfig], labels: list[str] | None = None,
-               resume: Path | None = None) -> Job:
-        """Queue a job for ``session`` (stopping the session's previous one); configs are validated first."""
+    # --- submitting and controlling jobs -------------------------------------------------------------------------
+    def submit(self, owner: str, configs: list[TrainConfig], labels: list[str] | None = None,
+               resume_from: Job | None = None, kind: str = "train") -> Job:
+        """Queue a job for ``owner``; configs are validated (and checked against the class limits) before anything
+        else happens, so a refused submission leaves the owner's current job untouched. ``resume_from``: continue
+        that finished job's first run in its own folder."""
+        check_owner(owner)
         configs = [c.resolved() for c in configs]
-        self.stop(session)
+        for config in configs:
+            self.limits.check(config)
         job_id = next(self._ids)
-        run_dirs = [self.runs_root / f"job{job_id}-run{i}" for i in range(len(configs))]
+        if resume_from is not None:
+            run_dirs = resume_from.run_dirs[:1]
+            resume = run_dirs[0] / CHECKPOINT_NAME
+        else:
+            run_dirs = [self.runs_root / f"job{job_id}-run{i}" for i in range(len(configs))]
+            resume = None
         for config, run_dir in zip(configs, run_dirs, strict=True):
             config.out_dir = str(run_dir)
-        job = Job(job_id, session, configs, labels or [c.weighting for c in configs], run_dirs, resume,
-                  [RunHistory() for _ in configs])
-        with self._lock:
-            self._jobs[session] = job
+        # A continued run extends the curves it had (its metrics.jsonl is appended to as well).
+        histories = [copy.deepcopy(resume_from.histories[0])] if resume_from else [RunHistory() for _ in configs]
+        job = Job(job_id, owner, kind, configs, labels or [c.weighting for c in configs], run_dirs, resume, histories)
+        with self._cond:
+            previous = self._jobs.get(owner)
+            self._jobs[owner] = job
             self._waiting.append(job)
+            self._expiry.pop(owner, None)
+        if previous is not None:
+            self._retire(previous, keep=set(run_dirs))
         threading.Thread(target=self._work, args=(job,), daemon=True, name=f"minsnr-job-{job_id}").start()
         return job
 
-    def job(self, session: str) -> Job | None:
-        return self._jobs.get(session)
+    def job(self, owner: str) -> Job | None:
+        return self._jobs.get(owner)
 
     def queue_position(self, job: Job) -> int:
         """1 for the next job to start, 2 for the one after…; 0 once it runs or ended."""
-        with self._lock:
+        with self._cond:
             return self._waiting.index(job) + 1 if job in self._waiting else 0
 
-    def stop(self, session: str) -> bool:
-        """Ask the session's job to stop (it ends between two steps); True if there was one to stop."""
-        job = self._jobs.get(session)
+    def expected_wait_s(self, job: Job) -> float | None:
+        """Seconds until ``job`` can start: the slots free up as the running jobs and the queued jobs ahead of it
+        finish (their ETAs or time budgets); None when one of them has only a step budget and has not started."""
+        with self._cond:
+            if job not in self._waiting:
+                return 0.0
+            ahead = self._waiting[: self._waiting.index(job)]
+            running = [j for j in self._jobs.values() if j.status == "running"]
+        finishing = sorted(r for r in (j.remaining_s() for j in running) if r is not None)
+        if len(finishing) < len(running):
+            return None
+        slots = sorted(finishing + [0.0] * (self.max_concurrent - len(running)))
+        for queued in ahead:
+            duration = queued.remaining_s()
+            if duration is None:
+                return None
+            slots[0] += duration
+            slots.sort()
+        return slots[0]
+
+    def stop(self, owner: str) -> bool:
+        """Ask the owner's job to stop (it ends between two steps); True if there was one to stop."""
+        job = self._jobs.get(owner)
         if job is None or job.finished:
             return False
         job.stop.set()
+        with self._cond:
+            self._cond.notify_all()  # a queued job leaves the queue at once
         return True
 
-    def forget(self, session: str) -> None:
-        """The session has gone (tab closed): stop its job and delete its run folders."""
-        self.stop(session)
-        with self._lock:
-            job = self._jobs.pop(session, None)
+    def downloads(self, job: Job) -> list[str]:
+        """Copies of a finished job's files (metrics, samples, checkpoint) in a folder of its own, outside every
+        folder the web server serves; Gradio hands them to the owner's page under unguessable cache names."""
+        if not job.finished:
+            return []
+        if job.downloads is None:
+            folder = self._downloads_root / f"job{job.id}"
+            folder.mkdir(parents=True, exist_ok=True)
+            copies = []
+            for index, run_dir in enumerate(job.run_dirs):
+                for name in (METRICS_NAME, SAMPLES_NAME, CHECKPOINT_NAME):
+                    if (run_dir / name).exists():
+                        copy = folder / (f"run{index + 1}-{name}" if len(job.run_dirs) > 1 else name)
+                        shutil.copyfile(run_dir / name, copy)
+                        copies.append(str(copy))
+            job.downloads = copies
+        return job.downloads
+
+    # --- pages coming and going ----------------------------------------------------------------------------------
+    def attach(self, owner: str, session: str) -> None:
+        """A page of ``owner`` is open (loaded, or active): its job is kept."""
+        with self._cond:
+            self._pages.setdefault(owner, set()).add(session)
+            self._expiry.pop(owner, None)
+
+    def touch(self, owner: str) -> None:
+        """The owner is watching its job (a page streams it): keep it."""
+        with self._cond:
+            self._expiry.pop(owner, None)
+
+    def detach(self, session: str) -> None:
+        """A page has closed. When an owner has no page left, its job is forgotten after the grace period."""
+        now = time.monotonic()
+        with self._cond:
+            for owner, sessions in list(self._pages.items()):
+                sessions.discard(session)
+                if not sessions:
+                    del self._pages[owner]
+                    if owner in self._jobs:
+                        self._expiry[owner] = now + self.grace_s
+
+    def forget(self, owner: str) -> None:
+        """Stop the owner's job and delete its files now."""
+        with self._cond:
+            job = self._jobs.pop(owner, None)
+            self._expiry.pop(owner, None)
         if job is not None:
-            threading.Thread(target=self._cleanup, args=(job,), daemon=True).start()
+            self._retire(job)
 
-    def _cleanup(self, job: Job) -> None:
-        while not job.finished:
-            job.stop.wait(0.2)
-        for run_dir in job.run_dirs:
-            shutil.rmtree(run_dir, ignore_errors=True)
+    def close(self) -> None:
+        """Server shutdown: stop every job and delete every file the app wrote."""
+        self._closed = True
+        for owner in list(self._jobs):
+            self.forget(owner)
+        shutil.rmtree(self._downloads_root, ignore_errors=True)
+        for child in self.runs_root.glob("job*-run*"):
+            shutil.rmtree(child, ignore_errors=True)
 
+    def _reaper(self) -> None:
+        while not self._closed:
+            time.sleep(min(1.0, self.grace_s / 4))
+            now = time.monotonic()
+            with self._cond:
+                due = [owner for owner, at in self._expiry.items() if at <= now]
+            for owner in due:
+                self.forget(owner)
+
+    def _retire(self, job: Job, keep: set[Path] = frozenset()) -> None:
+        """Stop ``job`` and delete its folders (except ``keep``) once it has ended."""
+        job.stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+        def cleanup() -> None:
+            while not job.finished:
+                job.stop.wait(0.2)
+            for run_dir in job.run_dirs:
+                if run_dir not in keep:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+            shutil.rmtree(self._downloads_root / f"job{job.id}", ignore_errors=True)
+
+        threading.Thread(target=cleanup, daemon=True).start()
+
+    # --- the queue -----------------------------------------------------------------------------------------------
     def _work(self, job: Job) -> None:
-        while not self._slots.acquire(timeout=0.2):  # wait for a slot, but leave the queue at once when stopped
+        with self._cond:  # strict first-come-first-served: only the head of the queue may take a free slot
+            while not job.stop.is_set() and (self._waiting[0] is not job or self._running >= self.max_concurrent):
+                self._cond.wait()
+            self._waiting.remove(job)
             if job.stop.is_set():
-                with self._lock:
-                    self._waiting.remove(job)
                 job.status, job.message = "stopped", "stopped while waiting in the queue"
+                self._cond.notify_all()
                 return
+            self._running += 1
+            job.status, job.started = "running", time.monotonic()
+            self._cond.notify_all()
         try:
-            with self._lock:
-                self._waiting.remove(job)
-            if job.stop.is_set():
-                job.status, job.message = "stopped", "stopped before it started"
-                return
-            job.status = "running"
-            try:
-                for index, (config, history, run_dir) in enumerate(
-                        zip(job.configs, job.histories, job.run_dirs, strict=True)):
-                    job.current = index
-                    recorder = RunRecorder(run_dir)
-                    resume = job.resume if index == 0 else None
-                    for event in train(config, stop=job.stop, resume=resume):
-                        history.add(event)
-                        recorder(event)
-                    if history.status != "done":
-                        job.status, job.message = history.status, history.message
-                        return
-                job.status, job.message = "done", "finished"
-            except Exception as error:  # noqa: BLE001 - a failed job must report, never kill the server
-                job.status, job.message = "error", f"{type(error).__name__}: {error}"
+            for index, (config, history, run_dir) in enumerate(zip(job.configs, job.histories, job.run_dirs, strict=True)):
+                job.current = index
+                resume = job.resume if index == 0 else None
+                recorder = RunRecorder(run_dir, append=resume is not None)
+                for event in train(config, stop=job.stop, resume=resume):
+                    history.add(event)
+                    recorder(event)
+                if history.status != "done":
+                    job.status, job.message = history.status, history.message
+                    return
+            job.status, job.message = "done", "finished"
+        except Exception as error:  # noqa: BLE001 - a failed job must report, never kill the server
+            job.status, job.message = "error", f"{type(error).__name__}: {error}"
         finally:
-            self._slots.release()
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()

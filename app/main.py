@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import secrets
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +16,9 @@ from minsnr_core.schedules import SCHEDULES
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
 from . import urlstate as us
-from .explorer import DEFAULT_STRATEGIES, VIEWS, X_AXES, build_explorer
-from .jobs import JobManager
-from .training_ui import LATEX, build_compare_tab, build_denoise_tab, build_train_tab
+from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, build_explorer
+from .jobs import ClassLimits, JobManager, check_owner
+from .training_ui import LATEX, build_compare_tab, build_denoise_tab, build_train_tab, follow
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
 
@@ -32,7 +35,7 @@ curves move. The shaded band is where the Min-SNR clamp is active (SNR > γ).
 PARAMS = strategy_parameters()
 EXPLORER_FIELDS: list[us.Field] = [
     us.Field("schedule", "cosine", us.choice(SCHEDULES.names())),
-    us.Field("T", 1000, us.number(2, 4000, integer=True)),
+    us.Field("T", 1000, us.number(*TIMESTEPS_RANGE, integer=True)),
     us.Field("zero_snr", False, us.flag, us.encode_flag),
     us.Field("strategies", list(DEFAULT_STRATEGIES), us.multi_choice(STRATEGIES.names()), us.encode_list),
     us.Field("target", "eps", us.choice(TARGETS)),
@@ -45,16 +48,18 @@ EXPLORER_FIELDS: list[us.Field] = [
     ],
 ]
 
-TRAIN_FIELDS: list[us.Field] = [
-    us.Field("train_dataset", "moons", us.choice([*TOY_DATASETS.names(), "mnist", "cifar10"])),
-    us.Field("train_schedule", "cosine", us.choice(SCHEDULES.names())),
-    us.Field("train_target", "auto", us.choice(["auto", *TARGETS])),
-    us.Field("train_gamma", PARAMS["gamma"].default, us.number(0, 100, exclusive_low=True)),
-    us.Field("train_weighting", "min_snr", us.choice(STRATEGIES.names())),
-    us.Field("train_steps", 1000, us.number(1, 1_000_000, integer=True)),
-    us.Field("train_seed", 0, us.number(0, 2**31 - 1, integer=True)),
-]
-LINK_FIELDS = EXPLORER_FIELDS + TRAIN_FIELDS
+def link_fields(limits: ClassLimits) -> list[us.Field]:
+    """Every setting a link can carry: the explorer's, then the Train tab's, each with exactly the range its control
+    allows on this server, so the app never writes a link it would refuse."""
+    return EXPLORER_FIELDS + [
+        us.Field("train_dataset", "moons", us.choice([*TOY_DATASETS.names(), "mnist", "cifar10"])),
+        us.Field("train_schedule", "cosine", us.choice(SCHEDULES.names())),
+        us.Field("train_target", "auto", us.choice(["auto", *TARGETS])),
+        us.Field("train_gamma", PARAMS["gamma"].default, us.number(0, 100, exclusive_low=True)),
+        us.Field("train_weighting", "min_snr", us.choice(STRATEGIES.names())),
+        us.Field("train_steps", 1000, us.number(1, limits.max_steps, integer=True)),
+        us.Field("train_seed", 0, us.number(0, 2**31 - 1, integer=True)),
+    ]
 
 WRITE_URL_JS = "(query) => { const q = query ? '?' + query : window.location.pathname; history.replaceState(null, '', q); }"
 
@@ -69,23 +74,27 @@ def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log
     """All explorer outputs for the current controls: figure, explanation, notices."""
     params = dict(zip(PARAMS, param_values, strict=True))
     try:
-        result = build_explorer(schedule, int(T), strategies, params, target, x_axis, view, bool(zero_snr), bool(log_y))
-    except ValueError as error:
+        result = build_explorer(schedule, T, strategies or [], params, target, x_axis, view, bool(zero_snr), bool(log_y))
+    except (ValueError, TypeError) as error:
         return gr.skip(), gr.skip(), f"⚠️ {error}"
     notices = "\n".join(f"- {n}" for n in result.notices)
     return result.figure, result.explanation, notices
 
 
-def update_link(*values) -> str:
-    """The query string of the explorer's and the train tab's current settings."""
-    return us.write_query(LINK_FIELDS, values)
+def link_handlers(fields: list[us.Field]):
+    """(update_link, load_from_url) for these link fields."""
 
+    def update_link(*values) -> str:
+        """The query string of the explorer's and the train tab's current settings."""
+        return us.write_query(fields, values)
 
-def load_from_url(request: gr.Request) -> list[Any]:
-    """Initial control values from the page's query parameters; rejected values come back as a notice."""
-    query = dict(request.query_params) if request is not None else {}
-    values, notices = us.read_query(LINK_FIELDS, query)
-    return [*values, "\n".join(f"- ⚠️ {n}" for n in notices)]
+    def load_from_url(request: gr.Request) -> list[Any]:
+        """Initial control values from the page's query parameters; rejected values come back as a notice."""
+        query = dict(request.query_params) if request is not None else {}
+        values, notices = us.read_query(fields, query)
+        return [*values, "\n".join(f"- ⚠️ {n}" for n in notices)]
+
+    return update_link, load_from_url
 
 
 def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr.Plot, gr.Markdown, gr.Textbox]:
@@ -95,7 +104,7 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             schedule = gr.Dropdown(
                 [(e.display_name, e.name) for e in SCHEDULES], value="cosine", label="Noise schedule", elem_id="schedule"
             )
-            steps = gr.Slider(2, 4000, value=1000, step=1, label="Timesteps T", elem_id="timesteps")
+            steps = gr.Slider(*TIMESTEPS_RANGE, value=1000, step=1, label="Timesteps T", elem_id="timesteps")
             zero_snr = gr.Checkbox(False, label="Zero terminal SNR (Lin et al. 2023)")
             strategies = gr.CheckboxGroup(
                 [(e.display_name, e.name) for e in STRATEGIES], value=list(DEFAULT_STRATEGIES),
@@ -128,22 +137,26 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
     data_roots = [str(Path(r).expanduser()) for r in (data_roots or [str(DEFAULT_DATA_ROOT)])]
     folders = {Path(r).name or r: str(Path(r).expanduser()) for r in (image_roots or [])}
     manager = manager or JobManager()
-    with gr.Blocks(title="minsnr — Min-SNR-γ loss weighting, seen") as demo:
+    # Gradio's copies of downloaded files are deleted an hour after they were made, and at shutdown.
+    with gr.Blocks(title="minsnr — Min-SNR-γ loss weighting, seen", delete_cache=(600, 3600)) as demo:
+        owner = gr.BrowserState("", storage_key="minsnr-owner")
         gr.Markdown(TITLE)
         url_notice = gr.Markdown(elem_id="url-notice")
         with gr.Tabs():
             with gr.Tab("Weight explorer", id="explorer"):
                 inputs, notices, plot, explanation, link = build_explorer_tab()
             with gr.Tab("Train", id="train"):
-                controls, weighting, formula, describe = build_train_tab(manager, data_roots, folders)
+                controls, weighting, formula, describe, train_outputs, train_render = build_train_tab(
+                    manager, data_roots, folders, owner)
             with gr.Tab("Compare", id="compare"):
-                build_compare_tab(manager, data_roots, folders)
+                compare_outputs, compare_render = build_compare_tab(manager, data_roots, folders, owner)
             with gr.Tab("Denoise", id="denoise"):
-                build_denoise_tab(manager)
+                build_denoise_tab(manager, owner)
         gamma = controls.params[list(PARAMS).index("gamma")]
         train_link_inputs = [controls.dataset, controls.schedule, controls.target, gamma, weighting, controls.steps,
                              controls.seed]
         link_inputs = [*inputs, *train_link_inputs]
+        update_link, load_from_url = link_handlers(link_fields(manager.limits))
         outputs = [plot, explanation, notices]
         for component in inputs:
             component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented")
@@ -153,16 +166,50 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
             update_explorer, inputs, outputs, api_visibility="undocumented"
         ).then(describe, weighting, formula, api_visibility="undocumented")
-        demo.unload(_forget_session(manager))
+        reattach = _reattach(manager, len(train_outputs), train_render, len(compare_outputs), compare_render)
+        demo.load(_owner_for(manager), owner, owner, api_visibility="undocumented").then(
+            reattach, owner, [*train_outputs, *compare_outputs], api_visibility="undocumented")
+        demo.unload(_detach_from(manager))
         gr.api(explorer_api, api_name="explorer")
     return demo
 
 
-def _forget_session(manager: JobManager):
+def _owner_for(manager: JobManager):
+    """The page's owner token: the one its browser kept (a reload after a Wi-Fi blip finds its run again), or a new
+    random one. The token, not Gradio's client-chosen session hash, is what owns a run."""
+
+    def on_load(token: str, request: gr.Request) -> str:
+        try:
+            check_owner(token)
+        except ValueError:
+            token = secrets.token_urlsafe(24)
+        manager.attach(token, request.session_hash)
+        return token
+
+    return on_load
+
+
+def _detach_from(manager: JobManager):
     def on_unload(request: gr.Request) -> None:
-        manager.forget(request.session_hash)
+        manager.detach(request.session_hash)
 
     return on_unload
+
+
+def _reattach(manager: JobManager, train_count: int, train_render, compare_count: int, compare_render):
+    """On page load, show the owner's job again (after a reload) in the tab it came from."""
+
+    def on_load(token: str):
+        job = manager.job(token) if isinstance(token, str) else None
+        if job is None:
+            return
+        for update in follow(manager, job, train_render if job.kind == "train" else compare_render):
+            if job.kind == "train":
+                yield *update, *[gr.skip()] * compare_count
+            else:
+                yield *[gr.skip()] * train_count, *update
+
+    return on_load
 
 
 def explorer_api(
@@ -175,10 +222,11 @@ def explorer_api(
     zero_terminal_snr: bool = False,
 ) -> dict:
     """The explorer's curves as data: one entry per strategy with x, y and the notices."""
-    result = build_explorer(
-        schedule, int(num_timesteps), strategies or list(DEFAULT_STRATEGIES), {"gamma": gamma}, target, x_axis,
-        zero_terminal_snr=zero_terminal_snr,
-    )
+    try:
+        result = build_explorer(schedule, num_timesteps, strategies or list(DEFAULT_STRATEGIES), {"gamma": gamma},
+                                target, x_axis, zero_terminal_snr=bool(zero_terminal_snr))
+    except (ValueError, TypeError) as error:
+        raise gr.Error(str(error)) from None
     return {
         "traces": [{"name": tr.name, "x": list(map(float, tr.x)), "y": list(map(float, tr.y))} for tr in result.figure.data],
         "notices": result.notices,
@@ -195,13 +243,28 @@ def main(argv: list[str] | None = None) -> None:
                         help="an image folder (class sub-folders) users may train on (repeatable); no other path is read")
     parser.add_argument("--max-jobs", type=int, default=1, help="training jobs run at once (default 1 per device)")
     parser.add_argument("--runs-dir", default=None, help="where runs are written (default: a temporary folder)")
+    defaults = ClassLimits()
+    parser.add_argument("--max-steps", type=int, default=defaults.max_steps,
+                        help=f"most training steps one run may ask for (default {defaults.max_steps})")
+    parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes,
+                        help=f"longest time budget one run may ask for (default {defaults.max_minutes:g})")
     args = parser.parse_args(argv)
     if args.max_jobs < 1:
         parser.error("--max-jobs must be ≥ 1")
-    manager = JobManager(args.max_jobs, args.runs_dir)
+    if args.max_steps < 1 or not 0 < args.max_minutes < float("inf"):
+        parser.error("--max-steps must be ≥ 1 and --max-minutes a positive number")
+    limits = ClassLimits(max_steps=args.max_steps, max_minutes=args.max_minutes)
+    manager = JobManager(args.max_jobs, args.runs_dir, limits)
     demo = build_app(args.data_root, args.image_root, manager)
-    demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port,
-                                                   allowed_paths=[str(manager.runs_root)])
+
+    def shut_down(*_: object) -> None:
+        manager.close()  # every run folder and download copy the app wrote
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, shut_down)
+    atexit.register(manager.close)
+    # No folder of runs is served: downloads reach their owner's page as copies under unguessable cache names.
+    demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port)
 
 
 if __name__ == "__main__":

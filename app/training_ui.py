@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -12,20 +11,18 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from minsnr_core.checkpoint import CHECKPOINT_NAME
 from minsnr_core.data import TOY_DATASETS, toy_points
 from minsnr_core.experiment import REPORT_CONDITIONING, REPORT_EVAL_EVERY, REPORT_EVAL_SAMPLES, REPORT_STEPS
 from minsnr_core.images import point_raster
 from minsnr_core.metrics import CLASSIFIERS
 from minsnr_core.models import MODEL_PRESETS
-from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME
 from minsnr_core.sampling import SAMPLERS, Trajectory, balanced_labels, sample
 from minsnr_core.schedules import SCHEDULES
-from minsnr_core.training import TrainConfig, check_sampling_guidance, load_run_model, sample_clip
+from minsnr_core.training import TrainConfig, check_sampling_guidance, continued_config, load_run_model, sample_clip
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
 from .figures import bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
-from .jobs import Job, JobManager
+from .jobs import ClassLimits, Job, JobManager, check_owner
 
 UPDATE_EVERY_S = 1.0  # live updates cost training speed (benchmarks/app_overhead.py): at most one per second
 LATEX = [{"left": "$", "right": "$", "display": False}]
@@ -102,17 +99,19 @@ def dataset_choices(image_roots: dict[str, str]) -> list[tuple[str, str]]:
     return [*toys, ("MNIST", "mnist"), ("CIFAR-10", "cifar10"), *folders]
 
 
-def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, str], dataset: str = "moons",
-                    steps: int = 1000) -> ConfigControls:
+def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, str], limits: ClassLimits,
+                    dataset: str = "moons", steps: int = 1000) -> ConfigControls:
     with gr.Row():
         ds = gr.Dropdown(dataset_choices(image_roots), value=dataset, label="Dataset", elem_id=f"{prefix}-dataset")
         root = gr.Dropdown(data_roots, value=data_roots[0], label="Data root (set with --data-root)")
         schedule = gr.Dropdown([(e.display_name, e.name) for e in SCHEDULES], value="cosine", label="Noise schedule")
-        timesteps = gr.Slider(10, 2000, value=1000, step=10, label="Timesteps T")
+        timesteps = gr.Slider(10, limits.max_timesteps, value=1000, step=10, label="Timesteps T")
     with gr.Row():
-        steps_box = gr.Number(steps, label="Steps", precision=0, minimum=1, elem_id=f"{prefix}-steps")
-        minutes = gr.Number(0, label="Time budget, minutes (0: none)", minimum=0)
-        seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+        steps_box = gr.Number(steps, label=f"Steps (at most {limits.max_steps:,})", precision=0, minimum=1,
+                              maximum=limits.max_steps, elem_id=f"{prefix}-steps")
+        minutes = gr.Number(0, label=f"Time budget, minutes (0: none; at most {limits.max_minutes:g})", minimum=0,
+                            maximum=limits.max_minutes)
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
         preview = gr.Number(100, label="Preview every N steps", precision=0, minimum=1, elem_id=f"{prefix}-preview")
         quality = gr.Checkbox(True, label="Measure sample quality", elem_id=f"{prefix}-measure")
     with gr.Row():
@@ -124,7 +123,7 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, s
         with gr.Row():
             model = gr.Dropdown([("automatic (by dataset)", "auto"), *[(e.display_name, e.name) for e in MODEL_PRESETS]],
                                 value="auto", label="Model preset")
-            batch = gr.Number(0, label="Batch size (0: automatic)", precision=0, minimum=0)
+            batch = gr.Number(0, label="Batch size (0: automatic)", precision=0, minimum=0, maximum=limits.max_batch)
             lr = gr.Number(TrainConfig.lr, label="Learning rate", minimum=0)
         with gr.Row():
             use_labels = gr.Checkbox(True, label="Class-conditional: learn from the labels (images only), so samples "
@@ -137,9 +136,13 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, s
                           preview, quality, use_labels, guidance, sample_eta)
 
 
-def make_config(image_roots: dict[str, str], weighting: str, values: list[Any]) -> TrainConfig:
-    """A TrainConfig from the values of ``ConfigControls.components()`` (in that order)."""
+def make_config(image_roots: dict[str, str], weighting: str, values: list[Any],
+                data_roots: list[str] | None = None) -> TrainConfig:
+    """A TrainConfig from the values of ``ConfigControls.components()`` (in that order). ``data_roots``: the
+    folders the server offers; no other path is accepted from a client."""
     dataset, data_root, schedule, timesteps, target, *rest = values
+    if data_roots is not None and data_root not in data_roots:
+        raise ValueError(f"data root must be one of the server's folders ({len(data_roots)} offered)")
     params, rest = dict(zip(PARAMS, rest[: len(PARAMS)], strict=True)), rest[len(PARAMS):]
     model, batch, lr, steps, minutes, seed, preview_every, quality, use_labels, guidance, sample_eta = rest
     if dataset.startswith("folder:"):
@@ -167,7 +170,9 @@ def status_text(manager: JobManager, job: Job | None) -> str:
     if job is None:
         return "No run yet. Press **Start**."
     if job.status == "queued":
-        return f"⏳ Waiting in the queue: position **{manager.queue_position(job)}**."
+        wait = manager.expected_wait_s(job)
+        expected = f", expected wait about {wait:,.0f} s" if wait is not None else ", expected wait unknown (step budgets)"
+        return f"⏳ Waiting in the queue: position **{manager.queue_position(job)}**{expected}."
     history = job.histories[job.current]
     label = f"run {job.current + 1} of {len(job.configs)} ({job.labels[job.current]}) · " if len(job.configs) > 1 else ""
     parts = [f"**{job.status}** · {label}step **{history.step}**" + (f" / {history.total_steps}" if history.total_steps else "")]
@@ -187,14 +192,6 @@ def status_text(manager: JobManager, job: Job | None) -> str:
     return text
 
 
-def run_files(job: Job | None) -> list[str]:
-    """The finished runs' files for download: metrics, samples, checkpoint."""
-    if job is None or not job.finished:
-        return []
-    names = (METRICS_NAME, SAMPLES_NAME, CHECKPOINT_NAME)
-    return [str(d / n) for d in job.run_dirs for n in names if (d / n).exists()]
-
-
 def _samples_outputs(job: Job, index: int) -> tuple[Any, Any]:
     history = job.histories[index]
     samples = history.samples
@@ -207,16 +204,16 @@ def _samples_outputs(job: Job, index: int) -> tuple[Any, Any]:
     return gr.update(visible=False), gr.update(value=figure, visible=True)
 
 
-def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dict[str, str]):
+def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dict[str, str], owner: gr.BrowserState):
     gr.Markdown(TRAIN_INTRO)
-    controls = config_controls("train", data_roots, image_roots)
+    controls = config_controls("train", data_roots, image_roots, manager.limits)
     weighting = gr.Dropdown([(e.display_name, e.name) for e in STRATEGIES], value="min_snr", label="Loss weighting",
                             elem_id="train-weighting")
     formula = gr.Markdown(elem_id="train-formula", latex_delimiters=LATEX)
     with gr.Row():
         start = gr.Button("Start", variant="primary", elem_id="train-start")
         stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
-        resume = gr.Button("Keep training (+ the same number of steps)", elem_id="train-resume")
+        resume = gr.Button("Keep training (the same budget again)", elem_id="train-resume")
     status = gr.Markdown("No run yet. Press **Start**.", elem_id="train-status")
     with gr.Row():
         loss_plot = gr.Plot(label="Loss", elem_id="train-loss")
@@ -233,55 +230,56 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
         entry = STRATEGIES.get(name)
         return f"**{entry.display_name}** — ${entry.latex}$ — {entry.description} *({entry.reference})*"
 
-    def stream(job: Job):
-        shown = None
-        while True:
-            history = job.histories[job.current]
-            key = (job.status, job.current, history.step, history.samples_step, len(history.metrics),
-                   manager.queue_position(job))
-            if key != shown:
-                shown = key
-                grid_update, scatter_update = _samples_outputs(job, job.current)
-                yield (status_text(manager, job), loss_figure([(job.labels[job.current], history)]),
-                       bucket_figure(history, job.configs[job.current].timesteps), grid_update, scatter_update,
-                       metric_figure([(job.labels[job.current], history)]), run_files(job))
-            if job.finished:
-                return
-            time.sleep(UPDATE_EVERY_S)
+    def render(job: Job) -> tuple:
+        history = job.histories[job.current]
+        grid_update, scatter_update = _samples_outputs(job, job.current)
+        return (status_text(manager, job), loss_figure([(job.labels[job.current], history)]),
+                bucket_figure(history, job.configs[job.current].timesteps), grid_update, scatter_update,
+                metric_figure([(job.labels[job.current], history)]), manager.downloads(job))
 
-    def on_start(request: gr.Request, name, *values):
+    def on_start(request: gr.Request, owner_token, name, *values):
         try:
-            config = make_config(image_roots, name, list(values))
-            job = manager.submit(request.session_hash, [config], [STRATEGIES.get(name).display_name])
-        except (ValueError, OSError) as error:
+            check_owner(owner_token)
+            manager.attach(owner_token, request.session_hash)
+            config = make_config(image_roots, name, list(values), data_roots)
+            job = manager.submit(owner_token, [config], [STRATEGIES.get(name).display_name])
+        except (ValueError, TypeError, OSError) as error:
             yield f"⚠️ {error}", *[gr.skip()] * 6
             return
-        yield from stream(job)
+        yield from follow(manager, job, render)
 
-    def on_resume(request: gr.Request):
-        previous = manager.job(request.session_hash)
-        if previous is None or not previous.finished or previous.histories[0].checkpoint is None:
+    def on_resume(owner_token, request: gr.Request):
+        try:
+            check_owner(owner_token)
+        except ValueError as error:
+            yield f"⚠️ {error}", *[gr.skip()] * 6
+            return
+        manager.attach(owner_token, request.session_hash)
+        previous = manager.job(owner_token)
+        if previous is None or previous.kind != "train" or not previous.finished or previous.histories[0].checkpoint is None:
             yield "⚠️ Nothing to continue: finish or stop a run first.", *[gr.skip()] * 6
             return
-        config = previous.configs[0]
-        extra = previous.histories[0].step
-        config = TrainConfig.from_dict({**config.to_dict(), "steps": extra + (config.steps or 1000), "minutes": None})
-        job = manager.submit(request.session_hash, [config], previous.labels[:1], resume=Path(previous.histories[0].checkpoint))
-        yield from stream(job)
+        config = continued_config(previous.configs[0], previous.histories[0].step)
+        try:
+            job = manager.submit(owner_token, [config], previous.labels[:1], resume_from=previous)
+        except ValueError as error:
+            yield f"⚠️ {error}", *[gr.skip()] * 6
+            return
+        yield from follow(manager, job, render)
 
     outputs = [status, loss_plot, bucket_plot, grid, scatter, quality_plot, files]
     weighting.change(describe, weighting, formula, api_visibility="undocumented")
-    start.click(on_start, [weighting, *controls.components()], outputs, concurrency_limit=None, api_name="train")
-    resume.click(on_resume, None, outputs, concurrency_limit=None, api_name="resume")
-    stop.click(_stop_for(manager), None, None, queue=False, api_name="stop")
-    return controls, weighting, formula, describe
+    start.click(on_start, [owner, weighting, *controls.components()], outputs, concurrency_limit=None, api_name="train")
+    resume.click(on_resume, owner, outputs, concurrency_limit=None, api_name="resume")
+    stop.click(_stop_for(manager), owner, None, queue=False, api_name="stop")
+    return controls, weighting, formula, describe, outputs, render
 
 
-def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: dict[str, str]):
+def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: dict[str, str], owner: gr.BrowserState):
     gr.Markdown(COMPARE_INTRO)
     weightings = gr.CheckboxGroup([(e.display_name, e.name) for e in STRATEGIES], value=["snr", "min_snr"],
                                   label="Weightings to compare (2 to 4)", elem_id="compare-weightings")
-    controls = config_controls("compare", data_roots, image_roots, dataset="moons", steps=400)
+    controls = config_controls("compare", data_roots, image_roots, manager.limits, dataset="moons", steps=400)
     with gr.Row():
         preset = gr.Button("Preset: our first-phase comparison (MNIST, ε target, 300 steps, plain ε loss vs Min-SNR-5)")
         start = gr.Button("Start comparison", variant="primary", elem_id="compare-start")
@@ -302,27 +300,24 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
             out.append((picture, f"{label} · step {history.samples_step}"))
         return out
 
-    def on_start(request: gr.Request, names, *values):
+    def render(job: Job) -> tuple:
+        runs = list(zip(job.labels, job.histories, strict=True))
+        return status_text(manager, job), loss_figure(runs), metric_figure(runs), pictures(job)
+
+    def on_start(request: gr.Request, owner_token, names, *values):
         names = list(names or [])
         if not 2 <= len(names) <= 4:
             yield f"⚠️ Tick 2 to 4 weightings (got {len(names)}).", gr.skip(), gr.skip(), gr.skip()
             return
         try:
-            configs = [make_config(image_roots, name, list(values)) for name in names]
-            job = manager.submit(request.session_hash, configs, [STRATEGIES.get(n).display_name for n in names])
-        except (ValueError, OSError) as error:
+            check_owner(owner_token)
+            manager.attach(owner_token, request.session_hash)
+            configs = [make_config(image_roots, name, list(values), data_roots) for name in names]
+            job = manager.submit(owner_token, configs, [STRATEGIES.get(n).display_name for n in names], kind="compare")
+        except (ValueError, TypeError, OSError) as error:
             yield f"⚠️ {error}", gr.skip(), gr.skip(), gr.skip()
             return
-        shown = None
-        while True:
-            key = (job.status, job.current, *(h.step for h in job.histories), manager.queue_position(job))
-            if key != shown:
-                shown = key
-                runs = list(zip(job.labels, job.histories, strict=True))
-                yield status_text(manager, job), loss_figure(runs), metric_figure(runs), pictures(job)
-            if job.finished:
-                return
-            time.sleep(UPDATE_EVERY_S)
+        yield from follow(manager, job, render)
 
     def fill_preset():
         p = PAPER_PRESET
@@ -334,16 +329,37 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
                                      controls.steps, controls.seed, controls.preview_every, controls.use_labels,
                                      controls.sample_eta],
                  api_visibility="undocumented")
-    start.click(on_start, [weightings, *controls.components()], [status, loss_plot, quality_plot, gallery],
-                concurrency_limit=None, api_name="compare")
-    stop.click(_stop_for(manager), None, None, queue=False, api_visibility="undocumented")
+    outputs = [status, loss_plot, quality_plot, gallery]
+    start.click(on_start, [owner, weightings, *controls.components()], outputs, concurrency_limit=None, api_name="compare")
+    stop.click(_stop_for(manager), owner, None, queue=False, api_visibility="undocumented")
+    return outputs, render
 
 
 def _stop_for(manager: JobManager):
-    def on_stop(request: gr.Request) -> None:
-        manager.stop(request.session_hash)
+    def on_stop(owner_token: str) -> None:
+        try:
+            manager.stop(check_owner(owner_token))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
 
     return on_stop
+
+
+def follow(manager: JobManager, job: Job, render):
+    """Stream ``render(job)`` whenever the job changes, until it ends or its owner replaces it. While a page
+    follows the job, the job is kept even if the owner's other pages close."""
+    shown = None
+    while manager.job(job.owner) is job:
+        manager.touch(job.owner)
+        history = job.histories[job.current]
+        key = (job.status, job.current, history.step, history.samples_step, len(history.metrics),
+               *(h.step for h in job.histories), manager.queue_position(job), manager.expected_wait_s(job) is None)
+        if key != shown:
+            shown = key
+            yield render(job)
+        if job.finished:
+            return
+        time.sleep(UPDATE_EVERY_S)
 
 
 @dataclass
@@ -354,6 +370,7 @@ class DenoiseResult:
     snr: list[float]
     weights: np.ndarray
     snr_curve: np.ndarray
+    step_weights: list[float]
     weighting: str
     target: str
 
@@ -364,13 +381,31 @@ def _picture(tensor: torch.Tensor) -> Any:
     return None
 
 
-def build_denoise_tab(manager: JobManager):
+SAMPLE_STEPS_RANGE = (2, 200)
+GUIDANCE_RANGE = (0.0, 6.0)
+
+
+def check_sampling_request(sampler: object, steps: object, seed: object, guidance: object) -> None:
+    """What the Denoise controls allow, and nothing more (the endpoint is reachable without the page)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    low, high = SAMPLE_STEPS_RANGE
+    if isinstance(steps, bool) or not isinstance(steps, int | float) or steps != int(steps) or not low <= steps <= high:
+        raise ValueError(f"sampling steps must be a whole number from {low} to {high}; got {steps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | float) or seed != int(seed) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be a whole number from 0 to {2**31 - 1}; got {seed!r}")
+    low, high = GUIDANCE_RANGE
+    if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not low <= guidance <= high:
+        raise ValueError(f"guidance must be a number from {low:g} to {high:g}; got {guidance!r}")
+
+
+def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
     gr.Markdown(DENOISE_INTRO)
     with gr.Row():
         sampler = gr.Radio(list(SAMPLERS), value="ddim", label="Sampler")
-        steps = gr.Slider(2, 200, value=25, step=1, label="Sampling steps")
+        steps = gr.Slider(*SAMPLE_STEPS_RANGE, value=25, step=1, label="Sampling steps")
         seed = gr.Number(0, label="Seed", precision=0, minimum=0)
-        guidance = gr.Slider(0, 6, value=TrainConfig.guidance, step=0.5, elem_id="denoise-guidance",
+        guidance = gr.Slider(*GUIDANCE_RANGE, value=TrainConfig.guidance, step=0.5, elem_id="denoise-guidance",
                              label="Guidance (class-conditional models; 1: none)")
         go_button = gr.Button("Sample from my latest model", variant="primary", elem_id="denoise-start")
     message = gr.Markdown(elem_id="denoise-message")
@@ -388,8 +423,7 @@ def build_denoise_tab(manager: JobManager):
         figure = go.Figure(go.Scatter(x=np.log(result.snr_curve), y=result.weights, mode="lines",
                                       name=f"{result.weighting} weight on the {result.target} loss"))
         lam = float(np.log(max(result.snr[index], 1e-30)))
-        figure.add_trace(go.Scatter(x=[lam], y=[float(np.interp(lam, np.log(result.snr_curve)[::-1],
-                                                                 result.weights[::-1]))],
+        figure.add_trace(go.Scatter(x=[lam], y=[result.step_weights[index]],
                                     mode="markers", marker={"size": 14, "color": "#e4572e"},
                                     name=f"t = {result.trajectory.timesteps[index]}, SNR = {result.snr[index]:.3g}"))
         figure.update_layout(height=340, xaxis_title="log-SNR λ", yaxis_title="weight", yaxis_type="log",
@@ -408,8 +442,13 @@ def build_denoise_tab(manager: JobManager):
                              names=("x_t", "predicted x̂0"))
         return None, None, None, fig, weight_marker(result, i)
 
-    def on_sample(sampler_name, steps_value, seed_value, guidance_value, request: gr.Request):
-        job = manager.job(request.session_hash)
+    def on_sample(owner_token, sampler_name, steps_value, seed_value, guidance_value):
+        try:
+            check_owner(owner_token)
+            check_sampling_request(sampler_name, steps_value, seed_value, guidance_value)
+        except ValueError as error:
+            return f"⚠️ {error}", None, gr.skip()
+        job = manager.job(owner_token)
         checkpoint = None
         if job is not None:
             found = [h.checkpoint for h in job.histories if h.checkpoint]
@@ -430,15 +469,17 @@ def build_denoise_tab(manager: JobManager):
                                labels=labels, guidance=float(guidance_value), **kwargs)
         snr = diffusion.schedule.snr
         positive = snr > 0
+        weights = diffusion.weights.cpu().double()  # the run's own per-step weights, as it trained with them
         result = DenoiseResult(
-            trajectory, [float(snr[t]) for t in trajectory.timesteps],
-            diffusion.weights.cpu()[positive].numpy(),  # the run's own per-step weights
-            snr[positive].numpy(), STRATEGIES.get(config.weighting).display_name, config.target)
+            trajectory, [float(snr[t]) for t in trajectory.timesteps], weights[positive].numpy(),
+            snr[positive].numpy(), STRATEGIES.get(config.weighting).display_name, config.target,
+            [float(weights[t]) for t in trajectory.timesteps])
         text = f"{len(trajectory.timesteps)} steps of {sampler_name.upper()} from the model trained on {config.dataset}"
         text += (f", classes in order, guidance {float(guidance_value):g}." if labels is not None else ".")
         return text, result, gr.update(maximum=len(trajectory.timesteps) - 1, value=0)
 
-    go_button.click(on_sample, [sampler, steps, seed, guidance], [message, state, scrub], api_visibility="undocumented").then(
+    go_button.click(on_sample, [owner, sampler, steps, seed, guidance], [message, state, scrub],
+                    api_visibility="undocumented").then(
         show, [state, scrub], [x_t, x0, eps, points, curve], api_visibility="undocumented")
     scrub.change(show, [state, scrub], [x_t, x0, eps, points, curve], trigger_mode="always_last",
                  api_visibility="undocumented")

@@ -30,8 +30,9 @@ def plain_rate(config: TrainConfig) -> float:
 def app_rate(url: str, dataset: str, data_root: str, steps: int) -> tuple[float, float, float]:
     """(seconds to the first streamed status, seconds to the first status with a step, mean images/s)."""
     params = [p.default for p in strategy_parameters().values()]
-    # … the last three: class labels, guidance, DDIM η — the library's defaults, as in the plain loop
-    args = ["min_snr", dataset, data_root, "cosine", 1000, "auto", *params, "auto", 0, 0.002, steps, 0, 0, 100, False,
+    # the page's owner token first; the last three: class labels, guidance, DDIM η — the library's defaults
+    args = ["benchmark-owner-token-0001", "min_snr", dataset, data_root, "cosine", 1000, "auto", *params, "auto", 0,
+            0.002, steps, 0, 0, 100, False,
             True, TrainConfig.guidance, TrainConfig.sample_eta]
     client = Client(url, verbose=False)
     started = time.perf_counter()

@@ -36,6 +36,7 @@ DEFAULT_BATCH = {"image": 64, "points": 512}
 # target gave FD 50 against 174 for ε; on the toys, x0-prediction collapses the clusters onto their mean early on.
 DEFAULT_TARGETS = {"image": "x0", "points": "eps"}
 DEFAULT_STEPS = 2000
+MAX_TIMESTEPS, MAX_BATCH = 100_000, 8192  # beyond these a run cannot fit in memory
 
 
 @dataclass
@@ -124,6 +125,9 @@ class TrainConfig:
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        for name, high in (("timesteps", MAX_TIMESTEPS), ("batch_size", MAX_BATCH), ("seed", 2**63 - 1)):
+            if getattr(cfg, name) > high:  # larger values exhaust memory (T, batch) or the generator (seed)
+                raise ValueError(f"{name} must be at most {high}, got {getattr(cfg, name)!r}")
         if cfg.steps is not None and (isinstance(cfg.steps, bool) or not isinstance(cfg.steps, int) or cfg.steps < 1):
             raise ValueError(f"steps must be an integer ≥ 1, got {cfg.steps!r}")
         if cfg.minutes is not None and not (isinstance(cfg.minutes, int | float) and 0 < cfg.minutes < math.inf):
@@ -236,6 +240,15 @@ def _lr_at(config: TrainConfig, step: int, progress: float) -> float:
         return config.lr * warmup
     decay = FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return config.lr * warmup * decay
+
+
+def continued_config(config: TrainConfig, done_steps: int) -> TrainConfig:
+    """The config that continues a finished run for the same budget again, in the same kind: a step budget
+    becomes ``done_steps`` + its steps (``steps`` is a total, as for ``minsnr-train --resume``), a time budget runs
+    its minutes again. Used by the app's "Keep training"; the CLI's ``--resume`` takes the new budget as given."""
+    if config.minutes is not None:
+        return dataclasses.replace(config, steps=None, minutes=config.minutes)
+    return dataclasses.replace(config, steps=done_steps + (config.steps or DEFAULT_STEPS), minutes=None)
 
 
 def load_run_model(

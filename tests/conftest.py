@@ -20,6 +20,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_port(process: subprocess.Popen, port: int, timeout: float = 90) -> None:
+    """Until the app started as ``process`` accepts connections on ``port``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail("app exited early, see its log")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    pytest.fail(f"app did not start within {timeout:g} s")
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     if not (DATA_ROOT / "MNIST" / "raw").is_dir():
@@ -37,18 +52,7 @@ def app_url():
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app exited early, see {log.name}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("app did not start within 90 s")
+    wait_for_port(process, port)
     yield url
     process.terminate()
     process.wait(timeout=20)

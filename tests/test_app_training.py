@@ -1,19 +1,44 @@
-"""The Train tab through the running app's API: streamed updates, stop, queue and session isolation."""
+"""The Train tab through the running app's API: streamed updates, stop, queue, ownership and request limits."""
 
+import json
 import time
+import urllib.error
+import urllib.request
 
+import pytest
 from gradio_client import Client
+from gradio_client.exceptions import AppError
 
 from minsnr_core.weighting import strategy_parameters
 
 PARAMS = [p.default for p in strategy_parameters().values()]
+ALICE, BOB = "alice-owner-token-000000001", "bob-owner-token-00000000002"
 
 
-def train_args(data_root, dataset="moons", steps=100_000, weighting="min_snr"):
-    # weighting, dataset, data root, schedule, T, target, strategy params…, model, batch, lr, steps, minutes, seed,
-    # preview every, measure quality, class labels, guidance, DDIM η
-    return [weighting, dataset, str(data_root), "cosine", 1000, "eps", *PARAMS, "auto", 0, 0.002, steps, 0, 0, 50, False,
-            True, 2.0, 1.0]
+def train_args(root, owner=ALICE, dataset="moons", steps=10_000, weighting="min_snr", **overrides):
+    # owner token, weighting, dataset, data root, schedule, T, target, strategy params…, model, batch, lr, steps,
+    # minutes, seed, preview every, measure quality, class labels, guidance, DDIM η
+    values = {"owner": owner, "weighting": weighting, "dataset": dataset, "data_root": str(root),
+              "schedule": "cosine", "T": 1000, "target": "eps", "model": "auto", "batch": 0, "lr": 0.002, "steps": steps,
+              "minutes": 0, "seed": 0, "preview": 50, "quality": False, "labels": True, "guidance": 2.0, "eta": 1.0}
+    values.update(overrides)
+    head = [values[k] for k in ("owner", "weighting", "dataset", "data_root", "schedule", "T", "target")]
+    tail = [values[k] for k in ("model", "batch", "lr", "steps", "minutes", "seed", "preview", "quality", "labels",
+                                "guidance", "eta")]
+    return [*head, *PARAMS, *tail]
+
+
+def forged_stop(url: str, owner: str, session_hash: str) -> int:
+    """Call the Stop endpoint over raw HTTP with a session hash of the caller's choosing; the HTTP status."""
+    config = json.loads(urllib.request.urlopen(url + "config", timeout=10).read())
+    (stop,) = [d["id"] for d in config["dependencies"] if d.get("api_name") == "stop"]
+    body = json.dumps({"data": [owner], "fn_index": stop, "session_hash": session_hash}).encode()
+    request = urllib.request.Request(url + "gradio_api/run/predict", body, {"Content-Type": "application/json"})
+    try:
+        return urllib.request.urlopen(request, timeout=10).status
+    except urllib.error.HTTPError as error:
+        assert b"owner" in error.read()
+        return error.code
 
 
 def statuses(job, until, timeout=120):
@@ -35,7 +60,7 @@ def test_toy_run_streams_updates_and_stops(app_url, data_root):
     seen = statuses(job, lambda s: "step" in s and "running" in s and " 0 /" not in s)
     steps_before = int(seen[-1].split("step **")[1].split("**")[0])
     started = time.time()
-    client.predict(api_name="/stop")
+    client.predict(ALICE, api_name="/stop")
     final = statuses(job, lambda s: "stopped" in s, timeout=10)
     assert time.time() - started < 5
     assert int(final[-1].split("step **")[1].split("**")[0]) >= steps_before
@@ -43,24 +68,45 @@ def test_toy_run_streams_updates_and_stops(app_url, data_root):
     assert result[6], "the stopped run's files are offered for download"
 
 
-def test_two_sessions_queue_and_stay_isolated(app_url, data_root):
+def test_two_owners_queue_in_order_and_stay_isolated_even_with_a_forged_session(app_url, data_root):
     alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
     job_a = alice.submit(*train_args(data_root), api_name="/train")
     statuses(job_a, lambda s: "running" in s)
-    job_b = bob.submit(*train_args(data_root, dataset="gaussians"), api_name="/train")
-    statuses(job_b, lambda s: "queue: position **1**" in s)
-    bob.predict(api_name="/stop")  # Bob's stop cancels only Bob's queued job
+    job_b = bob.submit(*train_args(data_root, owner=BOB, dataset="gaussians"), api_name="/train")
+    statuses(job_b, lambda s: "queue: position **1**" in s and "expected wait" in s)
+    # A client that forges Alice's session hash: the session decides nothing, so its stop with Bob's token reaches
+    # only Bob's queued job, and without a token it reaches nothing.
+    assert forged_stop(app_url, BOB, alice.session_hash) == 200
     statuses(job_b, lambda s: "stopped" in s, timeout=10)
+    assert forged_stop(app_url, "", alice.session_hash) == 500  # refused with "owner must be the page's token"
     time.sleep(1.5)
-    assert "running" in job_a.outputs()[-1][0], "Alice's run must not be stopped by Bob"
-    alice.predict(api_name="/stop")
+    assert "running" in job_a.outputs()[-1][0], "Alice's run must not be stopped by anyone else"
+    alice.predict(ALICE, api_name="/stop")
     statuses(job_a, lambda s: "stopped" in s, timeout=10)
 
 
-def test_bad_training_input_is_reported_not_crashing(app_url, data_root):
+@pytest.mark.parametrize(("override", "message"), [
+    ({"lr": 5.0}, "lr must be in (0, 1)"),
+    ({"steps": 10**12}, "maximum value 20000"),
+    ({"minutes": 10**6, "steps": 100}, "maximum value 30"),
+    ({"batch": 10**9}, "maximum value 1024"),
+    ({"T": 10**7}, "maximum value 2000"),
+    ({"data_root": "/etc"}, "is not in the list of choices"),
+    ({"owner": "x"}, "owner must be the page's token"),
+])
+def test_bad_training_input_is_refused_with_a_message(app_url, data_root, override, message):
+    """Each value is checked against what its control allows (by Gradio for ranges, by the app for the rest), and
+    the client is told which setting was refused; nothing trains."""
     client = Client(app_url, verbose=False)
-    args = train_args(data_root)
-    args[6 + len(PARAMS) + 2] = 5.0  # the learning rate: allowed (0, 1)
-    job = client.submit(*args, api_name="/train")
-    texts = statuses(job, lambda s: "⚠️" in s, timeout=30)
-    assert "lr" in texts[-1]
+    job = client.submit(*train_args(data_root, **{"owner": "validation-owner-0000000001", **override}), api_name="/train")
+    deadline = time.time() + 30
+    while not job.done() and time.time() < deadline:
+        time.sleep(0.1)
+    try:
+        job.result()
+        told = job.outputs()[-1][0]
+        assert told.startswith("⚠️")
+    except AppError as error:
+        told = str(error)
+    assert message in told
+    assert "Traceback" not in told

@@ -58,7 +58,7 @@ def status_step(page, element_id):
 
 
 def test_train_a_toy_run_live_and_stop_it(browser, app_url):
-    page = open_page(browser, app_url + "?train_dataset=gaussians&train_steps=100000")
+    page = open_page(browser, app_url + "?train_dataset=gaussians&train_steps=20000")
     page.get_by_role("tab", name="Train").click()
     page.click("#train-start")
     page.wait_for_selector("#train-loss .js-plotly-plot", timeout=60_000)
@@ -122,3 +122,27 @@ def test_mnist_run_is_class_conditional_and_denoise_draws_each_digit(browser, ap
     page.wait_for_selector("#denoise-x0 img", timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "denoise-mnist-guided.png"), full_page=True)
     page.close()
+
+
+def test_a_reloaded_page_gets_its_running_run_back(browser, app_url):
+    """A Wi-Fi blip reloads the page as a new Gradio session: the browser keeps its owner token, so within the
+    grace period the new page shows the same run, still training, and can stop it."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(app_url + "?train_dataset=moons&train_steps=20000")
+    page.wait_for_selector("#explorer-plot .js-plotly-plot", timeout=60_000)
+    page.get_by_role("tab", name="Train").click()
+    page.click("#train-start")
+    status = STATUS.format(id="train-status")
+    page.wait_for_function(f"() => ({status})().includes('running') && parseInt(({status})().split('step ')[1]) > 0",
+                           timeout=60_000)
+    before = status_step(page, "train-status")
+    page.close()  # the connection drops; the server keeps the run for the grace period
+    again = context.new_page()
+    again.goto(app_url)
+    again.get_by_role("tab", name="Train").click()
+    again.wait_for_function(f"() => ({status})().includes('running') && "
+                            f"parseInt(({status})().split('step ')[1]) > {before}", timeout=60_000)
+    again.click("#train-stop")
+    again.wait_for_function(f"() => ({status})().includes('stopped')", timeout=10_000)
+    context.close()

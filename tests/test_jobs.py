@@ -1,0 +1,112 @@
+"""The app's job manager with real (tiny) training runs: FIFO hand-off, owners, limits, grace period, cleanup."""
+
+import time
+
+import pytest
+
+from app.jobs import ClassLimits, JobManager
+from minsnr_core.training import TrainConfig, continued_config
+
+OWNERS = [f"owner-token-{i:016d}" for i in range(6)]
+
+
+def toy(steps=20, **extra):
+    settings = {"toy_size": 256, "batch_size": 32, "preview_every": 0, "log_every": 5, "checkpoint_every": 0,
+                "device": "cpu", **extra}
+    return TrainConfig(dataset="moons", steps=steps, **settings)
+
+
+def wait(condition, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_queue_is_first_come_first_served(tmp_path):
+    manager = JobManager(1, tmp_path)
+    started = []
+    jobs = []
+    for owner in OWNERS[:5]:
+        jobs.append(manager.submit(owner, [toy(steps=30)]))
+        time.sleep(0.05)
+    while not all(j.finished for j in jobs):
+        for job in jobs:
+            if job.started is not None and job not in started:
+                started.append(job)
+        time.sleep(0.005)
+    assert [j.id for j in sorted(jobs, key=lambda j: j.started)] == [j.id for j in jobs]
+    assert all(j.status == "done" for j in jobs)
+    manager.close()
+
+
+def test_expected_wait_counts_the_running_job_and_time_budgets(tmp_path):
+    manager = JobManager(1, tmp_path)
+    first = manager.submit(OWNERS[0], [toy(steps=None, minutes=0.05)])
+    second = manager.submit(OWNERS[1], [toy(steps=None, minutes=0.05)])
+    third = manager.submit(OWNERS[2], [toy(steps=None, minutes=0.05)])
+    wait(lambda: first.status == "running" and first.histories[0].eta_s is not None)
+    wait_second, wait_third = manager.expected_wait_s(second), manager.expected_wait_s(third)
+    assert 0 < wait_second <= 3.5 and wait_third == pytest.approx(wait_second + 3.0, abs=0.5)
+    for owner in OWNERS[:3]:
+        manager.stop(owner)
+    manager.close()
+
+
+def test_a_new_start_deletes_the_replaced_runs_folders(tmp_path):
+    manager = JobManager(1, tmp_path)
+    jobs = [manager.submit(OWNERS[0], [toy(steps=2000)]) for _ in range(3)]
+    wait(lambda: jobs[-1].finished, timeout=120)
+    wait(lambda: sorted(p.name for p in tmp_path.iterdir()) == [f"job{jobs[-1].id}-run0"])
+    assert all(j.status == "stopped" for j in jobs[:2]) and jobs[-1].status == "done"
+    manager.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_limits_refuse_before_anything_is_touched(tmp_path):
+    manager = JobManager(1, tmp_path, ClassLimits(max_steps=100, max_minutes=1))
+    job = manager.submit(OWNERS[0], [toy(steps=20)])
+    wait(lambda: job.finished)
+    for config, message in ((toy(steps=101), "steps must be at most 100"),
+                            (toy(steps=None, minutes=2), "minutes must be at most 1"),
+                            (toy(batch_size=5000), "batch size must be at most 1024")):
+        with pytest.raises(ValueError, match=message):
+            manager.submit(OWNERS[0], [config])
+    assert manager.job(OWNERS[0]) is job and (tmp_path / f"job{job.id}-run0" / "checkpoint.pt").exists()
+    with pytest.raises(ValueError, match="owner"):
+        manager.submit("short", [toy()])
+    manager.close()
+
+
+def test_a_closed_page_keeps_its_run_for_the_grace_period_and_a_reload_gets_it_back(tmp_path):
+    manager = JobManager(1, tmp_path, grace_s=1.0)
+    manager.attach(OWNERS[0], "session-a")
+    job = manager.submit(OWNERS[0], [toy(steps=20)])
+    wait(lambda: job.finished)
+    manager.detach("session-a")  # a Wi-Fi blip: the page goes away …
+    time.sleep(0.5)
+    manager.attach(OWNERS[0], "session-b")  # … and comes back as a new session with the same token
+    time.sleep(1.5)
+    assert manager.job(OWNERS[0]) is job and (tmp_path / f"job{job.id}-run0").exists()
+    manager.detach("session-b")  # the tab is closed for good
+    wait(lambda: manager.job(OWNERS[0]) is None, timeout=5)
+    wait(lambda: not (tmp_path / f"job{job.id}-run0").exists(), timeout=5)
+    manager.close()
+
+
+def test_keep_training_continues_the_same_budget_kind_and_the_curves(tmp_path):
+    manager = JobManager(1, tmp_path)
+    first = manager.submit(OWNERS[0], [toy(steps=20)])
+    wait(lambda: first.finished)
+    again = manager.submit(OWNERS[0], [continued_config(first.configs[0], first.histories[0].step)], resume_from=first)
+    wait(lambda: again.finished)
+    history = again.histories[0]
+    assert again.status == "done" and history.step == 40
+    assert history.steps == [5, 10, 15, 20, 25, 30, 35, 40], "the loss curve continues, it does not restart"
+    records = (tmp_path / f"job{first.id}-run0" / "metrics.jsonl").read_text().splitlines()
+    assert sum('"kind": "log"' in line for line in records) == 8
+    timed = continued_config(toy(steps=None, minutes=0.5), 123)
+    assert (timed.steps, timed.minutes) == (None, 0.5)
+    manager.close()
