@@ -72,6 +72,7 @@ class Job:
     message: str = ""
     current: int = 0
     started: float | None = None
+    ended: float | None = None
     downloads: list[str] | None = None
 
     @property
@@ -245,6 +246,11 @@ class JobManager:
             time.sleep(min(1.0, self.grace_s / 4))
             now = time.monotonic()
             with self._cond:
+                # A finished job whose owner has no page open (an API client, or a page that never loaded) is
+                # kept for the grace period after it ended, so memory and disk do not grow with every client.
+                for owner, job in self._jobs.items():
+                    if job.ended is not None and owner not in self._pages and owner not in self._expiry:
+                        self._expiry[owner] = job.ended + self.grace_s
                 due = [owner for owner, at in self._expiry.items() if at <= now]
             for owner in due:
                 self.forget(owner)
@@ -293,6 +299,7 @@ class JobManager:
         except Exception as error:  # noqa: BLE001 - a failed job must report, never kill the server
             job.status, job.message = "error", f"{type(error).__name__}: {error}"
         finally:
+            job.ended = time.monotonic()
             with self._cond:
                 self._running -= 1
                 self._cond.notify_all()

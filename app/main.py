@@ -17,7 +17,7 @@ from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_pa
 
 from . import urlstate as us
 from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, build_explorer
-from .jobs import ClassLimits, JobManager, check_owner
+from .jobs import GRACE_S, ClassLimits, JobManager, check_owner
 from .training_ui import LATEX, build_compare_tab, build_denoise_tab, build_train_tab, follow
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
@@ -248,16 +248,21 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"most training steps one run may ask for (default {defaults.max_steps})")
     parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes,
                         help=f"longest time budget one run may ask for (default {defaults.max_minutes:g})")
+    parser.add_argument("--grace-seconds", type=float, default=GRACE_S,
+                        help=f"how long a run outlives its page (a reload within it gets the run back; default {GRACE_S:g})")
     args = parser.parse_args(argv)
     if args.max_jobs < 1:
         parser.error("--max-jobs must be ≥ 1")
     if args.max_steps < 1 or not 0 < args.max_minutes < float("inf"):
         parser.error("--max-steps must be ≥ 1 and --max-minutes a positive number")
+    if not 0 <= args.grace_seconds < float("inf"):
+        parser.error("--grace-seconds must be a number ≥ 0")
     limits = ClassLimits(max_steps=args.max_steps, max_minutes=args.max_minutes)
-    manager = JobManager(args.max_jobs, args.runs_dir, limits)
+    manager = JobManager(args.max_jobs, args.runs_dir, limits, args.grace_seconds)
     demo = build_app(args.data_root, args.image_root, manager)
 
     def shut_down(*_: object) -> None:
+        demo.close()  # Gradio deletes the file copies it served (delete_cache) as its server stops
         manager.close()  # every run folder and download copy the app wrote
         raise SystemExit(0)
 

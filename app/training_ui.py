@@ -237,10 +237,9 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
                 bucket_figure(history, job.configs[job.current].timesteps), grid_update, scatter_update,
                 metric_figure([(job.labels[job.current], history)]), manager.downloads(job))
 
-    def on_start(request: gr.Request, owner_token, name, *values):
+    def on_start(owner_token, name, *values):
         try:
             check_owner(owner_token)
-            manager.attach(owner_token, request.session_hash)
             config = make_config(image_roots, name, list(values), data_roots)
             job = manager.submit(owner_token, [config], [STRATEGIES.get(name).display_name])
         except (ValueError, TypeError, OSError) as error:
@@ -248,13 +247,12 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
             return
         yield from follow(manager, job, render)
 
-    def on_resume(owner_token, request: gr.Request):
+    def on_resume(owner_token):
         try:
             check_owner(owner_token)
         except ValueError as error:
             yield f"⚠️ {error}", *[gr.skip()] * 6
             return
-        manager.attach(owner_token, request.session_hash)
         previous = manager.job(owner_token)
         if previous is None or previous.kind != "train" or not previous.finished or previous.histories[0].checkpoint is None:
             yield "⚠️ Nothing to continue: finish or stop a run first.", *[gr.skip()] * 6
@@ -304,14 +302,13 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
         runs = list(zip(job.labels, job.histories, strict=True))
         return status_text(manager, job), loss_figure(runs), metric_figure(runs), pictures(job)
 
-    def on_start(request: gr.Request, owner_token, names, *values):
+    def on_start(owner_token, names, *values):
         names = list(names or [])
         if not 2 <= len(names) <= 4:
             yield f"⚠️ Tick 2 to 4 weightings (got {len(names)}).", gr.skip(), gr.skip(), gr.skip()
             return
         try:
             check_owner(owner_token)
-            manager.attach(owner_token, request.session_hash)
             configs = [make_config(image_roots, name, list(values), data_roots) for name in names]
             job = manager.submit(owner_token, configs, [STRATEGIES.get(n).display_name for n in names], kind="compare")
         except (ValueError, TypeError, OSError) as error:

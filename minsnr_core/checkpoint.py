@@ -34,6 +34,16 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def remove_orphans(folder: str | Path) -> list[Path]:
+    """Delete the temporary files a killed process left behind while writing a checkpoint (the checkpoint itself
+    is untouched: it is only ever replaced whole)."""
+    removed = []
+    for orphan in Path(folder).glob(f"{CHECKPOINT_NAME}.*.tmp"):
+        orphan.unlink(missing_ok=True)
+        removed.append(orphan)
+    return removed
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; anything else raises :class:`CheckpointError`."""
     path = Path(path)
@@ -44,7 +54,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - unpickling errors come in many types
-        raise CheckpointError(f"{path} is not a readable minsnr checkpoint (corrupt or foreign): {error}") from None
+        # torch's message suggests weights_only=False, i.e. running the file's code: never do that, never say it.
+        reason = ("it holds objects other than tensors and plain data, which are never loaded"
+                  if "Unsupported global" in str(error) else "corrupt or foreign: not a checkpoint file")
+        raise CheckpointError(f"{path} is not a readable minsnr checkpoint ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} was not written by minsnr (expected format {FORMAT!r})")
     return state

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from .data import DataUnavailableError, dataset_names
 from .images import to_uint8
 from .models import MODEL_PRESETS
-from .recorder import RunRecorder
+from .recorder import METRICS_NAME, SAMPLES_NAME, RunRecorder
 from .sampling import SAMPLERS, balanced_labels, sample
 from .schedules import SCHEDULES
-from .training import TrainConfig, check_sampling_guidance, load_run_model, resolve_device, sample_clip, train
+from .training import (
+    TrainConfig,
+    check_sampling_guidance,
+    load_run_model,
+    resolve_device,
+    sample_clip,
+    saved_config,
+    train,
+)
 from .weighting import STRATEGIES, TARGETS, strategy_parameters
 
 
@@ -56,17 +65,25 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slower start)")
     parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, samples.png, checkpoint.pt")
     parser.add_argument("--resume", default=None, help="run folder or checkpoint to continue from")
+    parser.add_argument("--overwrite", action="store_true", help="replace a run that --out already holds")
     return parser
+
+
+# What --resume may change: the budget, where it runs and reads data, and how often it reports.
+RESUME_MAY_CHANGE = {"steps", "minutes", "device", "data_root", "no_download", "out", "resume", "overwrite",
+                     "preview_every", "metric_every", "checkpoint_every"}
+
+
+def _given_flags(argv: list[str] | None) -> dict[str, object]:
+    """The flags the user actually typed, with their values (defaults left out)."""
+    parser = train_parser()
+    for action in parser._actions:
+        action.default, action.required = argparse.SUPPRESS, False
+    return vars(parser.parse_args(argv))
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     params = {name: getattr(args, name) for name in strategy_parameters() if getattr(args, name) is not None}
-    if args.resume:
-        saved = TrainConfig.from_dict(load_checkpoint(args.resume)["config"])
-        saved.steps, saved.minutes = args.steps, args.minutes
-        saved.out_dir, saved.device = args.out, args.device
-        saved.data_root = args.data_root or saved.data_root
-        return saved
     return TrainConfig(
         dataset=args.dataset, data_root=args.data_root, download=not args.no_download, schedule=args.schedule,
         timesteps=args.timesteps, zero_terminal_snr=args.zero_terminal_snr, weighting=args.weighting,
@@ -79,16 +96,62 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _resumed_config(args: argparse.Namespace, given: dict[str, object]) -> TrainConfig:
+    """The checkpoint's config with what --resume may change; any other flag that differs from the run is refused
+    (silently keeping the old value would train something else than the command says)."""
+    saved = saved_config(load_checkpoint(args.resume))
+    resolved = dataclasses.replace(saved, device="cpu").resolved()  # the automatic choices, to compare with
+    differ = []
+    for name, value in given.items():
+        if name in RESUME_MAY_CHANGE:
+            continue
+        if name in strategy_parameters():
+            before = resolved.weighting_params.get(name)
+        elif name == "unconditional":
+            value, before = True, not resolved.class_conditional
+        else:
+            before = getattr(resolved, name)
+        if value != before:
+            differ.append(f"--{name.replace('_', '-')} {value} (the run has {before})")
+    if differ:
+        raise ValueError("--resume continues the run as it was trained; these flags differ from it: "
+                         + "; ".join(differ) + ". Only --steps, --minutes, --device, --data-root and the "
+                         "--*-every intervals may change; start a new run (another --out) to change the others")
+    changes = {"steps": args.steps, "minutes": args.minutes, "out_dir": args.out, "device": args.device,
+               "data_root": args.data_root or saved.data_root}
+    changes.update({name: given[name] for name in ("preview_every", "metric_every", "checkpoint_every") if name in given})
+    return dataclasses.replace(saved, **changes)
+
+
+def _check_out(out: Path, resume: Path | None, overwrite: bool) -> bool:
+    """Refuse to write a run where it would destroy another; True when the run continues in its own folder."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the run")
+    continues = resume is not None and (resume if resume.is_dir() else resume.parent).resolve() == out.resolve()
+    holds_run = any((out / name).exists() for name in (CHECKPOINT_NAME, METRICS_NAME))
+    if holds_run and not continues and not overwrite:
+        raise ValueError(f"--out {out} already holds a run; continue it with --resume {out}, "
+                         "or pass --overwrite to replace it")
+    return continues
+
+
 def train_main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     args = train_parser().parse_args(argv)
     try:
-        config = _config_from_args(args).resolved()
-        recorder = RunRecorder(args.out, append=bool(args.resume))
-        bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True)
-        status = 0
-        for event in train(config, resume=args.resume):
+        out, resume = Path(args.out), Path(args.resume) if args.resume else None
+        continues = _check_out(out, resume, args.overwrite)
+        config = (_resumed_config(args, _given_flags(argv)) if resume else _config_from_args(args)).resolved()
+        resume_step = int(load_checkpoint(resume)["step"]) if resume else None
+        recorder, bar, status = None, None, 0
+        for event in train(config, resume=resume):
+            if recorder is None:  # the first event: data and config are valid, so the folder may be written now
+                if args.overwrite and not continues:
+                    for name in (CHECKPOINT_NAME, SAMPLES_NAME):
+                        (out / name).unlink(missing_ok=True)
+                recorder = RunRecorder(out, append=continues, resume_step=resume_step)
+                bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True)
             recorder(event)
             if event.kind == "start":
                 bar.n = event.step
@@ -106,10 +169,13 @@ def train_main(argv: list[str] | None = None) -> int:
                     print(f"last good checkpoint: {event.checkpoint}", file=sys.stderr)
                 status = 1 if event.kind == "error" else 0
         if status == 0:
-            print(f"run folder: {Path(args.out).resolve()}")
+            print(f"run folder: {out.resolve()}")
         return status
     except (ValueError, DataUnavailableError, CheckpointError) as error:
         print(f"minsnr-train: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a folder without write permission
+        print(f"minsnr-train: error: cannot write the run to {args.out}: {error.strerror or error}", file=sys.stderr)
         return 2
 
 
@@ -141,6 +207,10 @@ def sample_main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--n must be ≥ 1, got {args.n}")
         if args.batch < 1:
             raise ValueError(f"--batch must be ≥ 1, got {args.batch}")
+        # numpy adds .npy to a name without it: say the file's real name, and refuse a folder before sampling.
+        out = Path(args.out if args.out.endswith(".npy") else args.out + ".npy")
+        if Path(args.out).is_dir() or out.is_dir():
+            raise ValueError(f"--out {args.out} is a folder; give a file name such as {Path(args.out) / 'samples.npy'}")
         model, diffusion, config, shape = load_run_model(args.run, args.device)
         device = resolve_device(args.device)
         generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -161,12 +231,15 @@ def sample_main(argv: list[str] | None = None) -> int:
                             guidance=guidance, **kwargs)
         samples = samples.cpu()
         array = to_uint8(samples) if samples.dim() == 4 else samples.numpy().astype(np.float32)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        np.save(args.out, array)
-        print(f"wrote {args.out}: {array.shape} {array.dtype}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, array)
+        print(f"wrote {out}: {array.shape} {array.dtype}")
         return 0
     except (ValueError, CheckpointError) as error:
         print(f"minsnr-sample: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"minsnr-sample: error: cannot write {args.out}: {error.strerror or error}", file=sys.stderr)
         return 2
 
 
@@ -220,7 +293,7 @@ def experiment_parser() -> argparse.ArgumentParser:
 def experiment_main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from .experiment import ExperimentSpec, quick_spec, run_experiment
+    from .experiment import ExperimentSpec, check_metric, quick_spec, run_experiment
     from .metrics import CLASSIFIERS, real_data_floor
     from .report import write_report
 
@@ -237,7 +310,9 @@ def experiment_main(argv: list[str] | None = None) -> int:
                               model=args.model, device=args.device)
     spec.device = args.device
     try:
-        bar = tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True)
+        check_metric(spec.dataset, args.metric)  # the whole grid and the report's metric, before any training
+        runs = spec.validate()
+        bar = tqdm(total=len(runs), unit="run", dynamic_ncols=True)
 
         def progress(index: int, total: int, run: dict, done: bool) -> None:
             bar.n = index

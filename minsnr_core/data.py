@@ -82,9 +82,18 @@ def _to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
 
 def _with_download(fn: Callable[[bool], object], name: str, root: Path, download: bool) -> object:
     """Try the files on disk first; download only when allowed, with a timeout so no network never hangs."""
+    def damaged(error: Exception) -> DataUnavailableError:
+        return DataUnavailableError(f"the {name} files under data_root={root} are damaged ({type(error).__name__}: "
+                                    f"{str(error).splitlines()[0] if str(error) else 'unreadable'}); delete them and "
+                                    "download again, or pass a data_root that holds a good copy")
+
     try:
         return fn(False)
-    except RuntimeError:
+    except (ValueError, IndexError, OSError) as error:  # the files are there but truncated or not what they claim
+        raise damaged(error) from None
+    except RuntimeError as error:
+        if "not found" not in str(error).lower():
+            raise damaged(error) from None
         if not download:
             raise DataUnavailableError(
                 f"{name} not found under data_root={root}; pass a data_root that holds it, or allow download "
@@ -127,7 +136,13 @@ def load_image_folder(root: str | Path, image_size: int = 32, limit: int | None 
     except (FileNotFoundError, RuntimeError) as error:
         raise DataUnavailableError(f"{root} holds no images in class sub-folders: {error}") from None
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    return _to_unit_range(torch.stack([dataset[i][0] for i in range(count)]))
+    images = []
+    for i in range(count):
+        try:
+            images.append(dataset[i][0])
+        except OSError as error:  # PIL cannot read it: a damaged or mislabelled file
+            raise DataUnavailableError(f"cannot read image {dataset.samples[i][0]}: {error}") from None
+    return _to_unit_range(torch.stack(images))
 
 
 def load_cifar10(root: str | Path, train: bool = True, download: bool = True) -> torch.Tensor:

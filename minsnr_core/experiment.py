@@ -28,6 +28,17 @@ from .weighting import STRATEGIES, check_target
 # The unweighted loss of each target space: the baseline the paper measures speed-ups against.
 BASELINE = {"eps": "snr", "x0": "constant", "v": "snr_plus_one"}
 HIGHER_IS_BETTER = {"confident": True, "label_entropy": True, "fd": False, "swd": False}
+
+
+def check_metric(dataset: str, metric: str | None) -> None:
+    """The metric a report may rank by: one the dataset's evaluation produces (None: the default)."""
+    from .data import TOY_DATASETS
+    from .metrics import CLASSIFIERS
+
+    allowed = ["fd", "confident", "label_entropy"] if dataset in CLASSIFIERS else ["swd"] if dataset in TOY_DATASETS else []
+    if metric is not None and metric not in allowed:
+        raise ValueError(f"metric must be one of {', '.join(allowed) or 'none (no quality metric for this dataset)'} "
+                         f"for dataset {dataset!r}; got {metric!r}")
 # The budget of the MNIST report in docs/results.md; the app's Compare preset and notebook 03 use the same.
 REPORT_STEPS, REPORT_EVAL_EVERY, REPORT_EVAL_SAMPLES = 300, 100, 200
 # docs/results.md was measured with unconditional models scored on deterministic DDIM samples; the runner, the
@@ -92,6 +103,20 @@ class ExperimentSpec:
                          "target": target, "seed": seed, "lr": lr})
         return runs
 
+    def validate(self) -> list[dict[str, Any]]:
+        """Every run of the grid, each config checked, before anything trains: a bad value fails in a second, not
+        after the grid has run for hours."""
+        for name, low in (("steps", 1), ("eval_every", 1), ("eval_samples", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        if self.eval_every > self.steps:
+            raise ValueError(f"eval_every ({self.eval_every}) must be at most steps ({self.steps})")
+        runs = self.runs()
+        for run in runs:
+            self.config(run).resolved()
+        return runs
+
     def config(self, run: dict[str, Any]) -> TrainConfig:
         params = {"gamma": run["gamma"]} if run["gamma"] is not None else {}
         return TrainConfig(dataset=self.dataset, data_root=self.data_root, weighting=run["weighting"],
@@ -153,11 +178,11 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
     leaves most of the device idle; on a CPU the cores are shared out between the workers."""
     if not (isinstance(workers, int) and workers >= 1):
         raise ValueError(f"workers must be an integer ≥ 1, got {workers!r}")
+    runs = spec.validate()
     out = Path(out_dir)
     _check_same_settings(spec, out / "spec.json")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
-    runs = spec.runs()
     paths = {run["key"]: out / "runs" / f"{run['key']}.json" for run in runs}
     pending = []
     for index, run in enumerate(runs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +24,40 @@ def event_record(event: TrainEvent) -> dict[str, Any]:
     return record
 
 
+def _finite(value: Any) -> Any:
+    """NaN and ±inf become None (JSON null): metrics.jsonl stays valid JSON when a loss diverges."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
 class RunRecorder:
-    def __init__(self, out_dir: str | Path, append: bool = False) -> None:
+    """Writes a run's metrics.jsonl and samples.png. ``append``: continue a resumed run's file; records past
+    ``resume_step`` (logged after the checkpoint by a process that was then killed) are dropped, so the file holds
+    each step once."""
+
+    def __init__(self, out_dir: str | Path, append: bool = False, resume_step: int | None = None) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.out_dir / METRICS_NAME
         self.samples_path = self.out_dir / SAMPLES_NAME
         if not append:
             self.metrics_path.write_text("")
+        elif resume_step is not None and self.metrics_path.exists():
+            kept = [line for line in self.metrics_path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            temporary = self.metrics_path.with_suffix(".jsonl.tmp")
+            temporary.write_text("".join(line + "\n" for line in kept))
+            temporary.replace(self.metrics_path)
 
     def __call__(self, event: TrainEvent) -> None:
         if event.kind in ("log", "metric", "done", "stopped", "error"):
             with self.metrics_path.open("a") as file:
-                file.write(json.dumps(event_record(event)) + "\n")
+                file.write(json.dumps(_finite(event_record(event)), allow_nan=False) + "\n")
         if event.kind == "preview" and event.samples is not None:
             save_png(samples_picture(event.samples), self.samples_path)
 

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, remove_orphans, save_checkpoint
 from .data import LABELLED_DATASETS, TOY_DATASETS, dataset_names, load_dataset, load_labels
 from .diffusion import Diffusion
 from .models import MODEL_PRESETS, build_model, count_parameters
@@ -188,6 +188,8 @@ def resolve_device(name: str) -> torch.device:
         raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {name!r}")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available here; use device 'auto' or 'cpu'")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' requested but Apple's MPS is not available here; use device 'auto' or 'cpu'")
     return torch.device(name)
 
 
@@ -256,8 +258,8 @@ def load_run_model(
 ) -> tuple[torch.nn.Module, Diffusion, TrainConfig, tuple[int, ...]]:
     """The EMA model, its diffusion process, config and the shape of one sample, from a run folder or checkpoint."""
     state = load_checkpoint(path)
+    config = dataclasses.replace(saved_config(state), device=device).resolved()  # sampled where it is loaded
     try:
-        config = TrainConfig.from_dict(state["config"]).resolved()
         shape = tuple(state["shape"])
         num_classes = int(state.get("num_classes", 0))  # checkpoints from before class conditioning have none
         model = build_model(config.model, state["channels"], num_classes)
@@ -320,6 +322,8 @@ def train(
     step_fn = torch.compile(model) if config.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     out_dir = Path(config.out_dir) if config.out_dir else None
+    if out_dir is not None:
+        remove_orphans(out_dir)  # half-written checkpoints of a killed run
     parameters = count_parameters(model)
     deadline = started + config.minutes * 60 if config.minutes else None
 
@@ -422,8 +426,16 @@ def _eta(config: TrainConfig, step: int, images_per_sec: float, deadline: float 
     return min(remaining) if remaining else None
 
 
+def saved_config(state: dict[str, Any]) -> TrainConfig:
+    """The config stored in a checkpoint; a missing or malformed one is a :class:`CheckpointError`."""
+    try:
+        return TrainConfig.from_dict(state["config"])
+    except (KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"the checkpoint's config is missing or malformed ({type(error).__name__}: {error})") from None
+
+
 def _restore(run: _Run, state: dict[str, Any], device: torch.device, num_classes: int) -> None:
-    saved = TrainConfig.from_dict(state.get("config", {}))
+    saved = saved_config(state)
     for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr", "class_conditional"):
         if getattr(saved, name) != getattr(run.config, name):
             hint = " (set class_conditional, or --unconditional, to match)" if name == "class_conditional" else ""

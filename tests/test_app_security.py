@@ -18,7 +18,8 @@ OWNER = "security-owner-token-00000001"
 def test_run_files_reach_their_owner_only_and_are_deleted_at_shutdown(tmp_path, data_root):
     runs = tmp_path / "runs"
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    cache = tmp_path / "gradio-cache"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(cache)}
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "app.main", "--port", str(port), "--data-root", str(data_root),
                                "--runs-dir", str(runs)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -39,6 +40,7 @@ def test_run_files_reach_their_owner_only_and_are_deleted_at_shutdown(tmp_path, 
                 raise AssertionError(f"{path.name} was served to a client that only guessed its path")
             except urllib.error.HTTPError as error:
                 assert error.code in (403, 404)
+        assert list(cache.rglob("checkpoint.pt")), "Gradio served the owner a copy from its cache"
         status = job.outputs()[-1][0]
         assert str(runs) not in status and str(tmp_path) not in status
     finally:
@@ -46,3 +48,4 @@ def test_run_files_reach_their_owner_only_and_are_deleted_at_shutdown(tmp_path, 
         server.wait(timeout=30)
         log.close()
     assert list(runs.glob("job*")) == [], "the server deletes the runs it wrote when it stops"
+    assert list(cache.rglob("checkpoint.pt")) == [], "and Gradio's copies of them"

@@ -71,7 +71,7 @@ def test_train_a_toy_run_live_and_stop_it(browser, app_url):
     assert losses, "the loss curve has points"
     page.screenshot(path=str(ARTIFACTS / "train-toy-live.png"), full_page=True)
     page.click("#train-stop")
-    page.wait_for_function(f"() => ({STATUS.format(id='train-status')})().includes('stopped')", timeout=10_000)
+    page.wait_for_function(f"() => ({STATUS.format(id='train-status')})().includes('stopped')", timeout=30_000)
     page.wait_for_selector("#train-files a", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "train-toy-stopped.png"), full_page=True)
     # The Denoise tab samples from this session's model and scrubs through the trajectory.
@@ -144,5 +144,5 @@ def test_a_reloaded_page_gets_its_running_run_back(browser, app_url):
     again.wait_for_function(f"() => ({status})().includes('running') && "
                             f"parseInt(({status})().split('step ')[1]) > {before}", timeout=60_000)
     again.click("#train-stop")
-    again.wait_for_function(f"() => ({status})().includes('stopped')", timeout=10_000)
+    again.wait_for_function(f"() => ({status})().includes('stopped')", timeout=30_000)
     context.close()

@@ -1,0 +1,146 @@
+"""A class on one server: explorer load, a training queue, and memory before and after (run by hand, loopback only).
+
+    python benchmarks/soak.py [--clients 30] [--seconds 60] [--jobs 5]
+
+Starts the real app (``python -m app.main``) on a free local port, then
+1. ``--clients`` explorer clients call ``/explorer`` in a loop for ``--seconds`` (random γ, T and strategies):
+   latency p50/p95, requests/s, errors;
+2. ``--jobs`` training jobs (2D moons, 300 steps, one owner token each) are submitted 50 ms apart to a server that
+   runs one at a time: the order in which they start must be the order they were sent (FIFO);
+3. the server's resident memory (RSS, from /proc) at start, after the load, and once every session has ended
+   (the grace period is set to 5 s for the benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from gradio_client import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+STRATEGIES = ["snr", "constant", "min_snr", "soft_min_snr", "p2", "edm", "debiased", "sigmoid"]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "app.main", "--port", str(port), "--grace-seconds", "5"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("the app did not start")
+
+
+def explorer_load(url: str, clients: int, seconds: float) -> tuple[list[float], int]:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.time() + seconds
+
+    def client_loop(seed: int) -> None:
+        rng = random.Random(seed)
+        client = Client(url, verbose=False)
+        while time.time() < stop_at:
+            args = ("cosine", rng.choice([100, 500, 1000]), rng.sample(STRATEGIES, 3), "eps", "t",
+                    round(rng.uniform(0.5, 20), 2), False)
+            started = time.perf_counter()
+            try:
+                client.predict(*args, api_name="/explorer")
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+            except Exception:  # noqa: BLE001 - counted, the load goes on
+                with lock:
+                    errors[0] += 1
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors[0]
+
+
+def training_queue(url: str, jobs: int) -> tuple[list[int], list[int]]:
+    """(submission order, start order) of ``jobs`` toy runs from distinct owners."""
+    from minsnr_core.weighting import strategy_parameters
+
+    params = [p.default for p in strategy_parameters().values()]
+    started: dict[int, float] = {}
+    submitted = []
+    for index in range(jobs):
+        owner = f"soak-owner-{index:020d}"
+        args = [owner, "min_snr", "moons", str(ROOT / ".." / "shared" / "data"), "cosine", 1000, "auto", *params,
+                "auto", 0, 0.002, 300, 0, 0, 100, False, True, 2.0, 1.0]
+        client = Client(url, verbose=False)
+        submitted.append((index, client.submit(*args, api_name="/train")))
+        time.sleep(0.05)
+    deadline = time.time() + 600
+    while len(started) < jobs and time.time() < deadline:
+        for index, job in submitted:
+            outputs = job.outputs()
+            if index not in started and outputs and ("running" in outputs[-1][0] or "done" in outputs[-1][0]):
+                started[index] = time.perf_counter()
+        time.sleep(0.02)
+    for _, job in submitted:
+        while not job.done():
+            time.sleep(0.1)
+    return [i for i, _ in submitted], sorted(started, key=started.get)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--jobs", type=int, default=5)
+    args = parser.parse_args()
+    port = free_port()
+    server = start_server(port)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        Client(url, verbose=False).predict(api_name="/explorer")  # warm up
+        baseline = rss_mb(server.pid)
+        print(f"server RSS at start: {baseline:.0f} MB")
+        latencies, errors = explorer_load(url, args.clients, args.seconds)
+        q = statistics.quantiles(latencies, n=20)
+        print(f"explorer: {args.clients} clients for {args.seconds:g} s: {len(latencies)} requests "
+              f"({len(latencies) / args.seconds:.1f}/s), {errors} errors, p50 {statistics.median(latencies) * 1000:.0f} ms, "
+              f"p95 {q[18] * 1000:.0f} ms")
+        print(f"server RSS after the explorer load: {rss_mb(server.pid):.0f} MB")
+        sent, began = training_queue(url, args.jobs)
+        print(f"training queue: sent {sent}, started {began}: {'FIFO' if sent == began else 'NOT FIFO'}")
+        print(f"server RSS after the training jobs: {rss_mb(server.pid):.0f} MB")
+        time.sleep(15)  # the grace period (5 s) and the reaper: every run is forgotten
+        after = rss_mb(server.pid)
+        print(f"server RSS once the sessions ended: {after:.0f} MB ({after - baseline:+.0f} MB against the start)")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
