@@ -279,6 +279,7 @@ class JobManager:
             self._waiting.remove(job)
             if job.stop.is_set():
                 job.status, job.message = "stopped", "stopped while waiting in the queue"
+                job.ended = time.monotonic()
                 self._cond.notify_all()
                 return
             self._running += 1

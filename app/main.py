@@ -16,9 +16,10 @@ from minsnr_core.schedules import SCHEDULES
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
 from . import urlstate as us
+from .denoise_ui import build_denoise_tab
 from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, build_explorer
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner
-from .training_ui import LATEX, build_compare_tab, build_denoise_tab, build_train_tab, follow
+from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from gradio_client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = str((ROOT / ".." / "shared" / "data").resolve())  # only offered to the toys' runs; never read
 STRATEGIES = ["snr", "constant", "min_snr", "soft_min_snr", "p2", "edm", "debiased", "sigmoid"]
 
 
@@ -43,7 +44,8 @@ def free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "app.main", "--port", str(port), "--grace-seconds", "5"], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "app.main", "--port", str(port), "--grace-seconds", "5",
+                               "--data-root", DATA_ROOT], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -94,12 +96,12 @@ def training_queue(url: str, jobs: int) -> tuple[list[int], list[int]]:
     submitted = []
     for index in range(jobs):
         owner = f"soak-owner-{index:020d}"
-        args = [owner, "min_snr", "moons", str(ROOT / ".." / "shared" / "data"), "cosine", 1000, "auto", *params,
+        args = [owner, "min_snr", "moons", DATA_ROOT, "cosine", 1000, "auto", *params,
                 "auto", 0, 0.002, 300, 0, 0, 100, False, True, 2.0, 1.0]
         client = Client(url, verbose=False)
         submitted.append((index, client.submit(*args, api_name="/train")))
         time.sleep(0.05)
-    deadline = time.time() + 600
+    deadline = time.time() + 300
     while len(started) < jobs and time.time() < deadline:
         for index, job in submitted:
             outputs = job.outputs()
@@ -107,8 +109,10 @@ def training_queue(url: str, jobs: int) -> tuple[list[int], list[int]]:
                 started[index] = time.perf_counter()
         time.sleep(0.02)
     for _, job in submitted:
-        while not job.done():
+        while not job.done() and time.time() < deadline:
             time.sleep(0.1)
+        if job.exception() is not None:
+            raise SystemExit(f"a training job failed: {job.exception()}")
     return [i for i, _ in submitted], sorted(started, key=started.get)
 
 

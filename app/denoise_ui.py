@@ -1,0 +1,148 @@
+"""The Denoise tab: sample from the owner's latest run and scrub through the trajectory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from minsnr_core.sampling import SAMPLERS, Trajectory, balanced_labels, sample
+from minsnr_core.training import TrainConfig, check_sampling_guidance, load_run_model, sample_clip
+from minsnr_core.weighting import STRATEGIES
+
+from .figures import samples_image, scatter_figure
+from .jobs import JobManager, check_owner
+
+DENOISE_INTRO = """
+### Watch one sample being denoised
+Sample from your latest model and scrub through the trajectory: the noisy x_t, the model's guess of the clean image
+x̂0 and of the noise ε̂ at that step. The right-hand plot marks the step's SNR and its loss weight on the curve the
+model was trained with: early steps (low SNR) are guessed from almost nothing, late steps only clean up details.
+"""
+
+
+@dataclass
+class DenoiseResult:
+    """A sampling trajectory plus what the weight-curve panel needs."""
+
+    trajectory: Trajectory
+    snr: list[float]
+    weights: np.ndarray
+    snr_curve: np.ndarray
+    step_weights: list[float]
+    weighting: str
+    target: str
+
+
+def _picture(tensor: torch.Tensor) -> Any:
+    if tensor.dim() == 4:
+        return samples_image(tensor.clamp(-1, 1) if tensor.abs().max() <= 1 else tensor / tensor.abs().max(), 4)
+    return None
+
+
+SAMPLE_STEPS_RANGE = (2, 200)
+GUIDANCE_RANGE = (0.0, 6.0)
+
+
+def check_sampling_request(sampler: object, steps: object, seed: object, guidance: object) -> None:
+    """What the Denoise controls allow, and nothing more (the endpoint is reachable without the page)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    low, high = SAMPLE_STEPS_RANGE
+    if isinstance(steps, bool) or not isinstance(steps, int | float) or steps != int(steps) or not low <= steps <= high:
+        raise ValueError(f"sampling steps must be a whole number from {low} to {high}; got {steps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | float) or seed != int(seed) or not 0 <= seed < 2**31:
+        raise ValueError(f"seed must be a whole number from 0 to {2**31 - 1}; got {seed!r}")
+    low, high = GUIDANCE_RANGE
+    if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not low <= guidance <= high:
+        raise ValueError(f"guidance must be a number from {low:g} to {high:g}; got {guidance!r}")
+
+
+def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
+    gr.Markdown(DENOISE_INTRO)
+    with gr.Row():
+        sampler = gr.Radio(list(SAMPLERS), value="ddim", label="Sampler")
+        steps = gr.Slider(*SAMPLE_STEPS_RANGE, value=25, step=1, label="Sampling steps")
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+        guidance = gr.Slider(*GUIDANCE_RANGE, value=TrainConfig.guidance, step=0.5, elem_id="denoise-guidance",
+                             label="Guidance (class-conditional models; 1: none)")
+        go_button = gr.Button("Sample from my latest model", variant="primary", elem_id="denoise-start")
+    message = gr.Markdown(elem_id="denoise-message")
+    scrub = gr.Slider(0, 24, value=0, step=1, label="Step of the trajectory", elem_id="denoise-scrub")
+    with gr.Row():
+        x_t = gr.Image(label="x_t (noisy)", format="png", interactive=False)
+        x0 = gr.Image(label="predicted x̂0", format="png", interactive=False, elem_id="denoise-x0")
+        eps = gr.Image(label="predicted ε̂", format="png", interactive=False)
+    with gr.Row():
+        points = gr.Plot(label="x_t and x̂0 (2D toys)")
+        curve = gr.Plot(label="Where this step sits on the weight curve", elem_id="denoise-curve")
+    state = gr.State(None)
+
+    def weight_marker(result: DenoiseResult, index: int) -> go.Figure:
+        figure = go.Figure(go.Scatter(x=np.log(result.snr_curve), y=result.weights, mode="lines",
+                                      name=f"{result.weighting} weight on the {result.target} loss"))
+        lam = float(np.log(max(result.snr[index], 1e-30)))
+        figure.add_trace(go.Scatter(x=[lam], y=[result.step_weights[index]],
+                                    mode="markers", marker={"size": 14, "color": "#e4572e"},
+                                    name=f"t = {result.trajectory.timesteps[index]}, SNR = {result.snr[index]:.3g}"))
+        figure.update_layout(height=340, xaxis_title="log-SNR λ", yaxis_title="weight", yaxis_type="log",
+                             margin={"l": 60, "r": 20, "t": 30, "b": 40}, legend={"orientation": "h", "y": -0.3})
+        return figure
+
+    def show(result: DenoiseResult | None, index: float):
+        if result is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        path = result.trajectory
+        i = int(min(max(index, 0), len(path.timesteps) - 1))
+        if path.x_t[i].dim() == 4:
+            return (_picture(path.x_t[i]), _picture(path.x0_pred[i]), _picture(path.eps_pred[i] / 3),
+                    gr.skip(), weight_marker(result, i))
+        fig = scatter_figure(path.x0_pred[i], f"x_t and x̂0 at t = {path.timesteps[i]}", reference=path.x_t[i],
+                             names=("x_t", "predicted x̂0"))
+        return None, None, None, fig, weight_marker(result, i)
+
+    def on_sample(owner_token, sampler_name, steps_value, seed_value, guidance_value):
+        try:
+            check_owner(owner_token)
+            check_sampling_request(sampler_name, steps_value, seed_value, guidance_value)
+        except ValueError as error:
+            return f"⚠️ {error}", None, gr.skip()
+        job = manager.job(owner_token)
+        checkpoint = None
+        if job is not None:
+            found = [h.checkpoint for h in job.histories if h.checkpoint]
+            checkpoint = found[-1] if found else None
+        if checkpoint is None:
+            return "⚠️ Train a model first (Train tab), then sample from it here.", None, gr.skip()
+        model, diffusion, config, shape = load_run_model(checkpoint, "cpu")
+        try:
+            check_sampling_guidance(config, float(guidance_value))
+        except ValueError as error:
+            return f"⚠️ {error}", None, gr.skip()
+        count = 16 if len(shape) == 3 else 1000
+        generator = torch.Generator().manual_seed(int(seed_value or 0))
+        kwargs = {"eta": config.sample_eta} if sampler_name == "ddim" else {}
+        labels = balanced_labels(count, model.num_classes)  # classes in order (None: unconditional model)
+        _, trajectory = sample(model, diffusion, (count, *shape), sampler_name, int(steps_value),
+                               generator=generator, clip=sample_clip(shape), return_trajectory=True,
+                               labels=labels, guidance=float(guidance_value), **kwargs)
+        snr = diffusion.schedule.snr
+        positive = snr > 0
+        weights = diffusion.weights.cpu().double()  # the run's own per-step weights, as it trained with them
+        result = DenoiseResult(
+            trajectory, [float(snr[t]) for t in trajectory.timesteps], weights[positive].numpy(),
+            snr[positive].numpy(), STRATEGIES.get(config.weighting).display_name, config.target,
+            [float(weights[t]) for t in trajectory.timesteps])
+        text = f"{len(trajectory.timesteps)} steps of {sampler_name.upper()} from the model trained on {config.dataset}"
+        text += (f", classes in order, guidance {float(guidance_value):g}." if labels is not None else ".")
+        return text, result, gr.update(maximum=len(trajectory.timesteps) - 1, value=0)
+
+    go_button.click(on_sample, [owner, sampler, steps, seed, guidance], [message, state, scrub],
+                    api_visibility="undocumented").then(
+        show, [state, scrub], [x_t, x0, eps, points, curve], api_visibility="undocumented")
+    scrub.change(show, [state, scrub], [x_t, x0, eps, points, curve], trigger_mode="always_last",
+                 api_visibility="undocumented")
