@@ -227,7 +227,7 @@ def explorer_api(
         result = build_explorer(schedule, num_timesteps, strategies or list(DEFAULT_STRATEGIES), {"gamma": gamma},
                                 target, x_axis, zero_terminal_snr=bool(zero_terminal_snr))
     except (ValueError, TypeError) as error:
-        raise gr.Error(str(error)) from None
+        raise gr.Error(str(error), print_exception=False) from None
     return {
         "traces": [{"name": tr.name, "x": list(map(float, tr.x)), "y": list(map(float, tr.y))} for tr in result.figure.data],
         "notices": result.notices,

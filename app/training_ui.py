@@ -328,7 +328,7 @@ def _stop_for(manager: JobManager):
         try:
             manager.stop(check_owner(owner_token))
         except ValueError as error:
-            raise gr.Error(str(error)) from None
+            raise gr.Error(str(error), print_exception=False) from None
 
     return on_stop
 
