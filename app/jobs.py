@@ -44,9 +44,8 @@ class ClassLimits:
     max_timesteps: int = 2000
 
     def check(self, config: TrainConfig) -> None:
-        """Refuse a run that would hold the shared queue too long or outgrow the server, naming the setting."""
-        if config.steps is None and config.minutes is None:
-            raise ValueError("set a budget: steps or minutes")
+        """Refuse a run that would hold the shared queue too long or outgrow the server, naming the setting (for a
+        resolved config, which always has a budget)."""
         if config.steps is not None and config.steps > self.max_steps:
             raise ValueError(f"steps must be at most {self.max_steps} on this server (got {config.steps})")
         if config.minutes is not None and config.minutes > self.max_minutes:

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .stats import steps_to_reach
 from .training import TrainConfig, train
 from .weighting import STRATEGIES, check_target
 
@@ -78,9 +79,6 @@ class ExperimentSpec:
             STRATEGIES.get(name)
         for target in [*self.targets, self.ablation_target, self.lr_check_target]:
             check_target(target)
-        for lr in self.lr_check:
-            if not (isinstance(lr, int | float) and 0 < lr < 1):
-                raise ValueError(f"lr_check values must be in (0, 1), got {lr!r}")
         paired_seeds = self.seeds if self.paired_seeds is None else self.paired_seeds
         grid = [("comparison", w, self.gamma, t, s, self.lr) for s in paired_seeds for t in self.targets
                 for w in (BASELINE[t], "min_snr") if w == BASELINE[t] or w in self.weightings]
@@ -271,24 +269,14 @@ def mean_curves(rows: list[dict[str, Any]], metric: str, group: str = "compariso
 def steps_to_threshold(curves: dict[tuple, dict[str, list[float]]], metric: str) -> list[dict[str, Any]]:
     """Per target and weighting: the first step (linear interpolation) at which the mean curve reaches the
     baseline's final mean quality, and the speed-up = baseline steps / those steps."""
-    higher = HIGHER_IS_BETTER.get(metric, True)
-    better = (lambda a, b: a >= b) if higher else (lambda a, b: a <= b)
     table = []
     for (target, weighting), curve in curves.items():
         baseline = curves.get((target, BASELINE[target]))
         if baseline is None:
             continue
         threshold, baseline_steps = baseline["mean"][-1], baseline["step"][-1]
-        reached = None
-        previous_step, previous_value = 0, None
-        for step, value in zip(curve["step"], curve["mean"], strict=True):
-            if better(value, threshold):
-                if previous_value is None or value == previous_value:
-                    reached = float(step)
-                else:
-                    reached = previous_step + (step - previous_step) * (threshold - previous_value) / (value - previous_value)
-                break
-            previous_step, previous_value = step, value
+        reached = steps_to_reach(dict(zip(curve["step"], curve["mean"], strict=True)), threshold,
+                                 HIGHER_IS_BETTER.get(metric, True))
         table.append({"target": target, "weighting": weighting, "baseline": BASELINE[target], "threshold": threshold,
                       "steps_to_threshold": reached,
                       "speedup": baseline_steps / reached if reached else None})
