@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from minsnr_core.checkpoint import CHECKPOINT_NAME
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder
 from minsnr_core.training import TrainConfig, train
@@ -32,6 +34,21 @@ def check_owner(owner: object) -> str:
     if not isinstance(owner, str) or not OWNER_PATTERN.fullmatch(owner):
         raise ValueError("owner must be the page's token: 16 to 64 letters, digits, '-' or '_'")
     return owner
+
+
+def warm_up() -> None:
+    """Two training steps of a toy and of the MNIST UNet on made-up data, each with a preview and a metric, before
+    the server opens: the first run of a class then starts as fast as the rest, and the one-time memory of loading
+    kernels and thread pools (509 → 728 MB measured in one process on a 2-core CPU) is part of the server's start,
+    not of a student's run (docs/performance.md, soak benchmark)."""
+    toy = TrainConfig(dataset="moons", steps=2, toy_size=64, batch_size=16, preview_every=2, metric_every=2,
+                      metric_samples=16, preview_sample_steps=2, checkpoint_every=0, log_every=1)
+    digits = TrainConfig(dataset="mnist", steps=2, batch_size=4, preview_every=2, preview_count=2,
+                         preview_sample_steps=2, checkpoint_every=0, log_every=1, class_conditional=False)
+    for _ in train(toy):
+        pass
+    for _ in train(digits, data=torch.zeros(8, 1, 32, 32)):
+        pass
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import itertools
 import secrets
 import signal
 from pathlib import Path
@@ -18,7 +19,7 @@ from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_pa
 from . import urlstate as us
 from .denoise_ui import build_denoise_tab
 from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, build_explorer
-from .jobs import GRACE_S, ClassLimits, JobManager, check_owner
+from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
@@ -172,7 +173,26 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
             reattach, owner, [*train_outputs, *compare_outputs], api_visibility="undocumented")
         demo.unload(_detach_from(manager))
         gr.api(explorer_api, api_name="explorer")
+    for block in demo.blocks.values():
+        _name_refusals(block)
     return demo
+
+
+def _name_refusals(component: Any) -> None:
+    """Gradio refuses a value outside a control's range or choices before our code runs; its message then names
+    the control (e.g. "Timesteps T: Value 1e7 is greater than maximum value 2000.") and logs no traceback."""
+    preprocess = getattr(component, "preprocess", None)
+    if preprocess is None:
+        return
+    label = getattr(component, "label", None) or getattr(component, "elem_id", None) or type(component).__name__
+
+    def named(payload: Any) -> Any:
+        try:
+            return preprocess(payload)
+        except gr.Error as error:
+            raise gr.Error(f"{label}: {error.message}", print_exception=False) from None
+
+    component.preprocess = named
 
 
 def _owner_for(manager: JobManager):
@@ -259,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
     if not 0 <= args.grace_seconds < float("inf"):
         parser.error("--grace-seconds must be a number ≥ 0")
     limits = ClassLimits(max_steps=args.max_steps, max_minutes=args.max_minutes)
+    warm_up()
+    for view, x_axis in itertools.product(VIEWS, X_AXES):  # Plotly loads its validators on first use
+        build_explorer(strategies=STRATEGIES.names(), view=view, x_axis=x_axis).figure.to_json()
     manager = JobManager(args.max_jobs, args.runs_dir, limits, args.grace_seconds)
     demo = build_app(args.data_root, args.image_root, manager)
 

@@ -11,6 +11,8 @@ from gradio_client.exceptions import AppError
 
 from minsnr_core.weighting import strategy_parameters
 
+from .conftest import ARTIFACTS
+
 PARAMS = [p.default for p in strategy_parameters().values()]
 ALICE, BOB = "alice-owner-token-000000001", "bob-owner-token-00000000002"
 
@@ -87,16 +89,18 @@ def test_two_owners_queue_in_order_and_stay_isolated_even_with_a_forged_session(
 
 @pytest.mark.parametrize(("override", "message"), [
     ({"lr": 5.0}, "lr must be in (0, 1)"),
-    ({"steps": 10**12}, "maximum value 20000"),
-    ({"minutes": 10**6, "steps": 100}, "maximum value 30"),
-    ({"batch": 10**9}, "maximum value 1024"),
-    ({"T": 10**7}, "maximum value 2000"),
-    ({"data_root": "/etc"}, "is not in the list of choices"),
+    ({"steps": 10**12}, "Steps (at most 20,000): Value 1000000000000 is greater than maximum value 20000"),
+    ({"minutes": 10**6, "steps": 100}, "minutes (0: none; at most 30): Value 1000000"),
+    ({"batch": 10**9}, "Batch size (0: automatic): Value 1000000000 is greater than maximum value 1024"),
+    ({"T": 10**7}, "Timesteps T: Value 10000000 is greater than maximum value 2000"),
+    ({"data_root": "/etc"}, "Data root (set with --data-root): Value: /etc is not in the list of choices"),
     ({"owner": "x"}, "owner must be the page's token"),
 ])
 def test_bad_training_input_is_refused_with_a_message(app_url, data_root, override, message):
     """Each value is checked against what its control allows (by Gradio for ranges, by the app for the rest), and
-    the client is told which setting was refused; nothing trains."""
+    the client is told which setting was refused; nothing trains, and the server logs no traceback."""
+    log = ARTIFACTS / "app-server.log"
+    logged_before = log.stat().st_size
     client = Client(app_url, verbose=False)
     job = client.submit(*train_args(data_root, **{"owner": "validation-owner-0000000001", **override}), api_name="/train")
     deadline = time.time() + 30
@@ -110,3 +114,5 @@ def test_bad_training_input_is_refused_with_a_message(app_url, data_root, overri
         told = str(error)
     assert message in told
     assert "Traceback" not in told
+    time.sleep(0.5)
+    assert "Traceback" not in log.read_text()[logged_before:]
