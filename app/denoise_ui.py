@@ -10,8 +10,9 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from minsnr_core.sampling import SAMPLERS, Trajectory, balanced_labels, sample
-from minsnr_core.training import TrainConfig, check_sampling_guidance, load_run_model, sample_clip
+from minsnr_core.config import TrainConfig
+from minsnr_core.runs import load_run
+from minsnr_core.sampling import SAMPLERS, Trajectory
 from minsnr_core.weighting import STRATEGIES
 
 from .figures import samples_image, scatter_figure
@@ -36,12 +37,30 @@ class DenoiseResult:
     step_weights: list[float]
     weighting: str
     target: str
+    kind: str  # "image" or "points": how the trajectory is shown
+    dataset: str
+    conditional: bool
+
+
+def denoise(checkpoint: str, sampler: str, steps: int, seed: int, guidance: float) -> DenoiseResult:
+    """A sampling trajectory of the run in ``checkpoint`` (16 images or 1000 points; a class-conditional model draws
+    the classes in order) with the weight the run trained each visited step with."""
+    run = load_run(checkpoint, "cpu")
+    config, diffusion = run.config, run.diffusion
+    count = 16 if config.kind == "image" else 1000
+    _, trajectory = run.sample(count, sampler, steps, seed=seed, guidance=guidance, return_trajectory=True)
+    snr = diffusion.schedule.snr
+    positive = snr > 0
+    weights = diffusion.weights.cpu().double()  # the run's own per-step weights, as it trained with them
+    return DenoiseResult(
+        trajectory=trajectory, snr=[float(snr[t]) for t in trajectory.timesteps], weights=weights[positive].numpy(),
+        snr_curve=snr[positive].numpy(), step_weights=[float(weights[t]) for t in trajectory.timesteps],
+        weighting=STRATEGIES.get(config.weighting).display_name, target=config.target, kind=config.kind,
+        dataset=config.dataset, conditional=bool(run.num_classes))
 
 
 def _picture(tensor: torch.Tensor) -> Any:
-    if tensor.dim() == 4:
-        return samples_image(tensor.clamp(-1, 1) if tensor.abs().max() <= 1 else tensor / tensor.abs().max(), 4)
-    return None
+    return samples_image(tensor.clamp(-1, 1) if tensor.abs().max() <= 1 else tensor / tensor.abs().max(), 4)
 
 
 SAMPLE_STEPS_RANGE = (2, 200)
@@ -60,6 +79,19 @@ def check_sampling_request(sampler: object, steps: object, seed: object, guidanc
     low, high = GUIDANCE_RANGE
     if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not low <= guidance <= high:
         raise ValueError(f"guidance must be a number from {low:g} to {high:g}; got {guidance!r}")
+
+
+def weight_marker(result: DenoiseResult, index: int) -> go.Figure:
+    """The run's weight curve over log-SNR, with the trajectory's step ``index`` marked on it."""
+    figure = go.Figure(go.Scatter(x=np.log(result.snr_curve), y=result.weights, mode="lines",
+                                  name=f"{result.weighting} weight on the {result.target} loss"))
+    lam = float(np.log(max(result.snr[index], 1e-30)))
+    figure.add_trace(go.Scatter(x=[lam], y=[result.step_weights[index]],
+                                mode="markers", marker={"size": 14, "color": "#e4572e"},
+                                name=f"t = {result.trajectory.timesteps[index]}, SNR = {result.snr[index]:.3g}"))
+    figure.update_layout(height=340, xaxis_title="log-SNR λ", yaxis_title="weight", yaxis_type="log",
+                         margin={"l": 60, "r": 20, "t": 30, "b": 40}, legend={"orientation": "h", "y": -0.3})
+    return figure
 
 
 def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
@@ -82,23 +114,12 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
         curve = gr.Plot(label="Where this step sits on the weight curve", elem_id="denoise-curve")
     state = gr.State(None)
 
-    def weight_marker(result: DenoiseResult, index: int) -> go.Figure:
-        figure = go.Figure(go.Scatter(x=np.log(result.snr_curve), y=result.weights, mode="lines",
-                                      name=f"{result.weighting} weight on the {result.target} loss"))
-        lam = float(np.log(max(result.snr[index], 1e-30)))
-        figure.add_trace(go.Scatter(x=[lam], y=[result.step_weights[index]],
-                                    mode="markers", marker={"size": 14, "color": "#e4572e"},
-                                    name=f"t = {result.trajectory.timesteps[index]}, SNR = {result.snr[index]:.3g}"))
-        figure.update_layout(height=340, xaxis_title="log-SNR λ", yaxis_title="weight", yaxis_type="log",
-                             margin={"l": 60, "r": 20, "t": 30, "b": 40}, legend={"orientation": "h", "y": -0.3})
-        return figure
-
     def show(result: DenoiseResult | None, index: float):
         if result is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         path = result.trajectory
         i = int(min(max(index, 0), len(path.timesteps) - 1))
-        if path.x_t[i].dim() == 4:
+        if result.kind == "image":
             return (_picture(path.x_t[i]), _picture(path.x0_pred[i]), _picture(path.eps_pred[i] / 3),
                     gr.skip(), weight_marker(result, i))
         fig = scatter_figure(path.x0_pred[i], f"x_t and x̂0 at t = {path.timesteps[i]}", reference=path.x_t[i],
@@ -118,27 +139,13 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
             checkpoint = found[-1] if found else None
         if checkpoint is None:
             return "⚠️ Train a model first (Train tab), then sample from it here.", None, gr.skip()
-        model, diffusion, config, shape = load_run_model(checkpoint, "cpu")
         try:
-            check_sampling_guidance(config, float(guidance_value))
+            result = denoise(checkpoint, sampler_name, int(steps_value), int(seed_value or 0), float(guidance_value))
         except ValueError as error:
             return f"⚠️ {error}", None, gr.skip()
-        count = 16 if len(shape) == 3 else 1000
-        generator = torch.Generator().manual_seed(int(seed_value or 0))
-        kwargs = {"eta": config.sample_eta} if sampler_name == "ddim" else {}
-        labels = balanced_labels(count, model.num_classes)  # classes in order (None: unconditional model)
-        _, trajectory = sample(model, diffusion, (count, *shape), sampler_name, int(steps_value),
-                               generator=generator, clip=sample_clip(shape), return_trajectory=True,
-                               labels=labels, guidance=float(guidance_value), **kwargs)
-        snr = diffusion.schedule.snr
-        positive = snr > 0
-        weights = diffusion.weights.cpu().double()  # the run's own per-step weights, as it trained with them
-        result = DenoiseResult(
-            trajectory, [float(snr[t]) for t in trajectory.timesteps], weights[positive].numpy(),
-            snr[positive].numpy(), STRATEGIES.get(config.weighting).display_name, config.target,
-            [float(weights[t]) for t in trajectory.timesteps])
-        text = f"{len(trajectory.timesteps)} steps of {sampler_name.upper()} from the model trained on {config.dataset}"
-        text += (f", classes in order, guidance {float(guidance_value):g}." if labels is not None else ".")
+        trajectory = result.trajectory
+        text = f"{len(trajectory.timesteps)} steps of {sampler_name.upper()} from the model trained on {result.dataset}"
+        text += (f", classes in order, guidance {float(guidance_value):g}." if result.conditional else ".")
         return text, result, gr.update(maximum=len(trajectory.timesteps) - 1, value=0)
 
     go_button.click(on_sample, [owner, sampler, steps, seed, guidance], [message, state, scrub],

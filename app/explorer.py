@@ -16,6 +16,7 @@ from minsnr_core.weighting import (
     defined_everywhere,
     effective_weight,
     loss_weight,
+    min_snr_clamp_active,
     schedule_weights,
 )
 
@@ -34,8 +35,8 @@ class ExplorerResult:
 
 
 def _clamp_region(snr: np.ndarray, x: np.ndarray, gamma: float) -> tuple[float, float] | None:
-    """The x-interval where SNR > γ, i.e. where Min-SNR's clamp holds the weight at γ."""
-    active = snr > gamma
+    """The x-interval where Min-SNR's clamp holds the weight at γ (:func:`min_snr_clamp_active`)."""
+    active = min_snr_clamp_active(snr, gamma).numpy()
     if not active.any():
         return None
     xs = x[active]
@@ -108,7 +109,7 @@ def build_explorer(
             )
         )
 
-    gamma = float(params.get("gamma", 5.0))
+    gamma = STRATEGIES.get("min_snr").resolve_params(params, ignore_unknown=True)["gamma"]
     region = _clamp_region(snr, x_all, gamma)
     if region is not None:
         figure.add_vrect(

@@ -13,6 +13,9 @@ from minsnr_core.recorder import RunHistory
 
 METRIC_LABELS = {"confident": "fraction of recognisable digits (p > 0.9)", "fd": "Fréchet distance (lower is better)",
                  "label_entropy": "label entropy (bits)", "swd": "sliced Wasserstein distance (lower is better)"}
+# The status line's short, plain names of the same numbers.
+METRIC_NAMES = {"confident": "recognised", "fd": "Fréchet distance", "label_entropy": "spread over the classes (bits)",
+                "swd": "distance to the data", "as_requested": "drawn as the class asked for"}
 
 
 def _layout(figure: go.Figure, title: str, x: str, y: str, log_y: bool = False) -> go.Figure:

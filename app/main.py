@@ -13,13 +13,15 @@ from typing import Any
 import gradio as gr
 
 from minsnr_core.data import TOY_DATASETS
+from minsnr_core.registry import Param
 from minsnr_core.schedules import SCHEDULES
-from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
+from minsnr_core.weighting import DEFAULT_GAMMA, STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
 from . import urlstate as us
 from .denoise_ui import build_denoise_tab
 from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, build_explorer
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
+from .settings import default_settings
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
@@ -33,34 +35,42 @@ crowding out the rest. Tick strategies, drag γ, change the schedule and the pre
 curves move. The shaded band is where the Min-SNR clamp is active (SNR > γ).
 """
 
-# Every explorer setting that a link can carry, in the order of the explorer's input components.
-PARAMS = strategy_parameters()
-EXPLORER_FIELDS: list[us.Field] = [
-    us.Field("schedule", "cosine", us.choice(SCHEDULES.names())),
-    us.Field("T", 1000, us.number(*TIMESTEPS_RANGE, integer=True)),
-    us.Field("zero_snr", False, us.flag, us.encode_flag),
-    us.Field("strategies", list(DEFAULT_STRATEGIES), us.multi_choice(STRATEGIES.names()), us.encode_list),
-    us.Field("target", "eps", us.choice(TARGETS)),
-    us.Field("x", "t", us.choice(list(X_AXES))),
-    us.Field("view", "weight", us.choice(list(VIEWS))),
-    us.Field("log_y", True, us.flag, us.encode_flag),
-    *[
-        us.Field(p.name, p.default, us.number(p.minimum, p.maximum, exclusive_low=p.exclusive_minimum))
-        for p in PARAMS.values()
-    ],
-]
+def explorer_fields() -> list[us.Field]:
+    """Every explorer setting a link can carry, in the order of the explorer's input components; the weighting
+    parameters are the registry's, read when called."""
+    return [
+        us.Field("schedule", "cosine", us.choice(SCHEDULES.names())),
+        us.Field("T", 1000, us.number(*TIMESTEPS_RANGE, integer=True)),
+        us.Field("zero_snr", False, us.flag, us.encode_flag),
+        us.Field("strategies", list(DEFAULT_STRATEGIES), us.multi_choice(STRATEGIES.names()), us.encode_list),
+        us.Field("target", "eps", us.choice(TARGETS)),
+        us.Field("x", "t", us.choice(list(X_AXES))),
+        us.Field("view", "weight", us.choice(list(VIEWS))),
+        us.Field("log_y", True, us.flag, us.encode_flag),
+        *[us.Field(p.name, p.default, _param_range(p)) for p in strategy_parameters().values()],
+    ]
+
+
+def _param_range(param: Param):
+    return us.number(param.minimum, param.maximum, exclusive_low=param.exclusive_minimum)
+
+
+# The Train tab's settings a link carries (as train_<name>), besides the weighting.
+TRAIN_LINK_SETTINGS = ("dataset", "schedule", "target", "gamma", "steps", "seed")
+
 
 def link_fields(limits: ClassLimits) -> list[us.Field]:
-    """Every setting a link can carry: the explorer's, then the Train tab's, each with exactly the range its control
-    allows on this server, so the app never writes a link it would refuse."""
-    return EXPLORER_FIELDS + [
-        us.Field("train_dataset", "moons", us.choice([*TOY_DATASETS.names(), "mnist", "cifar10"])),
-        us.Field("train_schedule", "cosine", us.choice(SCHEDULES.names())),
-        us.Field("train_target", "auto", us.choice(["auto", *TARGETS])),
-        us.Field("train_gamma", PARAMS["gamma"].default, us.number(0, 100, exclusive_low=True)),
+    """Every setting a link can carry: the explorer's, then the Train tab's (its weighting, then
+    TRAIN_LINK_SETTINGS by name), each with exactly the range its control allows on this server, so the app never
+    writes a link it would refuse."""
+    defaults = default_settings()
+    parse = {"dataset": us.choice([*TOY_DATASETS.names(), "mnist", "cifar10"]),
+             "schedule": us.choice(SCHEDULES.names()), "target": us.choice(["auto", *TARGETS]),
+             "gamma": _param_range(strategy_parameters()["gamma"]),
+             "steps": us.number(1, limits.max_steps, integer=True), "seed": us.number(0, 2**31 - 1, integer=True)}
+    return explorer_fields() + [
         us.Field("train_weighting", "min_snr", us.choice(STRATEGIES.names())),
-        us.Field("train_steps", 1000, us.number(1, limits.max_steps, integer=True)),
-        us.Field("train_seed", 0, us.number(0, 2**31 - 1, integer=True)),
+        *[us.Field(f"train_{name}", defaults[name], parse[name]) for name in TRAIN_LINK_SETTINGS],
     ]
 
 WRITE_URL_JS = "(query) => { const q = query ? '?' + query : window.location.pathname; history.replaceState(null, '', q); }"
@@ -74,7 +84,7 @@ difference with the v target."""
 
 def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, *param_values):
     """All explorer outputs for the current controls: figure, explanation, notices."""
-    params = dict(zip(PARAMS, param_values, strict=True))
+    params = dict(zip(strategy_parameters(), param_values, strict=True))
     try:
         result = build_explorer(schedule, T, strategies or [], params, target, x_axis, view, bool(zero_snr), bool(log_y))
     except (ValueError, TypeError) as error:
@@ -119,7 +129,7 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             sliders = [
                 gr.Slider(p.minimum, p.maximum, value=p.default, step=p.step, label=f"{p.description} ({p.name})",
                           elem_id=f"param-{p.name}")
-                for p in PARAMS.values()
+                for p in strategy_parameters().values()
             ]
         with gr.Column(scale=3):
             notices = gr.Markdown(elem_id="explorer-notices")
@@ -154,9 +164,7 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
                 compare_outputs, compare_render = build_compare_tab(manager, data_roots, folders, owner)
             with gr.Tab("Denoise", id="denoise"):
                 build_denoise_tab(manager, owner)
-        gamma = controls.params[list(PARAMS).index("gamma")]
-        train_link_inputs = [controls.dataset, controls.schedule, controls.target, gamma, weighting, controls.steps,
-                             controls.seed]
+        train_link_inputs = [weighting, *[controls[name] for name in TRAIN_LINK_SETTINGS]]
         link_inputs = [*inputs, *train_link_inputs]
         update_link, load_from_url = link_handlers(link_fields(manager.limits))
         outputs = [plot, explanation, notices]
@@ -239,7 +247,7 @@ def explorer_api(
     strategies: list[str] | None = None,
     target: str = "eps",
     x_axis: str = "t",
-    gamma: float = 5.0,
+    gamma: float = DEFAULT_GAMMA,
     zero_terminal_snr: bool = False,
 ) -> dict:
     """The explorer's curves as data: one entry per strategy with x, y and the notices."""

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from minsnr_core.data import TOY_DATASETS, toy_points
-from minsnr_core.experiment import REPORT_CONDITIONING, REPORT_EVAL_EVERY, REPORT_EVAL_SAMPLES, REPORT_STEPS
+from minsnr_core.config import continued_config
+from minsnr_core.data import toy_points
+from minsnr_core.experiment import REPORT_CONDITIONING, REPORT_EVAL_EVERY, REPORT_STEPS
 from minsnr_core.images import point_raster
-from minsnr_core.metrics import CLASSIFIERS
-from minsnr_core.models import MODEL_PRESETS
-from minsnr_core.schedules import SCHEDULES
-from minsnr_core.training import TrainConfig, continued_config
-from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
+from minsnr_core.weighting import STRATEGIES
 
-from .figures import bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
-from .jobs import ClassLimits, Job, JobManager, check_owner
+from .figures import METRIC_NAMES, bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
+from .jobs import Job, JobManager, check_owner
+from .settings import config_controls, make_config, setting_names
 
 UPDATE_EVERY_S = 1.0  # live updates cost training speed (benchmarks/app_overhead.py): at most one per second
 LATEX = [{"left": "$", "right": "$", "display": False}]
-PARAMS = strategy_parameters()
 
 TRAIN_INTRO = """
 ### Train a diffusion model and watch it learn
@@ -51,110 +47,10 @@ confidently recognised images; toys: the distance to the true distribution).
 # The settings of docs/results.md (minsnr-experiment), so the class reproduces what the report shows.
 # The first phase of docs/results.md (section 3). Constant-x0 is left out: in ε space it puts 99.8 % of the loss on
 # the last timestep (docs/results.md, section 2), so it would not test that weighting.
-PAPER_PRESET = {"dataset": "mnist", "weightings": ["snr", "min_snr", "soft_min_snr", "p2"], "target": "eps",
-                "gamma": 5.0, "steps": REPORT_STEPS, "seed": 0, "schedule": "cosine", "preview_every": REPORT_EVAL_EVERY,
+PAPER_WEIGHTINGS = ["snr", "min_snr", "soft_min_snr", "p2"]
+PAPER_PRESET = {"dataset": "mnist", "target": "eps", "gamma": 5.0, "steps": REPORT_STEPS, "seed": 0,
+                "schedule": "cosine", "preview_every": REPORT_EVAL_EVERY,
                 "use_labels": REPORT_CONDITIONING["class_conditional"], "sample_eta": REPORT_CONDITIONING["sample_eta"]}
-
-
-@dataclass
-class ConfigControls:
-    """The controls that define a TrainConfig, shared by the Train and Compare tabs."""
-
-    dataset: gr.Dropdown
-    data_root: gr.Dropdown
-    schedule: gr.Dropdown
-    timesteps: gr.Slider
-    target: gr.Radio
-    params: list[gr.Slider]
-    model: gr.Dropdown
-    batch_size: gr.Number
-    lr: gr.Number
-    steps: gr.Number
-    minutes: gr.Number
-    seed: gr.Number
-    preview_every: gr.Number
-    quality: gr.Checkbox
-    use_labels: gr.Checkbox
-    guidance: gr.Slider
-    sample_eta: gr.Slider
-
-    def components(self) -> list[gr.components.Component]:
-        return [self.dataset, self.data_root, self.schedule, self.timesteps, self.target, *self.params, self.model,
-                self.batch_size, self.lr, self.steps, self.minutes, self.seed, self.preview_every, self.quality,
-                self.use_labels, self.guidance, self.sample_eta]
-
-
-def dataset_choices(image_roots: dict[str, str]) -> list[tuple[str, str]]:
-    toys = [(f"2D toy: {e.display_name}", e.name) for e in TOY_DATASETS]
-    folders = [(f"Image folder: {name}", f"folder:{name}") for name in image_roots]
-    return [*toys, ("MNIST", "mnist"), ("CIFAR-10", "cifar10"), *folders]
-
-
-def config_controls(prefix: str, data_roots: list[str], image_roots: dict[str, str], limits: ClassLimits,
-                    dataset: str = "moons", steps: int = 1000) -> ConfigControls:
-    with gr.Row():
-        ds = gr.Dropdown(dataset_choices(image_roots), value=dataset, label="Dataset", elem_id=f"{prefix}-dataset")
-        root = gr.Dropdown(data_roots, value=data_roots[0], label="Data root (set with --data-root)")
-        schedule = gr.Dropdown([(e.display_name, e.name) for e in SCHEDULES], value="cosine", label="Noise schedule")
-        timesteps = gr.Slider(10, limits.max_timesteps, value=1000, step=10, label="Timesteps T")
-    with gr.Row():
-        steps_box = gr.Number(steps, label=f"Steps (at most {limits.max_steps:,})", precision=0, minimum=1,
-                              maximum=limits.max_steps, elem_id=f"{prefix}-steps")
-        minutes = gr.Number(0, label=f"Time budget, minutes (0: none; at most {limits.max_minutes:g})", minimum=0,
-                            maximum=limits.max_minutes)
-        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
-        preview = gr.Number(100, label="Preview every N steps", precision=0, minimum=1, elem_id=f"{prefix}-preview")
-        quality = gr.Checkbox(True, label="Measure sample quality", elem_id=f"{prefix}-measure")
-    with gr.Row():
-        target = gr.Radio([("automatic (ε for toys, x₀ for images)", "auto"), *[(TARGET_NAMES[t], t) for t in TARGETS]],
-                          value="auto", label="Prediction target")
-        params = [gr.Slider(p.minimum, p.maximum, value=p.default, step=p.step, label=f"{p.description} ({p.name})",
-                            elem_id=f"{prefix}-param-{p.name}") for p in PARAMS.values()]
-    with gr.Accordion("Model, batch size, learning rate; class labels, guidance and DDIM η of the previews", open=False):
-        with gr.Row():
-            model = gr.Dropdown([("automatic (by dataset)", "auto"), *[(e.display_name, e.name) for e in MODEL_PRESETS]],
-                                value="auto", label="Model preset")
-            batch = gr.Number(0, label="Batch size (0: automatic)", precision=0, minimum=0, maximum=limits.max_batch)
-            lr = gr.Number(TrainConfig.lr, label="Learning rate", minimum=0)
-        with gr.Row():
-            use_labels = gr.Checkbox(True, label="Class-conditional: learn from the labels (images only), so samples "
-                                     "can be asked for a class", elem_id=f"{prefix}-labels")
-            guidance = gr.Slider(0, 6, value=TrainConfig.guidance, step=0.5, elem_id=f"{prefix}-guidance",
-                                 label="Classifier-free guidance of previews and quality (1: none)")
-            sample_eta = gr.Slider(0, 1, value=TrainConfig.sample_eta, step=0.1, elem_id=f"{prefix}-eta",
-                                   label="DDIM η of previews and quality (0: deterministic)")
-    return ConfigControls(ds, root, schedule, timesteps, target, params, model, batch, lr, steps_box, minutes, seed,
-                          preview, quality, use_labels, guidance, sample_eta)
-
-
-def make_config(image_roots: dict[str, str], weighting: str, values: list[Any],
-                data_roots: list[str] | None = None) -> TrainConfig:
-    """A TrainConfig from the values of ``ConfigControls.components()`` (in that order). ``data_roots``: the
-    folders the server offers; no other path is accepted from a client."""
-    dataset, data_root, schedule, timesteps, target, *rest = values
-    if data_roots is not None and data_root not in data_roots:
-        raise ValueError(f"data root must be one of the server's folders ({len(data_roots)} offered)")
-    params, rest = dict(zip(PARAMS, rest[: len(PARAMS)], strict=True)), rest[len(PARAMS):]
-    model, batch, lr, steps, minutes, seed, preview_every, quality, use_labels, guidance, sample_eta = rest
-    if dataset.startswith("folder:"):
-        name = dataset.split(":", 1)[1]
-        if name not in image_roots:
-            raise ValueError(f"unknown image folder {name!r}; configured: {', '.join(image_roots) or 'none'}")
-        dataset, data_root = "folder", image_roots[name]
-    strategy = STRATEGIES.get(weighting)
-    is_toy = dataset in TOY_DATASETS
-    preview_every = int(preview_every or 100)
-    return TrainConfig(
-        dataset=dataset, data_root=data_root, schedule=schedule, timesteps=int(timesteps),
-        target=None if target == "auto" else target,
-        weighting=weighting, weighting_params={p.name: params[p.name] for p in strategy.params},
-        model=None if model == "auto" else model, batch_size=int(batch) or None, lr=float(lr),
-        steps=int(steps) if steps else None, minutes=float(minutes) if minutes else None, seed=int(seed or 0),
-        log_every=5 if is_toy else 10, preview_every=preview_every,
-        metric_every=preview_every if quality and (is_toy or dataset in CLASSIFIERS) else 0,
-        metric_samples=512 if is_toy else REPORT_EVAL_SAMPLES, preview_count=64 if dataset != "folder" else 36,
-        class_conditional=None if use_labels else False, guidance=float(guidance), sample_eta=float(sample_eta),
-    )
 
 
 def status_text(manager: JobManager, job: Job | None) -> str:
@@ -176,7 +72,9 @@ def status_text(manager: JobManager, job: Job | None) -> str:
     if history.eta_s is not None and job.status == "running":
         parts.append(f"ETA {history.eta_s:,.0f} s")
     if history.metrics:
-        parts.append(", ".join(f"{k} {v:.3g}" for k, v in history.metrics[-1].items()))
+        config = job.configs[job.current]
+        parts.append(", ".join(f"{METRIC_NAMES.get(k, k)} {v:.3g}" for k, v in history.metrics[-1].items())
+                     + f" (quality on {config.metric_samples} samples)")
     text = " · ".join(parts)
     if job.message and job.finished:
         text += f"\n\n{'⚠️ ' if job.status == 'error' else ''}{job.message}"
@@ -188,7 +86,7 @@ def _samples_outputs(job: Job, index: int) -> tuple[Any, Any]:
     samples = history.samples
     if samples is None:
         return gr.skip(), gr.skip()
-    if samples.dim() == 4:
+    if job.configs[index].kind == "image":
         return gr.update(value=samples_image(samples), visible=True), gr.update(visible=False)
     reference = toy_points(job.configs[index].dataset, 1000, seed=7)
     figure = scatter_figure(samples, f"Samples at step {history.samples_step}", reference)
@@ -231,7 +129,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
     def on_start(owner_token, name, *values):
         try:
             check_owner(owner_token)
-            config = make_config(image_roots, name, list(values), data_roots)
+            config = make_config(image_roots, name, dict(zip(setting_names(), values, strict=True)), data_roots)
             job = manager.submit(owner_token, [config], [STRATEGIES.get(name).display_name])
         except (ValueError, TypeError, OSError) as error:
             yield f"⚠️ {error}", *[gr.skip()] * 6
@@ -282,10 +180,10 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
 
     def pictures(job: Job) -> list[tuple[np.ndarray, str]]:
         out = []
-        for label, history in zip(job.labels, job.histories, strict=True):
+        for label, history, config in zip(job.labels, job.histories, job.configs, strict=True):
             if history.samples is None:
                 continue
-            picture = samples_image(history.samples, 2) if history.samples.dim() == 4 else point_raster(history.samples, 240)
+            picture = samples_image(history.samples, 2) if config.kind == "image" else point_raster(history.samples, 240)
             out.append((picture, f"{label} · step {history.samples_step}"))
         return out
 
@@ -300,7 +198,8 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
             return
         try:
             check_owner(owner_token)
-            configs = [make_config(image_roots, name, list(values), data_roots) for name in names]
+            settings = dict(zip(setting_names(), values, strict=True))
+            configs = [make_config(image_roots, name, settings, data_roots) for name in names]
             job = manager.submit(owner_token, configs, [STRATEGIES.get(n).display_name for n in names], kind="compare")
         except (ValueError, TypeError, OSError) as error:
             yield f"⚠️ {error}", gr.skip(), gr.skip(), gr.skip()
@@ -308,15 +207,9 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
         yield from follow(manager, job, render)
 
     def fill_preset():
-        p = PAPER_PRESET
-        return (p["weightings"], p["dataset"], p["schedule"], p["target"], p["gamma"], p["steps"], p["seed"],
-                p["preview_every"], p["use_labels"], p["sample_eta"])
+        return {weightings: PAPER_WEIGHTINGS, **controls.updates(PAPER_PRESET)}
 
-    gamma_slider = controls.params[list(PARAMS).index("gamma")]
-    preset.click(fill_preset, None, [weightings, controls.dataset, controls.schedule, controls.target, gamma_slider,
-                                     controls.steps, controls.seed, controls.preview_every, controls.use_labels,
-                                     controls.sample_eta],
-                 api_visibility="undocumented")
+    preset.click(fill_preset, None, [weightings, *controls.updates(PAPER_PRESET)], api_visibility="undocumented")
     outputs = [status, loss_plot, quality_plot, gallery]
     start.click(on_start, [owner, weightings, *controls.components()], outputs, concurrency_limit=None, api_name="compare")
     stop.click(_stop_for(manager), owner, None, queue=False, api_visibility="undocumented")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from gradio_client import Client
 
+from app.settings import endpoint_values
 from minsnr_core.recorder import read_metrics
 from minsnr_core.training import TrainConfig, train
-from minsnr_core.weighting import strategy_parameters
 
 
 def plain_rate(config: TrainConfig) -> float:
@@ -29,11 +29,8 @@ def plain_rate(config: TrainConfig) -> float:
 
 def app_rate(url: str, dataset: str, data_root: str, steps: int) -> tuple[float, float, float]:
     """(seconds to the first streamed status, seconds to the first status with a step, mean images/s)."""
-    params = [p.default for p in strategy_parameters().values()]
-    # the page's owner token first; the last three: class labels, guidance, DDIM η — the library's defaults
-    args = ["benchmark-owner-token-0001", "min_snr", dataset, data_root, "cosine", 1000, "auto", *params, "auto", 0,
-            0.002, steps, 0, 0, 100, False,
-            True, TrainConfig.guidance, TrainConfig.sample_eta]
+    args = endpoint_values("benchmark-owner-token-0001", "min_snr", dataset=dataset, data_root=data_root, steps=steps,
+                           preview_every=100, quality=False)
     client = Client(url, verbose=False)
     started = time.perf_counter()
     job = client.submit(*args, api_name="/train")
@@ -65,8 +62,7 @@ def main() -> None:
     try:
         time.sleep(12)
         for dataset in ("moons", "mnist"):
-            config = TrainConfig(dataset=dataset, data_root=root, steps=args.steps, preview_every=100, device="cpu",
-                                 log_every=5 if dataset == "moons" else 10)
+            config = TrainConfig(dataset=dataset, data_root=root, steps=args.steps, preview_every=100, device="cpu")
             plain = plain_rate(config)
             first, first_step, with_app = app_rate(f"http://127.0.0.1:{port}/", dataset, root, args.steps)
             print(f"{dataset:6s} plain loop {plain:9.0f} img/s | app job, streamed: {with_app:9.0f} img/s "

@@ -18,7 +18,8 @@ import torch
 from minsnr_core.data import load_mnist
 from minsnr_core.experiment import BASELINE, REPORT_CONDITIONING
 from minsnr_core.multitask import per_timestep_loss, weighted_loss_shares
-from minsnr_core.training import TrainConfig, load_run_model, train
+from minsnr_core.runs import load_run
+from minsnr_core.training import TrainConfig, train
 from minsnr_core.weighting import STRATEGIES
 
 ARMS = ["constant", "snr", "trunc_snr", "snr_plus_one", "min_snr", "soft_min_snr", "p2"]
@@ -43,7 +44,8 @@ def main() -> None:
         for event in train(config):
             if event.kind == "error":
                 raise SystemExit(event.message)
-        model, diffusion, _, _ = load_run_model(out, "cpu")
+        loaded = load_run(out, "cpu")
+        model, diffusion = loaded.model, loaded.diffusion
         steps = torch.arange(diffusion.num_timesteps)
         losses = per_timestep_loss(model, diffusion, images, steps, torch.Generator().manual_seed(0))
         for name in ARMS:

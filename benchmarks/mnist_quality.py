@@ -16,12 +16,12 @@ import argparse
 import json
 import time
 
-import torch
-
+from minsnr_core.config import check_sampling_guidance
 from minsnr_core.data import load_mnist
 from minsnr_core.metrics import mnist_score
-from minsnr_core.sampling import balanced_labels, sample
-from minsnr_core.training import TrainConfig, check_sampling_guidance, load_run_model, train
+from minsnr_core.runs import load_run
+from minsnr_core.sampling import balanced_labels
+from minsnr_core.training import TrainConfig, train
 
 
 def _override(item: str) -> tuple[str, object]:
@@ -74,18 +74,15 @@ def main() -> None:
     rate = f"last {last.images_per_sec:.0f} img/s, " if last else ""
     print(f"trained {final.step} steps in {time.perf_counter() - started:.0f} s, {rate}"
           f"{final.parameters:,} parameters on {final.device}")
-    model, diffusion, run_config, _ = load_run_model(args.out, args.device)
-    device = next(model.parameters()).device
-    labels = balanced_labels(args.samples, model.num_classes)
-    guidances = (args.guidance or [run_config.guidance]) if labels is not None else [1.0]
+    run = load_run(args.out, args.device)
+    labels = balanced_labels(args.samples, run.num_classes)  # what run.sample asks for, to score against
+    guidances = (args.guidance or [run.config.guidance]) if labels is not None else [1.0]
     for guidance in guidances:
-        check_sampling_guidance(run_config, guidance)
+        check_sampling_guidance(run.config, guidance)
     for guidance in guidances:
         for eta in args.eta:
-            generator = torch.Generator(device=device).manual_seed(0)
             t0 = time.perf_counter()
-            samples, _ = sample(model, diffusion, (args.samples, 1, 28, 28), "ddim", 50, batch=250, labels=labels,
-                                eta=eta, generator=generator, device=device, guidance=guidance)
+            samples, _ = run.sample(args.samples, "ddim", 50, seed=0, guidance=guidance, eta=eta)
             setting = f"eta {eta:g}" + (f", guidance {guidance:g}" if labels is not None else ", unconditional")
             print(f"sampled {len(samples)} DDIM-50 ({setting}) in {time.perf_counter() - t0:.0f} s")
             print(f"generated, {setting}:", mnist_score(samples, args.data_root, labels))

@@ -3,8 +3,9 @@
     pip install -e ".[bench]"       # diffusers, for the reference model
     python benchmarks/throughput.py [--device auto] [--batch-size 128] [--steps 10]
 
-Each model runs the same full training step (forward, weighted loss, backward, AdamW, EMA) that
-``minsnr_core.training`` runs, on random data of its dataset's shape; the first steps are warm-up and not timed.
+Each model runs ``minsnr_core.training.train_step``, the step ``train()`` runs (forward, weighted loss, backward,
+gradient clipping, AdamW, EMA), on batches from ``draw_batch`` of random data of its dataset's shape; the first
+steps are warm-up and not timed.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import argparse
 import time
 
 import torch
-from torch.optim.swa_utils import AveragedModel
 
-from minsnr_core.diffusion import Diffusion
+from minsnr_core.config import TrainConfig, resolve_device
 from minsnr_core.models import MODEL_PRESETS, build_model, count_parameters
-from minsnr_core.schedules import get_schedule
-from minsnr_core.training import ema_with_warmup, resolve_device
+from minsnr_core.training import draw_batch, prepare_run, train_step
 
 SHAPES = {"mnist": (1, 28, 28), "mnist-large": (1, 28, 28), "cifar": (3, 32, 32), "cifar-large": (3, 32, 32),
           "toy-mlp": (2,)}
@@ -41,32 +40,21 @@ class DiffusersUNet(torch.nn.Module):
         return self.net(x, t).sample
 
 
-def images_per_second(model: torch.nn.Module, shape: tuple[int, ...], batch: int, steps: int, device: torch.device) -> float:
-    model = model.to(device)
-    image = len(shape) == 3
-    fmt = torch.channels_last if image and device.type == "cpu" else torch.preserve_format
-    model = model.to(memory_format=fmt)
-    diffusion = Diffusion(get_schedule("cosine", 1000), "eps", "min_snr").to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), 2e-3, fused=device.type == "cuda")
-    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.999), use_buffers=True)
-    x0 = torch.randn(batch, *shape, device=device)
-    if image:
-        x0 = x0.contiguous(memory_format=fmt)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+def images_per_second(preset: str, model: torch.nn.Module, shape: tuple[int, ...], batch: int, steps: int,
+                      device: str) -> float:
+    """Time ``train_step`` (its batches from ``draw_batch``) of a Min-SNR-5 ε run on random data of ``shape``."""
+    dataset = "moons" if shape == (2,) else "mnist" if shape[0] == 1 else "cifar10"
+    config = TrainConfig(dataset=dataset, model=preset, batch_size=batch, target="eps", steps=steps,
+                         class_conditional=False, device=device).resolved()
+    run = prepare_run(config, data=torch.randn(4 * batch, *shape), model=model)
     warmup = 3
     for i in range(warmup + steps):
         if i == warmup:
-            if device.type == "cuda":
+            if run.device.type == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
-        t = torch.randint(0, 1000, (batch,), device=device)
-        with autocast:
-            loss, _ = diffusion.loss(model, x0, t, torch.randn_like(x0))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ema.update_parameters(model)
-    if device.type == "cuda":
+        train_step(run, draw_batch(run), config.lr, check_finite=False)
+    if run.device.type == "cuda":
         torch.cuda.synchronize()
     return batch * steps / (time.perf_counter() - started)
 
@@ -82,7 +70,7 @@ def main() -> None:
     reference = None
     try:
         model = DiffusersUNet()
-        reference = images_per_second(model, (1, 28, 28), args.batch_size, args.steps, device)
+        reference = images_per_second("mnist", model, (1, 28, 28), args.batch_size, args.steps, args.device)
         label = "diffusers UNet2DModel (HF course)"
         print(f"{label:36s} {count_parameters(model):>10,} params {reference:>9.0f} img/s   1.0×")
     except ImportError:
@@ -90,7 +78,8 @@ def main() -> None:
     for entry in MODEL_PRESETS:
         shape = SHAPES[entry.name]
         model = build_model(entry.name, shape[0])
-        rate = images_per_second(model, shape, args.batch_size * (4 if len(shape) == 1 else 1), args.steps, device)
+        rate = images_per_second(entry.name, model, shape, args.batch_size * (4 if len(shape) == 1 else 1), args.steps,
+                                 args.device)
         ratio = f"{rate / reference:5.1f}×" if reference and shape == (1, 28, 28) else ""
         label = f"{entry.display_name} [{entry.name}]"
         print(f"{label:36s} {count_parameters(model):>10,} params {rate:>9.0f} img/s {ratio}")

@@ -8,24 +8,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from .config import TrainConfig, continued_config, saved_config
 from .data import DataUnavailableError, dataset_names
 from .images import to_uint8
 from .models import MODEL_PRESETS
 from .recorder import METRICS_NAME, SAMPLES_NAME, RunRecorder
-from .sampling import SAMPLERS, balanced_labels, sample
+from .runs import load_run
+from .sampling import SAMPLERS
 from .schedules import SCHEDULES
-from .training import (
-    TrainConfig,
-    check_sampling_guidance,
-    load_run_model,
-    resolve_device,
-    sample_clip,
-    saved_config,
-    train,
-)
+from .training import train
 from .weighting import STRATEGIES, TARGETS, strategy_parameters
 
 
@@ -54,12 +47,13 @@ def train_parser() -> argparse.ArgumentParser:
                         help="DDIM η of the previews and the metric, and minsnr-sample's default (0: deterministic)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
-    parser.add_argument("--steps", type=int, default=None, help="total steps (default 2000 unless --minutes)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="total steps (default 2000 unless --minutes; with --resume: the run's budget again)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
-    parser.add_argument("--preview-every", type=int, default=TrainConfig.preview_every)
+    parser.add_argument("--preview-every", type=int, default=None, help="default: 100 for the toys, 200 for images")
     parser.add_argument("--metric-every", type=int, default=0, help="evaluate sample quality every N steps (0: off)")
     parser.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (slower start)")
@@ -99,7 +93,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _resumed_config(args: argparse.Namespace, given: dict[str, object]) -> TrainConfig:
     """The checkpoint's config with what --resume may change; any other flag that differs from the run is refused
     (silently keeping the old value would train something else than the command says)."""
-    saved = saved_config(load_checkpoint(args.resume))
+    state = load_checkpoint(args.resume)
+    saved, done_steps = saved_config(state), int(state["step"])
     resolved = dataclasses.replace(saved, device="cpu").resolved()  # the automatic choices, to compare with
     differ = []
     for name, value in given.items():
@@ -117,10 +112,9 @@ def _resumed_config(args: argparse.Namespace, given: dict[str, object]) -> Train
         raise ValueError("--resume continues the run as it was trained; these flags differ from it: "
                          + "; ".join(differ) + ". Only --steps, --minutes, --device, --data-root and the "
                          "--*-every intervals may change; start a new run (another --out) to change the others")
-    changes = {"steps": args.steps, "minutes": args.minutes, "out_dir": args.out, "device": args.device,
-               "data_root": args.data_root or saved.data_root}
+    changes = {"out_dir": args.out, "device": args.device, "data_root": args.data_root or saved.data_root}
     changes.update({name: given[name] for name in ("preview_every", "metric_every", "checkpoint_every") if name in given})
-    return dataclasses.replace(saved, **changes)
+    return continued_config(dataclasses.replace(saved, **changes), done_steps, args.steps, args.minutes)
 
 
 def _check_out(out: Path, resume: Path | None, overwrite: bool) -> bool:
@@ -211,26 +205,14 @@ def sample_main(argv: list[str] | None = None) -> int:
         out = Path(args.out if args.out.endswith(".npy") else args.out + ".npy")
         if Path(args.out).is_dir() or out.is_dir():
             raise ValueError(f"--out {args.out} is a folder; give a file name such as {Path(args.out) / 'samples.npy'}")
-        model, diffusion, config, shape = load_run_model(args.run, args.device)
-        device = resolve_device(args.device)
-        generator = torch.Generator(device=device).manual_seed(args.seed)
-        kwargs = {"eta": config.sample_eta if args.eta is None else args.eta} if args.sampler == "ddim" else {}
-        if args.label is not None and args.unconditional:
-            raise ValueError("--label and --unconditional exclude each other")
-        labels = None if args.unconditional else balanced_labels(args.n, model.num_classes)
-        if args.label is not None:
-            if not model.num_classes:
-                raise ValueError("--label: this run was trained without class labels")
-            if not 0 <= args.label < model.num_classes:
-                raise ValueError(f"--label must be in [0, {model.num_classes - 1}], got {args.label}")
-            labels = torch.full((args.n,), args.label)
-        guidance = config.guidance if args.guidance is None else args.guidance
-        check_sampling_guidance(config, guidance, args.unconditional)
-        samples, _ = sample(model, diffusion, (args.n, *shape), args.sampler, args.sample_steps, batch=args.batch,
-                            labels=labels, generator=generator, device=device, clip=sample_clip(shape),
-                            guidance=guidance, **kwargs)
-        samples = samples.cpu()
-        array = to_uint8(samples) if samples.dim() == 4 else samples.numpy().astype(np.float32)
+        run = load_run(args.run, args.device)
+        try:
+            samples, _ = run.sample(args.n, args.sampler, args.sample_steps, seed=args.seed, label=args.label,
+                                    unconditional=args.unconditional, guidance=args.guidance, eta=args.eta,
+                                    batch=args.batch)
+        except ValueError as error:  # the same rules, said in terms of the flags
+            raise ValueError(f"--{error}" if str(error).split(" ")[0] in ("label", "label:") else error) from None
+        array = to_uint8(samples) if run.config.kind == "image" else samples.numpy().astype(np.float32)
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, array)
         print(f"wrote {out}: {array.shape} {array.dtype}")

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .checkpoint import CheckpointError
-from .data import LABELLED_DATASETS, TOY_DATASETS, dataset_names
+from .data import LABELLED_DATASETS, TOY_DATASETS, data_kind, dataset_names
 from .models import MODEL_PRESETS
 from .sampling import check_guidance
 from .schedules import get_schedule
@@ -24,6 +24,13 @@ DEFAULT_BATCH = {"image": 64, "points": 512}
 # target gave FD 50 against 174 for ε; on the toys, x0-prediction collapses the clusters onto their mean early on.
 DEFAULT_TARGETS = {"image": "x0", "points": "eps"}
 DEFAULT_STEPS = 2000
+# How often a run reports and how many samples it draws, where the config leaves them automatic (None): the CLI, the
+# app and the notebooks get the same run from the same settings. A toy's preview is a 512-point scatter; an image
+# preview a 6×6 grid; the metric's sample counts are those of docs/results.md's first phase (200 images).
+RUN_DEFAULTS = {
+    "points": {"log_every": 5, "preview_every": 100, "preview_count": 512, "metric_samples": 512},
+    "image": {"log_every": 10, "preview_every": 200, "preview_count": 36, "metric_samples": 200},
+}
 MAX_TIMESTEPS, MAX_BATCH = 100_000, 8192  # beyond these a run cannot fit in memory
 
 
@@ -60,12 +67,13 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     ema_decay: float = 0.999
-    log_every: int = 10
-    preview_every: int = 200
-    preview_count: int = 16
+    # None: by the kind of data (RUN_DEFAULTS). metric_every None: with each preview, where the dataset has a metric.
+    log_every: int | None = None
+    preview_every: int | None = None
+    preview_count: int | None = None
     preview_sample_steps: int = 20
-    metric_every: int = 0
-    metric_samples: int = 256
+    metric_every: int | None = 0
+    metric_samples: int | None = None
     checkpoint_every: int = 500
     out_dir: str | None = None
     image_size: int = 32
@@ -78,12 +86,18 @@ class TrainConfig:
         cfg = dataclasses.replace(self, weighting_params=dict(self.weighting_params))
         if cfg.dataset not in dataset_names():
             raise ValueError(f"dataset must be one of {', '.join(dataset_names())}; got {cfg.dataset!r}")
-        is_toy = cfg.dataset in TOY_DATASETS
+        kind, is_toy = cfg.kind, cfg.dataset in TOY_DATASETS
         cfg.model = cfg.model or ("toy-mlp" if is_toy else DEFAULT_MODELS[cfg.dataset])
-        kind = MODEL_PRESETS.get(cfg.model).extra["kind"]
-        if (kind == "points") != is_toy:
+        if MODEL_PRESETS.get(cfg.model).kind != kind:
             raise ValueError(f"model {cfg.model!r} does not fit dataset {cfg.dataset!r}")
         cfg.batch_size = DEFAULT_BATCH[kind] if cfg.batch_size is None else cfg.batch_size
+        for name, value in RUN_DEFAULTS[kind].items():
+            if getattr(cfg, name) is None:
+                setattr(cfg, name, value)
+        if cfg.metric_every is None:
+            from .metrics import CLASSIFIERS  # the datasets whose samples can be scored
+
+            cfg.metric_every = cfg.preview_every if is_toy or cfg.dataset in CLASSIFIERS else 0
         cfg.target = DEFAULT_TARGETS[kind] if cfg.target is None else cfg.target
         if cfg.class_conditional is None:
             cfg.class_conditional = cfg.dataset in LABELLED_DATASETS
@@ -132,6 +146,11 @@ class TrainConfig:
         get_schedule(cfg.schedule, cfg.timesteps, zero_terminal_snr=cfg.zero_terminal_snr)
         return cfg
 
+    @property
+    def kind(self) -> str:
+        """The kind of data this run learns: "points" (a 2-D toy) or "image"."""
+        return data_kind(self.dataset)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -162,10 +181,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 LR_SCHEDULES = ("cosine", "constant")
-def continued_config(config: TrainConfig, done_steps: int) -> TrainConfig:
-    """The config that continues a finished run for the same budget again, in the same kind: a step budget
-    becomes ``done_steps`` + its steps (``steps`` is a total, as for ``minsnr-train --resume``), a time budget runs
-    its minutes again. Used by the app's "Keep training"; the CLI's ``--resume`` takes the new budget as given."""
+
+
+def continued_config(config: TrainConfig, done_steps: int, steps: int | None = None,
+                     minutes: float | None = None) -> TrainConfig:
+    """The config that continues a run (``minsnr-train --resume`` and the app's "Keep training" both use it).
+    A budget given here is the new budget, ``steps`` as a total count; with none, the run continues for its own
+    budget again, in the same kind: a step budget becomes ``done_steps`` + its steps, a time budget runs its
+    minutes again."""
+    if steps is not None or minutes is not None:
+        return dataclasses.replace(config, steps=steps, minutes=minutes)
     if config.minutes is not None:
         return dataclasses.replace(config, steps=None, minutes=config.minutes)
     return dataclasses.replace(config, steps=done_steps + (config.steps or DEFAULT_STEPS), minutes=None)

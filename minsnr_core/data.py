@@ -72,6 +72,22 @@ def toy_points(name: str, n: int, seed: int = 0) -> torch.Tensor:
     return TOY_DATASETS.get(name).function(n, generator).float()
 
 
+DATA_KINDS = ("points", "image")
+
+
+def data_kind(dataset: str) -> str:
+    """"points" for the 2-D toys, "image" for the rest: the one place that decides how a dataset's samples are
+    modelled (MLP or UNet), previewed (scatter or grid), clipped and scored."""
+    return "points" if dataset in TOY_DATASETS else "image"
+
+
+def sample_clip(kind: str) -> float:
+    """Clip range of x̂0 while sampling: the data range, [−1, 1] for images, ±4 for the toys (all within ±3)."""
+    if kind not in DATA_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(DATA_KINDS)}; got {kind!r}")
+    return 1.0 if kind == "image" else 4.0
+
+
 def dataset_names() -> list[str]:
     return [*IMAGE_DATASETS, *TOY_DATASETS.names()]
 

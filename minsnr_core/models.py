@@ -11,6 +11,7 @@ and the extra index ``num_classes`` means "no label", which classifier-free guid
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -181,11 +182,18 @@ class MLPDenoiser(nn.Module):
         return self.out(F.silu(h))
 
 
-MODEL_PRESETS: Registry[Entry] = Registry("model preset")
+@dataclass(frozen=True)
+class ModelPreset(Entry):
+    """A model preset; ``kind``: the data it denoises, "image" or "points" (:data:`minsnr_core.data.DATA_KINDS`)."""
+
+    kind: str = "image"
+
+
+MODEL_PRESETS: Registry[ModelPreset] = Registry("model preset")
 
 
 def _preset(name: str, display: str, description: str, kind: str, build) -> None:
-    MODEL_PRESETS.register(Entry(name, display, "", description, "", build, (), {"kind": kind}))
+    MODEL_PRESETS.register(ModelPreset(name, display, "", description, "", build, (), kind))
 
 
 _preset("mnist", "MNIST UNet (fast)", "2×2 patches, widths 32/64/64 (14×14 → 4×4), attention at 4×4 — the CPU default",
@@ -206,7 +214,7 @@ def build_model(preset: str, channels: int, num_classes: int = 0) -> nn.Module:
     entry = MODEL_PRESETS.get(preset)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError(f"num_classes must be an integer ≥ 0, got {num_classes!r}")
-    if num_classes and entry.extra["kind"] != "image":
+    if num_classes and entry.kind != "image":
         raise ValueError(f"model {preset!r} cannot be class-conditional; only the image UNets take labels")
     return entry.function(channels, num_classes)
 

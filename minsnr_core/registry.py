@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 
@@ -51,7 +51,6 @@ class Entry:
     reference: str
     function: Callable[..., Any]
     params: tuple[Param, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def defaults(self) -> dict[str, float]:
         return {p.name: p.default for p in self.params}
@@ -83,6 +82,10 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} '{entry.name}' is already registered")
         self._entries[entry.name] = entry
         return entry
+
+    def unregister(self, name: str) -> T:
+        """Remove an entry (a plug-in's, or a test's throw-away one)."""
+        return self._entries.pop(self.get(name).name)
 
     def get(self, name: str) -> T:
         if not isinstance(name, str) or name not in self._entries:

@@ -10,11 +10,10 @@ from one seeded generator, and its state is part of the checkpoint, so a resumed
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from .config import (  # noqa: F401 - re-exported: the training API keeps its na
     resolve_device,
     saved_config,
 )
-from .data import TOY_DATASETS, load_dataset, load_labels
+from .data import TOY_DATASETS, load_dataset, load_labels, sample_clip
 from .diffusion import Diffusion
 from .models import build_model, count_parameters
 from .sampling import balanced_labels, ddim_sample
@@ -72,15 +71,26 @@ def ema_with_warmup(decay: float):
 
 
 @dataclass
-class _Run:
-    """The live state of a run: what a checkpoint stores."""
+class RunState:
+    """A run being trained: its data, model, EMA, optimizer, random state and diffusion process. A checkpoint
+    stores :meth:`state`; :func:`prepare_run` builds one, :func:`draw_batch` and :func:`train_step` advance it."""
 
     config: TrainConfig
+    data: torch.Tensor
+    labels: torch.Tensor | None
+    num_classes: int
+    device: torch.device
     model: torch.nn.Module
     ema: AveragedModel
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
+    diffusion: Diffusion
+    forward: torch.nn.Module  # the model, or its torch.compile'd version
     step: int = 0
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape[1:])
 
     def state(self) -> dict[str, Any]:
         return {
@@ -90,7 +100,22 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "generator": self.generator.get_state(),
+            "channels": self.data.shape[1],
+            "shape": list(self.sample_shape),
+            "num_classes": self.num_classes,
         }
+
+
+@dataclass
+class Batch:
+    x0: torch.Tensor
+    t: torch.Tensor
+    noise: torch.Tensor
+    labels: torch.Tensor | None
+
+
+class NonFiniteLoss(ArithmeticError):
+    """The loss became NaN or infinite; no update was made."""
 
 
 FINAL_LR_FRACTION = 0.05
@@ -109,42 +134,17 @@ def _lr_at(config: TrainConfig, step: int, progress: float) -> float:
     return config.lr * warmup * decay
 
 
-def load_run_model(
-    path: str | Path, device: str = "auto"
-) -> tuple[torch.nn.Module, Diffusion, TrainConfig, tuple[int, ...]]:
-    """The EMA model, its diffusion process, config and the shape of one sample, from a run folder or checkpoint."""
-    state = load_checkpoint(path)
-    config = dataclasses.replace(saved_config(state), device=device).resolved()  # sampled where it is loaded
-    try:
-        shape = tuple(state["shape"])
-        num_classes = int(state.get("num_classes", 0))  # checkpoints from before class conditioning have none
-        model = build_model(config.model, state["channels"], num_classes)
-        ema = AveragedModel(model)
-        ema.load_state_dict(state["ema"])
-    except (KeyError, RuntimeError, TypeError) as error:
-        raise CheckpointError(f"{path}: checkpoint does not match its model ({error})") from None
-    dev = resolve_device(device)
-    diffusion = Diffusion(get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr),
-                          config.target, config.weighting, config.weighting_params).to(dev)
-    return ema.module.to(dev).eval(), diffusion, config, shape
-
-
-def train(
+def prepare_run(
     config: TrainConfig,
-    stop: threading.Event | None = None,
-    resume: str | Path | None = None,
     data: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
-) -> Iterator[TrainEvent]:
-    """Train and yield events. ``stop`` ends the run between steps; ``resume`` continues from a checkpoint
-    (its model, EMA, optimizer, step and random state; ``config`` supplies the new budget); ``data`` skips
-    loading when the caller already holds the training tensor (and ``labels`` its class labels, for a
-    class-conditional run)."""
-    config = config.resolved()
-    stop = stop or threading.Event()
+    resume: str | Path | None = None,
+    model: torch.nn.Module | None = None,
+) -> RunState:
+    """Load the data (unless given), build model, EMA, optimizer and generator from the config's seed, and restore
+    a checkpoint's state when resuming. ``config`` must be resolved. ``model``: train this network instead of the
+    config's preset (the throughput benchmark's reference model)."""
     device = resolve_device(config.device)
-    started = time.perf_counter()
-
     torch.manual_seed(config.seed)
     if data is None:
         data = load_dataset(config.dataset, config.data_root, download=config.download, toy_size=config.toy_size,
@@ -157,120 +157,171 @@ def train(
         if labels.is_floating_point() or labels.is_complex() or (len(labels) and int(labels.min()) < 0):
             raise ValueError("labels must be integer class indices ≥ 0")
         labels = labels.to(device=device, dtype=torch.long)
-    num_classes = int(labels.max()) + 1 if config.class_conditional else 0
-    data = data.to(device)
-    is_image = data.dim() == 4
-    memory_format = torch.channels_last if is_image and device.type == "cpu" else torch.preserve_format
-    if is_image:
-        data = data.contiguous(memory_format=memory_format)
-    channels = data.shape[1]
-    model = build_model(config.model, channels, num_classes).to(device, memory_format=memory_format)
+    else:
+        labels = None
+    num_classes = int(labels.max()) + 1 if labels is not None else 0
+    # Images train channels-last on the CPU (faster convolutions there); points have no memory format.
+    memory_format = torch.channels_last if config.kind == "image" and device.type == "cpu" else torch.preserve_format
+    data = data.to(device).contiguous(memory_format=memory_format)
+    model = model if model is not None else build_model(config.model, data.shape[1], num_classes)
+    model = model.to(device, memory_format=memory_format)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
-    fused = device.type == "cuda"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, fused=fused)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, fused=device.type == "cuda")
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    run = _Run(config, model, ema, optimizer, generator)
-    if resume is not None:
-        _restore(run, load_checkpoint(resume), device, num_classes)
-
     schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)
     diffusion = Diffusion(schedule, config.target, config.weighting, config.weighting_params).to(device)
-    step_fn = torch.compile(model) if config.compile else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    run = RunState(config, data, labels, num_classes, device, model, ema, optimizer, generator, diffusion,
+                   torch.compile(model) if config.compile else model)
+    if resume is not None:
+        _restore(run, load_checkpoint(resume))
+    return run
+
+
+def draw_batch(run: RunState) -> Batch:
+    """Example indices, timesteps, noise and (class-conditional runs) labels, all from the run's generator.
+    Label dropout: a share of each batch learns the unconditional model (class index K)."""
+    config, generator, device = run.config, run.generator, run.device
+    index = torch.randint(0, len(run.data), (config.batch_size,), generator=generator, device=device)
+    x0 = run.data[index]
+    t = torch.randint(0, config.timesteps, (config.batch_size,), generator=generator, device=device)
+    noise = torch.randn(x0.shape, generator=generator, device=device).contiguous(
+        memory_format=torch.channels_last if x0.dim() == 4 and device.type == "cpu" else torch.preserve_format)
+    y = None
+    if run.labels is not None:
+        y = run.labels[index]
+        drop = torch.rand(config.batch_size, generator=generator, device=device) < config.label_dropout
+        y = torch.where(drop, torch.full_like(y, run.num_classes), y)
+    return Batch(x0, t, noise, y)
+
+
+def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step: the weighted loss (bf16 autocast on CUDA), backward, gradient norm clipped at 1,
+    AdamW at ``lr``, EMA update. Returns the detached (loss, per-sample losses). With ``check_finite`` a NaN or
+    infinite loss raises :class:`NonFiniteLoss` before any update (it costs a device sync, so a GPU run checks
+    only at its log steps)."""
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
+                else contextlib.nullcontext())
+    with autocast:
+        loss, per_sample = run.diffusion.loss(run.forward, batch.x0, batch.t, batch.noise, batch.labels)
+    if check_finite and not torch.isfinite(loss).item():
+        raise NonFiniteLoss(float(loss.item()))
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.optimizer.step()
+    run.ema.update_parameters(run.model)
+    run.step += 1
+    return loss.detach(), per_sample.detach()
+
+
+class _LossMeter:
+    """Mean loss and mean unweighted loss per timestep bucket since the last log, kept on the device."""
+
+    def __init__(self, buckets: int, timesteps: int, device: torch.device) -> None:
+        self.buckets, self.timesteps = buckets, timesteps
+        self.bucket_sum = torch.zeros(buckets, device=device)
+        self.bucket_count = torch.zeros(buckets, device=device)
+        self.loss_sum = torch.zeros((), device=device)
+        self.steps, self.started = 0, time.perf_counter()
+
+    def add(self, t: torch.Tensor, loss: torch.Tensor, per_sample: torch.Tensor) -> None:
+        bucket = (t * self.buckets) // self.timesteps
+        self.bucket_sum.index_add_(0, bucket, per_sample.float())
+        self.bucket_count.index_add_(0, bucket, torch.ones_like(per_sample, dtype=torch.float32))
+        self.loss_sum += loss.float()
+        self.steps += 1
+
+    def read(self, batch_size: int) -> dict[str, Any]:
+        """The log event's fields; then starts a new interval."""
+        rate = self.steps * batch_size / max(time.perf_counter() - self.started, 1e-9)
+        counts = self.bucket_count.cpu()
+        means = (self.bucket_sum.cpu() / counts.clamp(min=1)).tolist()
+        fields = {"loss": (self.loss_sum / self.steps).item(), "images_per_sec": rate,
+                  "bucket_losses": [m if c > 0 else None for m, c in zip(means, counts.tolist(), strict=True)]}
+        self.bucket_sum.zero_(), self.bucket_count.zero_(), self.loss_sum.zero_()
+        self.steps = 0
+        return fields
+
+    def restart_clock(self) -> None:
+        self.started = time.perf_counter()
+
+
+def train(
+    config: TrainConfig,
+    stop: threading.Event | None = None,
+    resume: str | Path | None = None,
+    data: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+) -> Iterator[TrainEvent]:
+    """Train and yield events. ``stop`` ends the run between steps; ``resume`` continues from a checkpoint
+    (its model, EMA, optimizer, step and random state; ``config`` supplies the new budget); ``data`` skips
+    loading when the caller already holds the training tensor (and ``labels`` its class labels, for a
+    class-conditional run).
+
+    The rules, in order: each step first honours ``stop``, then the budget (steps, or minutes of wall-clock time
+    since the start, previews and metrics included); a spent budget ends with a last preview and metric of the
+    final state (unless this step already had them) and a checkpoint. Then one :func:`train_step`; every
+    ``log_every`` steps a log event, and previews, metrics and checkpoints at their intervals."""
+    config = config.resolved()
+    stop = stop or threading.Event()
+    started = time.perf_counter()
+    run = prepare_run(config, data, labels, resume)
     out_dir = Path(config.out_dir) if config.out_dir else None
     if out_dir is not None:
         remove_orphans(out_dir)  # half-written checkpoints of a killed run
-    parameters = count_parameters(model)
+    parameters = count_parameters(run.model)
     deadline = started + config.minutes * 60 if config.minutes else None
 
     def event(kind: str, **extra: Any) -> TrainEvent:
-        return TrainEvent(kind, run.step, time.perf_counter() - started, config.steps, device=str(device),
+        return TrainEvent(kind, run.step, time.perf_counter() - started, config.steps, device=str(run.device),
                           parameters=parameters, **extra)
 
     def checkpoint() -> str | None:
-        if out_dir is None:
-            return None
-        extra = {"channels": channels, "shape": list(data.shape[1:]), "num_classes": num_classes}
-        return str(save_checkpoint(out_dir / CHECKPOINT_NAME, {**run.state(), **extra}))
+        return None if out_dir is None else str(save_checkpoint(out_dir / CHECKPOINT_NAME, run.state()))
 
-    yield event("start", message=f"{config.dataset}: {len(data)} examples, {parameters:,} parameters on {device}")
-    bucket_sum = torch.zeros(config.buckets, device=device)
-    bucket_count = torch.zeros(config.buckets, device=device)
-    loss_sum = torch.zeros((), device=device)
-    interval_start, interval_steps = time.perf_counter(), 0
-    model.train()
+    def reports(due: Callable[[int], bool]) -> Iterator[TrainEvent]:
+        if config.preview_every and due(config.preview_every):
+            yield event("preview", samples=preview_samples(run))
+        if config.metric_every and due(config.metric_every):
+            yield event("metric", metric=evaluate_quality(run))
+
+    yield event("start", message=f"{config.dataset}: {len(run.data)} examples, {parameters:,} parameters on "
+                f"{run.device}")
+    meter = _LossMeter(config.buckets, config.timesteps, run.device)
+    run.model.train()
     while True:
         if stop.is_set():
-            path = checkpoint()
-            yield event("stopped", message="stopped on request", checkpoint=path)
+            yield event("stopped", message="stopped on request", checkpoint=checkpoint())
             return
         if (config.steps is not None and run.step >= config.steps) or (deadline and time.perf_counter() >= deadline):
-            if config.preview_every and run.step % config.preview_every:  # the final state, not an older preview
-                yield event("preview", samples=preview_samples(ema.module, diffusion, config, data.shape[1:], device))
-            if config.metric_every and run.step % config.metric_every:
-                yield event("metric", metric=evaluate_quality(ema.module, diffusion, config, data.shape[1:], device))
-            path = checkpoint()
-            yield event("done", message=f"finished after {run.step} steps", checkpoint=path)
+            yield from reports(lambda every: run.step % every != 0)  # the final state, unless just reported
+            yield event("done", message=f"finished after {run.step} steps", checkpoint=checkpoint())
             return
-
-        index = torch.randint(0, len(data), (config.batch_size,), generator=generator, device=device)
-        x0 = data[index]
-        t = torch.randint(0, config.timesteps, (config.batch_size,), generator=generator, device=device)
-        noise = torch.randn(x0.shape, generator=generator, device=device)
-        if is_image:
-            noise = noise.contiguous(memory_format=memory_format)
-        y = None
-        if num_classes:  # label dropout: a share of each batch learns the unconditional model (index K)
-            y = labels[index]
-            drop = torch.rand(config.batch_size, generator=generator, device=device) < config.label_dropout
-            y = torch.where(drop, torch.full_like(y, num_classes), y)
-        with autocast:
-            loss, per_sample = diffusion.loss(step_fn, x0, t, noise, y)
-        if device.type == "cpu" or (run.step + 1) % config.log_every == 0:
-            if not torch.isfinite(loss).item():
-                kept = out_dir / CHECKPOINT_NAME if out_dir and (out_dir / CHECKPOINT_NAME).exists() else None
-                yield event("error", loss=float(loss.item()), checkpoint=str(kept) if kept else None,
-                            message=f"loss became {loss.item()} at step {run.step + 1}; run stopped. "
-                            + ("The last good checkpoint is kept (checkpoint.pt in the run folder)." if kept
-                               else "No checkpoint was written yet.")
-                            + " Try a lower learning rate.")
-                return
         progress = max(run.step / config.steps if config.steps else 0.0,
                        (time.perf_counter() - started) / (config.minutes * 60) if config.minutes else 0.0)
-        for group in optimizer.param_groups:
-            group["lr"] = _lr_at(config, run.step, progress)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        ema.update_parameters(model)
-        run.step += 1
-        interval_steps += 1
-
-        bucket = (t * config.buckets) // config.timesteps
-        bucket_sum.index_add_(0, bucket, per_sample.detach().float())
-        bucket_count.index_add_(0, bucket, torch.ones_like(per_sample, dtype=torch.float32))
-        loss_sum += loss.detach().float()
-
+        batch = draw_batch(run)
+        try:
+            check = run.device.type == "cpu" or (run.step + 1) % config.log_every == 0
+            loss, per_sample = train_step(run, batch, _lr_at(config, run.step, progress), check_finite=check)
+        except NonFiniteLoss as error:
+            kept = out_dir / CHECKPOINT_NAME if out_dir and (out_dir / CHECKPOINT_NAME).exists() else None
+            yield event("error", loss=error.args[0], checkpoint=str(kept) if kept else None,
+                        message=f"loss became {error.args[0]} at step {run.step + 1}; run stopped. "
+                        + ("The last good checkpoint is kept (checkpoint.pt in the run folder)." if kept
+                           else "No checkpoint was written yet.")
+                        + " Try a lower learning rate.")
+            return
+        meter.add(batch.t, loss, per_sample)
         if run.step % config.log_every == 0:
-            now = time.perf_counter()
-            rate = interval_steps * config.batch_size / max(now - interval_start, 1e-9)
-            counts = bucket_count.cpu()
-            means = (bucket_sum.cpu() / counts.clamp(min=1)).tolist()
-            yield event("log", loss=(loss_sum / interval_steps).item(), images_per_sec=rate,
-                        bucket_losses=[m if c > 0 else None for m, c in zip(means, counts.tolist(), strict=True)],
-                        eta_s=_eta(config, run.step, rate, deadline))
-            bucket_sum.zero_(), bucket_count.zero_(), loss_sum.zero_()
-            interval_steps = 0
-        if config.preview_every and run.step % config.preview_every == 0:
-            samples = preview_samples(ema.module, diffusion, config, data.shape[1:], device)
-            yield event("preview", samples=samples)
-        if config.metric_every and run.step % config.metric_every == 0:
-            yield event("metric", metric=evaluate_quality(ema.module, diffusion, config, data.shape[1:], device))
+            fields = meter.read(config.batch_size)
+            yield event("log", eta_s=_eta(config, run.step, fields["images_per_sec"], deadline), **fields)
+        yield from reports(lambda every: run.step % every == 0)
         if config.checkpoint_every and run.step % config.checkpoint_every == 0 and out_dir is not None:
             yield event("checkpoint", checkpoint=checkpoint())
         if run.step % config.log_every == 0:
-            interval_start = time.perf_counter()
+            meter.restart_clock()
 
 
 def _eta(config: TrainConfig, step: int, images_per_sec: float, deadline: float | None) -> float | None:
@@ -282,16 +333,16 @@ def _eta(config: TrainConfig, step: int, images_per_sec: float, deadline: float 
     return min(remaining) if remaining else None
 
 
-def _restore(run: _Run, state: dict[str, Any], device: torch.device, num_classes: int) -> None:
+def _restore(run: RunState, state: dict[str, Any]) -> None:
     saved = saved_config(state)
     for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr", "class_conditional"):
         if getattr(saved, name) != getattr(run.config, name):
             hint = " (set class_conditional, or --unconditional, to match)" if name == "class_conditional" else ""
             raise CheckpointError(f"cannot resume: checkpoint has {name}={getattr(saved, name)!r}, "
                                   f"this run has {getattr(run.config, name)!r}{hint}")
-    if int(state.get("num_classes", 0)) != num_classes:
+    if int(state.get("num_classes", 0)) != run.num_classes:
         raise CheckpointError(f"cannot resume: checkpoint has {state.get('num_classes', 0)} classes, "
-                              f"this run's labels have {num_classes}")
+                              f"this run's labels have {run.num_classes}")
     try:
         run.model.load_state_dict(state["model"])
         run.ema.load_state_dict(state["ema"])
@@ -302,46 +353,36 @@ def _restore(run: _Run, state: dict[str, Any], device: torch.device, num_classes
         raise CheckpointError(f"cannot resume from this checkpoint: {error}") from None
 
 
-def sample_clip(shape: tuple[int, ...]) -> float:
-    """Clip range of x̂0 while sampling: the data range, [−1, 1] for images, ±4 for the toys (all within ±3)."""
-    return 1.0 if len(shape) == 3 else 4.0
-
-
 @torch.no_grad()
-def _fixed_seed_samples(model: torch.nn.Module, diffusion: Diffusion, shape: tuple[int, ...], count: int, steps: int,
-                        seed: int, device: torch.device, guidance: float = 1.0, eta: float = 0.0) -> torch.Tensor:
-    """DDIM samples (CPU float tensor) from a fixed seed, so successive evaluations are comparable; a
-    class-conditional model draws every class equally often, with classifier-free ``guidance``."""
-    generator = torch.Generator(device=device).manual_seed(seed)
+def _fixed_seed_samples(run: RunState, count: int, steps: int, seed: int) -> torch.Tensor:
+    """DDIM samples of the EMA model (CPU float tensor) from a fixed seed, so successive evaluations are
+    comparable; a class-conditional model draws every class equally often, with the run's guidance and η."""
+    model, config = run.ema.module, run.config
+    generator = torch.Generator(device=run.device).manual_seed(seed)
     was_training = model.training
     model.eval()
-    labels = balanced_labels(count, getattr(model, "num_classes", 0))
-    samples, _ = ddim_sample(model, diffusion, (count, *shape), steps, eta, generator=generator, device=device,
-                             clip=sample_clip(shape), labels=labels, guidance=guidance)
+    labels = balanced_labels(count, run.num_classes)
+    samples, _ = ddim_sample(model, run.diffusion, (count, *run.sample_shape), steps, config.sample_eta,
+                             generator=generator, device=run.device, clip=sample_clip(config.kind), labels=labels,
+                             guidance=config.guidance)
     model.train(was_training)
     return samples.float().cpu()
 
 
-def preview_samples(
-    model: torch.nn.Module, diffusion: Diffusion, config: TrainConfig, shape: tuple[int, ...], device: torch.device
-) -> torch.Tensor:
-    """The preview batch: ``preview_count`` images, or at least 512 points for a toy scatter."""
-    count = config.preview_count if len(shape) == 3 else max(config.preview_count, 512)
-    return _fixed_seed_samples(model, diffusion, shape, count, config.preview_sample_steps, config.seed + 12345, device,
-                              config.guidance, config.sample_eta)
+def preview_samples(run: RunState) -> torch.Tensor:
+    """The preview batch: ``preview_count`` images, or points for a toy scatter."""
+    return _fixed_seed_samples(run, run.config.preview_count, run.config.preview_sample_steps, run.config.seed + 12345)
 
 
-def evaluate_quality(
-    model: torch.nn.Module, diffusion: Diffusion, config: TrainConfig, shape: tuple[int, ...], device: torch.device
-) -> dict[str, float]:
-    """The quality metric of :mod:`minsnr_core.metrics` on fresh DDIM samples (MNIST, CIFAR-10 and the toys)."""
+def evaluate_quality(run: RunState) -> dict[str, float]:
+    """The quality metric of :mod:`minsnr_core.metrics` on fresh DDIM-50 samples (MNIST, CIFAR-10 and the toys)."""
     from . import metrics
 
-    samples = _fixed_seed_samples(model, diffusion, shape, config.metric_samples, 50, config.seed + 54321, device,
-                                 config.guidance, config.sample_eta)
+    config = run.config
+    samples = _fixed_seed_samples(run, config.metric_samples, 50, config.seed + 54321)
     if config.dataset in TOY_DATASETS:
         return metrics.toy_score(samples, config.dataset)
     if config.dataset in metrics.CLASSIFIERS:
-        requested = balanced_labels(len(samples), getattr(model, "num_classes", 0))  # what the samples were asked for
+        requested = balanced_labels(len(samples), run.num_classes)  # what the samples were asked for
         return metrics.image_score(samples, config.dataset, config.data_root, requested)
     return {}

@@ -19,6 +19,7 @@ per-sample weight is w(λ)/p(λ) with p the schedule's log-SNR density, so it ne
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,16 @@ TARGET_WEIGHT_LATEX = {"eps": r"w_\varepsilon = w_{x_0}/\mathrm{SNR}", "x0": r"w
                        "v": r"w_v = w_{x_0}/(\mathrm{SNR}+1)"}
 DEFAULT_GAMMA = 5.0
 
-STRATEGIES: Registry[Entry] = Registry("weighting strategy")
+@dataclass(frozen=True)
+class Strategy(Entry):
+    """A weighting strategy: ``function`` is w_x0(snr, **params). ``eps_at_zero`` is lim_{SNR→0} w_x0/SNR where it
+    is finite; ``per_unit_log_snr``: the function is a weight per unit λ (Kingma & Gao's w(λ)), not per sample."""
+
+    eps_at_zero: Callable[..., float] | None = None
+    per_unit_log_snr: bool = False
+
+
+STRATEGIES: Registry[Strategy] = Registry("weighting strategy")
 
 GAMMA = Param("gamma", DEFAULT_GAMMA, 0.0, 100.0, "SNR threshold γ", exclusive_minimum=True)
 
@@ -53,10 +63,8 @@ def _strategy(
     ``per_unit_log_snr``: the function is a weight per unit λ (Kingma & Gao's w(λ)), not per sample."""
 
     def decorate(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        STRATEGIES.register(
-            Entry(name, display, latex, intuition, reference, fn, params,
-                  {"eps_at_zero": eps_at_zero, "per_unit_log_snr": per_unit_log_snr})
-        )
+        STRATEGIES.register(Strategy(name, display, latex, intuition, reference, fn, params, eps_at_zero,
+                                     per_unit_log_snr))
         return fn
 
     return decorate
@@ -197,7 +205,7 @@ def loss_weight(strategy: str, snr: Any, target: str = "eps", log_snr_density: A
     values = entry.resolve_params(params)
     snr = _as_snr_tensor(snr)
     w_x0 = entry.function(snr, **values)
-    if entry.extra["per_unit_log_snr"]:
+    if entry.per_unit_log_snr:
         if log_snr_density is None:
             raise ValueError(f"strategy {strategy!r} is a weight per unit log-SNR (Kingma & Gao): its per-sample weight "
                              "w(λ)/p(λ) needs the schedule's log-SNR density; pass log_snr_density or use schedule_weights")
@@ -221,7 +229,7 @@ def loss_weight(strategy: str, snr: Any, target: str = "eps", log_snr_density: A
         raise ValueError(
             f"strategy {strategy!r} has an unbounded ε-space weight at SNR = 0 (zero terminal SNR); "
             "use target 'x0' or 'v', a strategy with a finite limit "
-            f"({', '.join(n for n in STRATEGIES.names() if STRATEGIES.get(n).extra['eps_at_zero'])}), "
+            f"({', '.join(n for n in STRATEGIES.names() if STRATEGIES.get(n).eps_at_zero)}), "
             "or a schedule without zero terminal SNR"
         )
     return torch.where(zero, torch.full_like(w_x0, limit), w_x0 / torch.where(zero, 1.0, snr))
@@ -237,13 +245,13 @@ def defined_everywhere(strategy: str, schedule: Schedule, target: str, **params:
     if (schedule.snr > 0).all():
         return True
     entry = STRATEGIES.get(strategy)
-    return not entry.extra["per_unit_log_snr"] and (target != "eps" or eps_weight_at_zero_snr(strategy, **params) is not None)
+    return not entry.per_unit_log_snr and (target != "eps" or eps_weight_at_zero_snr(strategy, **params) is not None)
 
 
 def eps_weight_at_zero_snr(strategy: str, **params: Any) -> float | None:
     """lim_{SNR→0} w_x0/SNR for ``strategy``, or None where the ε-space weight is unbounded."""
     entry = STRATEGIES.get(strategy)
-    limit = entry.extra["eps_at_zero"]
+    limit = entry.eps_at_zero
     return None if limit is None else float(limit(**entry.resolve_params(params)))
 
 

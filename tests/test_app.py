@@ -30,3 +30,20 @@ def test_explorer_endpoint_refuses_what_its_controls_do_not_allow(app_url, args,
     with pytest.raises(AppError, match=message):
         client.predict(*args, api_name="/explorer")
     assert time.time() - started < 10
+
+
+def test_denoise_marks_each_step_at_the_weight_the_run_trained_it_with(tmp_path):
+    from app.denoise_ui import denoise, weight_marker
+    from minsnr_core.runs import load_run
+    from minsnr_core.training import TrainConfig, train
+
+    config = TrainConfig(dataset="moons", steps=3, toy_size=64, batch_size=16, preview_every=0, device="cpu",
+                         weighting="min_snr", weighting_params={"gamma": 2.0}, out_dir=str(tmp_path))
+    for _ in train(config):
+        pass
+    result = denoise(str(tmp_path), "ddim", 5, 0, 1.0)
+    weights = load_run(tmp_path, "cpu").diffusion.weights
+    assert result.step_weights == [float(weights[t]) for t in result.trajectory.timesteps]
+    assert (result.weighting, result.target, result.kind) == ("Min-SNR-γ", "eps", "points")
+    marker = weight_marker(result, 2).data[1]
+    assert marker.y[0] == result.step_weights[2] and f"t = {result.trajectory.timesteps[2]}" in marker.name

@@ -9,25 +9,18 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from minsnr_core.weighting import strategy_parameters
+from app.settings import endpoint_values
+from minsnr_core.recorder import read_metrics
 
 from .conftest import ARTIFACTS
 
-PARAMS = [p.default for p in strategy_parameters().values()]
 ALICE, BOB = "alice-owner-token-000000001", "bob-owner-token-00000000002"
 
 
-def train_args(root, owner=ALICE, dataset="moons", steps=10_000, weighting="min_snr", **overrides):
-    # owner token, weighting, dataset, data root, schedule, T, target, strategy params…, model, batch, lr, steps,
-    # minutes, seed, preview every, measure quality, class labels, guidance, DDIM η
-    values = {"owner": owner, "weighting": weighting, "dataset": dataset, "data_root": str(root),
-              "schedule": "cosine", "T": 1000, "target": "eps", "model": "auto", "batch": 0, "lr": 0.002, "steps": steps,
-              "minutes": 0, "seed": 0, "preview": 50, "quality": False, "labels": True, "guidance": 2.0, "eta": 1.0}
-    values.update(overrides)
-    head = [values[k] for k in ("owner", "weighting", "dataset", "data_root", "schedule", "T", "target")]
-    tail = [values[k] for k in ("model", "batch", "lr", "steps", "minutes", "seed", "preview", "quality", "labels",
-                                "guidance", "eta")]
-    return [*head, *PARAMS, *tail]
+def train_args(root, owner=ALICE, dataset="moons", steps=10_000, weighting="min_snr", **settings):
+    """The /train endpoint's values, by setting name (app.settings): a long toy run with previews every 50 steps."""
+    return endpoint_values(owner, weighting, **{"dataset": dataset, "data_root": str(root), "target": "eps",
+                                                "steps": steps, "preview_every": 50, "quality": False, **settings})
 
 
 def forged_stop(url: str, owner: str, session_hash: str) -> int:
@@ -59,15 +52,19 @@ def statuses(job, until, timeout=120):
 def test_toy_run_streams_updates_and_stops(app_url, data_root):
     client = Client(app_url, verbose=False)
     job = client.submit(*train_args(data_root), api_name="/train")
-    seen = statuses(job, lambda s: "step" in s and "running" in s and " 0 /" not in s)
-    steps_before = int(seen[-1].split("step **")[1].split("**")[0])
+    statuses(job, lambda s: "running" in s and "images/s" in s)
     started = time.time()
     client.predict(ALICE, api_name="/stop")
-    final = statuses(job, lambda s: "stopped" in s, timeout=10)
+    statuses(job, lambda s: "stopped" in s, timeout=10)
     assert time.time() - started < 5
-    assert int(final[-1].split("step **")[1].split("**")[0]) >= steps_before
-    result = job.outputs()[-1]
-    assert result[6], "the stopped run's files are offered for download"
+    # The stopped run's files are offered for download; its metrics hold the streamed steps and the stop.
+    files = [str(f) for f in job.outputs()[-1][6]]
+    records = read_metrics(next(f for f in files if f.endswith("metrics.jsonl")))
+    logged = [r["step"] for r in records if r["kind"] == "log"]
+    assert logged and logged == list(range(5, logged[-1] + 1, 5)), "a toy run logs every 5 steps (RUN_DEFAULTS)"
+    (stop,) = [r for r in records if r["kind"] == "stopped"]
+    assert logged[-1] <= stop["step"] < 10_000 and stop["message"] == "stopped on request"
+    assert any(f.endswith("checkpoint.pt") for f in files)
 
 
 def test_two_owners_queue_in_order_and_stay_isolated_even_with_a_forged_session(app_url, data_root):
@@ -91,8 +88,8 @@ def test_two_owners_queue_in_order_and_stay_isolated_even_with_a_forged_session(
     ({"lr": 5.0}, "lr must be in (0, 1)"),
     ({"steps": 10**12}, "Steps (at most 20,000): Value 1000000000000 is greater than maximum value 20000"),
     ({"minutes": 10**6, "steps": 100}, "minutes (0: none; at most 30): Value 1000000"),
-    ({"batch": 10**9}, "Batch size (0: automatic): Value 1000000000 is greater than maximum value 1024"),
-    ({"T": 10**7}, "Timesteps T: Value 10000000 is greater than maximum value 2000"),
+    ({"batch_size": 10**9}, "Batch size (0: automatic): Value 1000000000 is greater than maximum value 1024"),
+    ({"timesteps": 10**7}, "Timesteps T: Value 10000000 is greater than maximum value 2000"),
     ({"data_root": "/etc"}, "Data root (set with --data-root): Value: /etc is not in the list of choices"),
     ({"owner": "x"}, "owner must be the page's token"),
 ])

@@ -51,7 +51,7 @@ def test_a_run_folder_is_never_overwritten_by_accident(tmp_path):
     assert (out / "metrics.jsonl").read_bytes() == metrics and (out / "checkpoint.pt").read_bytes() == checkpoint
     # --overwrite with a valid run replaces it.
     toy_run(out, 20, "--overwrite")
-    assert [r["step"] for r in read_metrics(out) if r["kind"] == "log"] == [10, 20]
+    assert [r["step"] for r in read_metrics(out) if r["kind"] == "log"] == [5, 10, 15, 20]
     (tmp_path / "file").write_text("x")
     assert "is a file" in cli("train", "--dataset", "moons", "--out", tmp_path / "file", code=2)
 
@@ -67,7 +67,10 @@ def test_resume_refuses_changed_training_flags_and_accepts_the_budget(tmp_path):
     # Repeating a flag with the run's own value is fine; budget and intervals may change.
     cli("train", "--resume", out, "--dataset", "moons", "--lr", "0.002", "--steps", 60, "--preview-every", 10,
         "--out", out)
-    assert [r["step"] for r in read_metrics(out) if r["kind"] == "log"] == [10, 20, 30, 40, 50, 60]
+    assert [r["step"] for r in read_metrics(out) if r["kind"] == "log"] == list(range(5, 65, 5))
+    # Without a budget, --resume runs the run's own budget again (the core's rule, as the app's "Keep training").
+    cli("train", "--resume", out, "--out", out)
+    assert read_metrics(out)[-1]["step"] == 120
 
 
 @pytest.mark.parametrize(("args", "message"), [

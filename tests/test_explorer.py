@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from app.explorer import build_explorer, explain_strategies
-from app.main import EXPLORER_FIELDS
+from app.main import explorer_fields
 from app.urlstate import read_query, write_query
 from minsnr_core.schedules import get_schedule
 from minsnr_core.weighting import STRATEGIES, loss_weight
@@ -66,11 +66,11 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_url_state_round_trip_and_bad_values():
-    values, notices = read_query(EXPLORER_FIELDS, {"gamma": "2", "strategies": "min_snr,p2", "schedule": "linear"})
+    values, notices = read_query(explorer_fields(), {"gamma": "2", "strategies": "min_snr,p2", "schedule": "linear"})
     assert notices == []
-    query = write_query(EXPLORER_FIELDS, values)
+    query = write_query(explorer_fields(), values)
     assert "gamma=2" in query and "strategies=min_snr,p2" in query and "schedule=linear" in query
-    values, notices = read_query(EXPLORER_FIELDS, {"gamma": "-3", "T": "abc", "strategies": "min_snr,bogus"})
-    defaults = [field.default for field in EXPLORER_FIELDS]
+    values, notices = read_query(explorer_fields(), {"gamma": "-3", "T": "abc", "strategies": "min_snr,bogus"})
+    defaults = [field.default for field in explorer_fields()]
     assert values == defaults
     assert len(notices) == 3 and any("bogus" in n for n in notices)

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from minsnr_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minsnr_core.data import load_labels, load_mnist
-from minsnr_core.training import TrainConfig, load_run_model, train
+from minsnr_core.data import load_labels, load_mnist, toy_points
+from minsnr_core.metrics import toy_score
+from minsnr_core.runs import load_run
+from minsnr_core.training import TrainConfig, train
 
 TOY = dict(dataset="moons", log_every=10, preview_every=0, toy_size=2000, device="cpu")
 
@@ -32,7 +34,10 @@ def test_toy_training_lowers_the_loss_and_events_carry_what_they_promise():
     previews = [e for e in events if e.kind == "preview"]
     assert [e.step for e in previews] == [100, 200] and previews[0].samples.shape == (512, 2)
     metric = [e for e in events if e.kind == "metric"]
-    assert metric[-1].metric["swd"] < metric[0].metric["swd"] * 1.5 and metric[-1].metric["swd"] < 0.5
+    # The score improves from step 100 to 200 and ends near the metric's floor: 256 real points score 0.08–0.22
+    # (10 draws, mean 0.16); this run measured 0.250 → 0.216.
+    floor = sum(toy_score(toy_points("moons", 256, seed=s), "moons")["swd"] for s in range(10)) / 10
+    assert metric[-1].metric["swd"] < metric[0].metric["swd"] and metric[-1].metric["swd"] < 1.5 * floor
 
 
 def test_real_mnist_steps_lower_the_loss(data_root, tmp_path):
@@ -48,7 +53,8 @@ def test_real_mnist_steps_lower_the_loss(data_root, tmp_path):
     preview = [e for e in events if e.kind == "preview"][-1].samples
     assert preview.shape == (4, 1, 28, 28) and preview.min() >= -1 and preview.max() <= 1
     # MNIST has labels, so the run is class-conditional by default; the checkpoint knows its ten classes.
-    model, _, saved, _ = load_run_model(tmp_path, "cpu")
+    loaded = load_run(tmp_path, "cpu")
+    model, saved = loaded.model, loaded.config
     assert saved.class_conditional and model.num_classes == 10 and model.class_embedding.weight.abs().sum() > 0
     with pytest.raises(ValueError, match="one entry per training example"):
         run(config, data=data, labels=labels[:10])
@@ -63,7 +69,7 @@ def test_label_dropout_decides_which_class_embeddings_learn(data_root, tmp_path,
     config = TrainConfig(dataset="mnist", data_root=str(data_root), batch_size=64, steps=4, preview_every=0,
                          device="cpu", label_dropout=dropout, guidance=1.0, out_dir=str(tmp_path))
     run(config, data=data, labels=labels)
-    model, *_ = load_run_model(tmp_path, "cpu")
+    model = load_run(tmp_path, "cpu").model
     rows = model.class_embedding.weight.abs().sum(1)
     assert (rows[learned] > 0).all() and (rows[untouched] == 0).all()
 
@@ -73,7 +79,8 @@ def test_unconditional_mnist_run_and_resume_keeps_its_conditioning(data_root, tm
     config = TrainConfig(dataset="mnist", data_root=str(data_root), batch_size=8, steps=2, preview_every=0,
                          device="cpu", out_dir=str(tmp_path), class_conditional=False)
     run(config, data=data)
-    model, _, saved, _ = load_run_model(tmp_path, "cpu")
+    loaded = load_run(tmp_path, "cpu")
+    model, saved = loaded.model, loaded.config
     assert not saved.class_conditional and model.num_classes == 0 and model.class_embedding is None
     # Resuming must keep the run's conditioning.
     with pytest.raises(CheckpointError, match="class_conditional"):
@@ -147,13 +154,13 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
     [
         ({"dataset": "imagenet"}, "dataset must be one of"),
         ({"weighting": "fancy"}, "unknown weighting strategy"),
-        ({"weighting_params": {"gamma": -1}}, "gamma"),
+        ({"weighting_params": {"gamma": -1}}, r"parameter 'gamma' must be in \(0, 100\], got -1"),
         ({"target": "score"}, "target must be one of"),
-        ({"timesteps": 1}, "timesteps"),
-        ({"lr": 0}, "lr"),
-        ({"steps": 0}, "steps"),
-        ({"minutes": -1}, "minutes"),
-        ({"batch_size": 0}, "batch_size"),
+        ({"timesteps": 1}, "timesteps must be an integer ≥ 2, got 1"),
+        ({"lr": 0}, r"lr must be in \(0, 1\), got 0"),
+        ({"steps": 0}, "steps must be an integer ≥ 1, got 0"),
+        ({"minutes": -1}, "minutes must be a positive number, got -1"),
+        ({"batch_size": 0}, "batch_size must be an integer ≥ 1, got 0"),
         ({"device": "tpu"}, "device must be"),
         ({"zero_terminal_snr": True, "target": "eps"}, "zero_terminal_snr needs target"),
         ({"model": "mnist"}, "does not fit"),

@@ -128,7 +128,7 @@ def test_same_output_gives_same_weighted_loss_in_every_space(name, source):
 def test_zero_snr_never_gives_nan_or_inf(name):
     schedule = get_schedule("linear", 1000, zero_terminal_snr=True)
     snr = schedule.snr
-    if STRATEGIES.get(name).extra["per_unit_log_snr"]:  # divides by the log-SNR density, 0 where λ = −∞
+    if STRATEGIES.get(name).per_unit_log_snr:  # divides by the log-SNR density, 0 where λ = −∞
         for target in TARGETS:
             with pytest.raises(ValueError, match="not defined where λ is not finite"):
                 schedule_weights(name, schedule, target)
@@ -151,7 +151,7 @@ def test_zero_snr_never_gives_nan_or_inf(name):
 def test_unbounded_strategies_really_blow_up():
     tiny = torch.tensor([1e-12], dtype=torch.float64)
     for name in ALL:
-        if eps_weight_at_zero_snr(name) is None and not STRATEGIES.get(name).extra["per_unit_log_snr"]:
+        if eps_weight_at_zero_snr(name) is None and not STRATEGIES.get(name).per_unit_log_snr:
             assert loss_weight(name, tiny, "eps").item() > 1e5
 
 
