@@ -12,7 +12,7 @@ import torch
 
 from minsnr_core.config import TrainConfig
 from minsnr_core.runs import load_run
-from minsnr_core.sampling import SAMPLERS, Trajectory
+from minsnr_core.sampling import SAMPLERS, Trajectory, balanced_labels
 from minsnr_core.weighting import STRATEGIES
 
 from .figures import samples_image, scatter_figure
@@ -40,6 +40,7 @@ class DenoiseResult:
     kind: str  # "image" or "points": how the trajectory is shown
     dataset: str
     conditional: bool
+    labels: list[int]  # the class each sample was asked for (empty: unconditional)
 
 
 def denoise(checkpoint: str, sampler: str, steps: int, seed: int, guidance: float) -> DenoiseResult:
@@ -56,7 +57,8 @@ def denoise(checkpoint: str, sampler: str, steps: int, seed: int, guidance: floa
         trajectory=trajectory, snr=[float(snr[t]) for t in trajectory.timesteps], weights=weights[positive].numpy(),
         snr_curve=snr[positive].numpy(), step_weights=[float(weights[t]) for t in trajectory.timesteps],
         weighting=STRATEGIES.get(config.weighting).display_name, target=config.target, kind=config.kind,
-        dataset=config.dataset, conditional=bool(run.num_classes))
+        dataset=config.dataset, conditional=bool(run.num_classes),
+        labels=[] if not run.num_classes else balanced_labels(count, run.num_classes).tolist())
 
 
 def _picture(tensor: torch.Tensor) -> Any:
@@ -110,7 +112,7 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
         x0 = gr.Image(label="predicted x̂0", format="png", interactive=False, elem_id="denoise-x0")
         eps = gr.Image(label="predicted ε̂", format="png", interactive=False)
     with gr.Row():
-        points = gr.Plot(label="x_t and x̂0 (2D toys)")
+        points = gr.Plot(label="x_t and x̂0 (2D toys)", visible=False, elem_id="denoise-points")
         curve = gr.Plot(label="Where this step sits on the weight curve", elem_id="denoise-curve")
     state = gr.State(None)
 
@@ -119,12 +121,15 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         path = result.trajectory
         i = int(min(max(index, 0), len(path.timesteps) - 1))
-        if result.kind == "image":
-            return (_picture(path.x_t[i]), _picture(path.x0_pred[i]), _picture(path.eps_pred[i] / 3),
-                    gr.skip(), weight_marker(result, i))
+        if result.kind == "image":  # the 2-D panel only for the toys, the three images only for image models
+            return (gr.update(value=_picture(path.x_t[i]), visible=True),
+                    gr.update(value=_picture(path.x0_pred[i]), visible=True),
+                    gr.update(value=_picture(path.eps_pred[i] / 3), visible=True),
+                    gr.update(visible=False), weight_marker(result, i))
         fig = scatter_figure(path.x0_pred[i], f"x_t and x̂0 at t = {path.timesteps[i]}", reference=path.x_t[i],
                              names=("x_t", "predicted x̂0"))
-        return None, None, None, fig, weight_marker(result, i)
+        hidden = gr.update(value=None, visible=False)
+        return hidden, hidden, hidden, gr.update(value=fig, visible=True), weight_marker(result, i)
 
     def on_sample(owner_token, sampler_name, steps_value, seed_value, guidance_value):
         try:
@@ -145,7 +150,12 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
             return f"⚠️ {error}", None, gr.skip()
         trajectory = result.trajectory
         text = f"{len(trajectory.timesteps)} steps of {sampler_name.upper()} from the model trained on {result.dataset}"
-        text += (f", classes in order, guidance {float(guidance_value):g}." if result.conditional else ".")
+        if result.conditional:  # the grid is 4 × 4, classes in turn
+            rows = [" ".join(str(c) for c in result.labels[r:r + 4]) for r in range(0, len(result.labels), 4)]
+            text += f", classes in order, guidance {float(guidance_value):g}. Classes asked for, row by row: "
+            text += " · ".join(rows) + "."
+        else:
+            text += "."
         return text, result, gr.update(maximum=len(trajectory.timesteps) - 1, value=0)
 
     go_button.click(on_sample, [owner, sampler, steps, seed, guidance], [message, state, scrub],

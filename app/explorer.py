@@ -127,13 +127,24 @@ def build_explorer(
         margin={"l": 60, "r": 20, "t": 50, "b": 40},
         height=520,
     )
-    return ExplorerResult(figure, explain_strategies(strategies, target), list(dict.fromkeys(notices)))
+    return ExplorerResult(figure, explain_strategies(strategies, target, view), list(dict.fromkeys(notices)))
 
 
-def explain_strategies(strategies: Iterable[str], target: str = "eps") -> str:
-    """Markdown: formula, intuition and reference of each ticked strategy, from the registry."""
+EFFECTIVE_EXPLANATION = (
+    "**The effective weight** (Kingma & Gao 2023) asks how much a weighting emphasises each noise level *per unit "
+    r"log-SNR* λ, not per timestep: it is the ε-space weight times $p(\lambda)$, the density of λ when t is drawn "
+    r"uniformly, $w_\varepsilon(\lambda)\,p(\lambda)$. A schedule that spends many timesteps near one λ raises "
+    "that level's share even with a constant weight, so this view compares weightings across schedules and "
+    "prediction spaces on one footing: the same curve here means the same expected loss, whatever the schedule. "
+    "It does not depend on the prediction target (ε, x₀ and v weights convert into one another exactly).")
+
+
+def explain_strategies(strategies: Iterable[str], target: str = "eps", view: str = "weight") -> str:
+    """Markdown: formula, intuition and reference of each ticked strategy, from the registry (and, for the effective
+    weight, what that view shows)."""
     conversion = TARGET_WEIGHT_LATEX[target]
-    lines = [
+    lines = [EFFECTIVE_EXPLANATION, ""] if view == "effective" else []
+    lines += [
         "Each curve is one weighting strategy. A strategy is one function $w_{x_0}(\\mathrm{SNR})$ on the x₀ error; "
         f"in the {TARGET_NAMES[target]} space it becomes ${conversion}$ because "
         "$\\|\\varepsilon-\\hat\\varepsilon\\|^2 = \\mathrm{SNR}\\,\\|x_0-\\hat x_0\\|^2$ and "

@@ -10,9 +10,11 @@ import torch
 
 from minsnr_core.images import image_grid
 from minsnr_core.recorder import RunHistory
+from minsnr_core.weighting import TARGET_NAMES
 
 METRIC_LABELS = {"confident": "fraction of recognisable digits (p > 0.9)", "fd": "Fréchet distance (lower is better)",
                  "label_entropy": "label entropy (bits)", "swd": "sliced Wasserstein distance (lower is better)"}
+SHARES = ("confident", "as_requested")  # metrics that are a share in [0, 1]
 # The status line's short, plain names of the same numbers.
 METRIC_NAMES = {"confident": "recognised", "fd": "Fréchet distance", "label_entropy": "spread over the classes (bits)",
                 "swd": "distance to the data", "as_requested": "drawn as the class asked for"}
@@ -24,17 +26,23 @@ def _layout(figure: go.Figure, title: str, x: str, y: str, log_y: bool = False) 
     return figure
 
 
-def loss_figure(runs: Sequence[tuple[str, RunHistory]]) -> go.Figure:
-    """Weighted training loss against step, one line per run."""
+def loss_figure(runs: Sequence[tuple[str, RunHistory]], unweighted: bool = False, target: str | None = None) -> go.Figure:
+    """Training loss against step, one line per run: the weighted loss each run minimises, or (``unweighted``) the
+    plain MSE in the ``target`` space, which runs of different weightings share."""
     figure = go.Figure()
     for label, history in runs:
-        n = min(len(history.steps), len(history.losses))  # the trainer may be appending right now
-        figure.add_trace(go.Scatter(x=history.steps[:n], y=history.losses[:n], mode="lines", name=label))
+        values = history.unweighted_losses if unweighted else history.losses
+        n = min(len(history.steps), len(values))  # the trainer may be appending right now
+        figure.add_trace(go.Scatter(x=history.steps[:n], y=values[:n], mode="lines", name=label))
+    if unweighted:
+        return _layout(figure, "Unweighted loss (one scale for every weighting)", "step",
+                       f"{TARGET_NAMES.get(target or '', 'target')} MSE", log_y=True)
     return _layout(figure, "Weighted training loss", "step", "loss", log_y=True)
 
 
-def bucket_figure(history: RunHistory, num_timesteps: int) -> go.Figure:
-    """Unweighted loss per timestep bucket against step: which noise levels are being learned."""
+def bucket_figure(history: RunHistory, num_timesteps: int, target: str) -> go.Figure:
+    """Unweighted loss (in the ``target`` space) per timestep bucket against step: which noise levels are being
+    learned."""
     figure = go.Figure()
     n = min(len(history.steps), len(history.bucket_losses))  # the trainer may be appending right now
     if n:
@@ -49,7 +57,10 @@ def bucket_figure(history: RunHistory, num_timesteps: int) -> go.Figure:
             figure.add_trace(go.Scatter(
                 x=steps[keep], y=column[keep], mode="lines", name=f"t {low}–{high}",
                 line={"color": f"rgb({shade},{80},{255 - shade})"}))
-    return _layout(figure, "Unweighted loss per noise level (blue: clean t, red: noisy t)", "step", "MSE", log_y=True)
+    figure = _layout(figure, "Unweighted loss per noise level (blue: clean t, red: noisy t)", "step",
+                     f"{TARGET_NAMES[target]} MSE", log_y=True)
+    figure.update_yaxes(dtick=1)  # one tick per decade: 0.01, 0.1, 1…
+    return figure
 
 
 def metric_figure(runs: Sequence[tuple[str, RunHistory]], key: str | None = None) -> go.Figure:
@@ -63,7 +74,10 @@ def metric_figure(runs: Sequence[tuple[str, RunHistory]], key: str | None = None
         n = min(len(history.metric_steps), len(history.metrics))
         figure.add_trace(go.Scatter(x=history.metric_steps[:n], y=[m[name] for m in history.metrics[:n]],
                                     mode="lines+markers", name=label))
-    return _layout(figure, "Sample quality", "step", METRIC_LABELS.get(key or "", key or "quality"))
+    figure = _layout(figure, "Sample quality", "step", METRIC_LABELS.get(key or "", key or "quality"))
+    if key in SHARES:
+        figure.update_yaxes(range=[0, 1.02])
+    return figure
 
 
 def samples_image(samples: torch.Tensor | None, scale: int = 3) -> np.ndarray | None:
@@ -78,13 +92,13 @@ def scatter_figure(points: torch.Tensor | None, title: str = "Samples", referenc
                    names: tuple[str, str] = ("data", "model")) -> go.Figure:
     """2D samples as a scatter (optionally over a reference cloud in grey, e.g. the true distribution)."""
     figure = go.Figure()
-    if reference is not None:
-        figure.add_trace(go.Scattergl(x=reference[:, 0].tolist(), y=reference[:, 1].tolist(), mode="markers",
-                                      marker={"size": 3, "color": "lightgrey"}, name=names[0]))
     if points is not None and points.dim() == 2:
         finite = torch.isfinite(points).all(1)
         figure.add_trace(go.Scattergl(x=points[finite, 0].tolist(), y=points[finite, 1].tolist(), mode="markers",
-                                      marker={"size": 3, "color": "#e4572e"}, name=names[1]))
+                                      marker={"size": 4, "color": "#e4572e", "opacity": 0.5}, name=names[1]))
+    if reference is not None:  # drawn on top, small and dark, so the true distribution stays visible
+        figure.add_trace(go.Scattergl(x=reference[:, 0].tolist(), y=reference[:, 1].tolist(), mode="markers",
+                                      marker={"size": 2, "color": "#1f3b73", "opacity": 0.6}, name=names[0]))
     figure.update_layout(title=title, height=360, xaxis={"range": [-3, 3]}, yaxis={"range": [-3, 3], "scaleanchor": "x"},
                          margin={"l": 40, "r": 20, "t": 45, "b": 30}, showlegend=reference is not None)
     return figure

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from minsnr_core.checkpoint import CHECKPOINT_NAME
+from minsnr_core.data import DataUnavailableError
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder
 from minsnr_core.training import TrainConfig, train
 
@@ -313,6 +314,10 @@ class JobManager:
                     job.status, job.message = history.status, history.message
                     return
             job.status, job.message = "done", "finished"
+        except DataUnavailableError as error:  # the fix is the server's flag, not a library argument
+            job.status = "error"
+            job.message = (str(error).replace("pass a data_root", "start the app with --data-root DIR")
+                           .replace("pass that folder as data_root", "start the app with --data-root set to that folder"))
         except Exception as error:  # noqa: BLE001 - a failed job must report, never kill the server
             job.status, job.message = "error", f"{type(error).__name__}: {error}"
         finally:

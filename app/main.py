@@ -21,7 +21,7 @@ from . import urlstate as us
 from .denoise_ui import build_denoise_tab
 from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, build_explorer
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
-from .settings import default_settings
+from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
@@ -73,7 +73,11 @@ def link_fields(limits: ClassLimits) -> list[us.Field]:
         *[us.Field(f"train_{name}", defaults[name], parse[name]) for name in TRAIN_LINK_SETTINGS],
     ]
 
-WRITE_URL_JS = "(query) => { const q = query ? '?' + query : window.location.pathname; history.replaceState(null, '', q); }"
+# The page's own address with the settings' query: written to the address bar and shown (with a Copy button).
+WRITE_URL_JS = ("(query) => { const url = window.location.origin + window.location.pathname + (query ? '?' + query : '');"
+                " history.replaceState(null, '', url); return url; }")
+# Narrow screens (phones): the explorer's chart above its controls.
+CSS = "@media (max-width: 700px) { #explorer-row { flex-direction: column-reverse; } }"
 
 
 # What the title may claim is what docs/results.md measured (section 1: MNIST, 2000 steps, 5 paired seeds).
@@ -111,8 +115,15 @@ def link_handlers(fields: list[us.Field]):
 
 def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr.Plot, gr.Markdown, gr.Textbox]:
     gr.Markdown(EXPLORER_INTRO)
-    with gr.Row():
+    shown = params_of(DEFAULT_STRATEGIES)
+    with gr.Row(elem_id="explorer-row"):
         with gr.Column(scale=1, min_width=280):
+            # The strategy parameters first (γ above all), so dragging one keeps the chart in view.
+            sliders = [
+                gr.Slider(p.lowest_setting, p.maximum, value=p.default, step=p.step, label=p.description,
+                          elem_id=f"param-{p.name}", visible=p.name in shown)
+                for p in strategy_parameters().values()
+            ]
             schedule = gr.Dropdown(
                 [(e.display_name, e.name) for e in SCHEDULES], value="cosine", label="Noise schedule", elem_id="schedule"
             )
@@ -126,18 +137,14 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             x_axis = gr.Radio([(v, k) for k, v in X_AXES.items()], value="t", label="x-axis")
             view = gr.Radio([(v, k) for k, v in VIEWS.items()], value="weight", label="Show")
             log_y = gr.Checkbox(True, label="Logarithmic y-axis")
-            sliders = [
-                gr.Slider(p.minimum, p.maximum, value=p.default, step=p.step, label=f"{p.description} ({p.name})",
-                          elem_id=f"param-{p.name}")
-                for p in strategy_parameters().values()
-            ]
         with gr.Column(scale=3):
             notices = gr.Markdown(elem_id="explorer-notices")
             plot = gr.Plot(label="Weight curves", elem_id="explorer-plot")
-            link = gr.Textbox(label="Link query for this view and the Train tab's settings (the address bar follows)",
-                              elem_id="explorer-link",
-                              interactive=False)
+            link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
+                              interactive=False, buttons=["copy"])
             explanation = gr.Markdown(elem_id="explorer-explanation", latex_delimiters=LATEX)
+    strategies.change(lambda names: [gr.update(visible=p in params_of(names or [])) for p in strategy_parameters()],
+                      strategies, sliders, api_visibility="undocumented", show_progress="hidden")
     inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, *sliders]
     return inputs, notices, plot, explanation, link
 
@@ -154,11 +161,11 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         owner = gr.BrowserState("", storage_key="minsnr-owner")
         gr.Markdown(TITLE)
         url_notice = gr.Markdown(elem_id="url-notice")
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # every tab reachable on a phone, none behind a "⋯" menu
             with gr.Tab("Weight explorer", id="explorer"):
                 inputs, notices, plot, explanation, link = build_explorer_tab()
             with gr.Tab("Train", id="train"):
-                controls, weighting, formula, describe, train_outputs, train_render = build_train_tab(
+                controls, weighting, describe, describe_outputs, train_outputs, train_render = build_train_tab(
                     manager, data_roots, folders, owner)
             with gr.Tab("Compare", id="compare"):
                 compare_outputs, compare_render = build_compare_tab(manager, data_roots, folders, owner)
@@ -168,14 +175,18 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         link_inputs = [*inputs, *train_link_inputs]
         update_link, load_from_url = link_handlers(link_fields(manager.limits))
         outputs = [plot, explanation, notices]
-        for component in inputs:
-            component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented")
+        for component in inputs:  # no loading overlay while a slider is dragged
+            component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented",
+                             show_progress="hidden")
+        query = gr.Textbox(visible=False)
         for component in link_inputs:
-            component.change(update_link, link_inputs, link, trigger_mode="always_last", api_visibility="undocumented")
-        link.change(None, link, None, js=WRITE_URL_JS)
+            component.change(update_link, link_inputs, query, trigger_mode="always_last", api_visibility="undocumented",
+                             show_progress="hidden")
+        query.change(None, query, link, js=WRITE_URL_JS)
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
             update_explorer, inputs, outputs, api_visibility="undocumented"
-        ).then(describe, weighting, formula, api_visibility="undocumented")
+        ).then(describe, weighting, describe_outputs, api_visibility="undocumented").then(
+            update_link, link_inputs, query, api_visibility="undocumented").then(None, query, link, js=WRITE_URL_JS)
         reattach = _reattach(manager, len(train_outputs), train_render, len(compare_outputs), compare_render)
         demo.load(_owner_for(manager), owner, owner, api_visibility="undocumented").then(
             reattach, owner, [*train_outputs, *compare_outputs], api_visibility="undocumented")
@@ -301,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, shut_down)
     atexit.register(manager.close)
     # No folder of runs is served: downloads reach their owner's page as copies under unguessable cache names.
-    demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port)
+    demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, css=CSS)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ switches ``quality`` (measure sample quality with each preview) and ``use_labels
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,14 +71,29 @@ class ConfigControls:
     def components(self) -> list[gr.components.Component]:
         return [self.by_name[name] for name in setting_names()]
 
+    def param_sliders(self) -> list[gr.components.Component]:
+        return [self.by_name[name] for name in strategy_parameters()]
+
+    def show_params_of(self, weightings: Iterable[str]) -> list[Any]:
+        """Visibility updates for :meth:`param_sliders`: only the parameters of these weightings."""
+        shown = params_of(weightings)
+        return [gr.update(visible=name in shown) for name in strategy_parameters()]
+
     def updates(self, settings: Mapping[str, Any]) -> dict[gr.components.Component, Any]:
         """A Gradio output dict that sets these controls, by setting name."""
         return {self.by_name[name]: value for name, value in settings.items()}
 
 
+def params_of(weightings: Iterable[str]) -> set[str]:
+    """The parameter names of these weightings: the sliders a tab shows (unknown names have none)."""
+    return {p.name for name in weightings if name in STRATEGIES for p in STRATEGIES.get(name).params}
+
+
 def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str, str], limits: ClassLimits,
-                    **defaults: Any) -> ConfigControls:
-    """Build the controls (inside the current Blocks), each at its default or at ``defaults`` by name."""
+                    shown_params: Iterable[str] = (), **defaults: Any) -> ConfigControls:
+    """Build the controls (inside the current Blocks), each at its default or at ``defaults`` by name; of the
+    weighting parameters only ``shown_params`` are visible."""
+    shown = set(shown_params)
     value = default_settings(**{"data_root": data_roots[0], **defaults})
     c: dict[str, gr.components.Component] = {}
     with gr.Row():
@@ -102,8 +117,8 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
                                 *[(TARGET_NAMES[t], t) for t in TARGETS]], value=value["target"],
                                label="Prediction target")
         for p in strategy_parameters().values():
-            c[p.name] = gr.Slider(p.minimum, p.maximum, value=value[p.name], step=p.step,
-                                  label=f"{p.description} ({p.name})", elem_id=f"{prefix}-param-{p.name}")
+            c[p.name] = gr.Slider(p.lowest_setting, p.maximum, value=value[p.name], step=p.step, label=p.description,
+                                  elem_id=f"{prefix}-param-{p.name}", visible=p.name in shown)
     with gr.Accordion("Model, batch size, learning rate; class labels, guidance and DDIM η of the previews", open=False):
         with gr.Row():
             c["model"] = gr.Dropdown([("automatic (by dataset)", "auto"), *[(e.display_name, e.name) for e in MODEL_PRESETS]],

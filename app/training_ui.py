@@ -12,11 +12,13 @@ from minsnr_core.config import continued_config
 from minsnr_core.data import toy_points
 from minsnr_core.experiment import REPORT_CONDITIONING, REPORT_EVAL_EVERY, REPORT_STEPS
 from minsnr_core.images import point_raster
+from minsnr_core.stats import steps_to_reach
 from minsnr_core.weighting import STRATEGIES
 
-from .figures import METRIC_NAMES, bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
+from .figures import METRIC_NAMES, SHARES, bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
 from .jobs import Job, JobManager, check_owner
-from .settings import config_controls, make_config, setting_names
+from .measured import budget_note, build_measured_view
+from .settings import config_controls, make_config, params_of, setting_names
 
 UPDATE_EVERY_S = 1.0  # live updates cost training speed (benchmarks/app_overhead.py): at most one per second
 LATEX = [{"left": "$", "right": "$", "display": False}]
@@ -34,6 +36,10 @@ nearly clean images, red lines almost pure noise. Hang et al. treat training as 
 levels: their gradients conflict, so letting the high-SNR levels dominate the weighted loss slows training down;
 Min-SNR-γ clamps their weight at γ, which the paper reports to be close to the Pareto-optimal task weights.
 Notebook 04 computes those weights for a small MNIST model: there they are noisy and follow Min-SNR's only loosely.
+
+**Read the plot in its space** (the y-axis names it: the space the model predicts). For the same prediction the
+ε error is SNR × the x₀ error and the v error (SNR + 1) × the x₀ error, so in ε space the nearly clean steps
+(large SNR) can show the largest error while their x₀ error is the smallest, and in x₀ space the noisy steps do.
 """
 COMPARE_INTRO = """
 ### Compare weightings side by side
@@ -59,7 +65,7 @@ def status_text(manager: JobManager, job: Job | None) -> str:
     if job.status == "queued":
         wait = manager.expected_wait_s(job)
         expected = f", expected wait about {wait:,.0f} s" if wait is not None else ", expected wait unknown (step budgets)"
-        return f"⏳ Waiting in the queue: position **{manager.queue_position(job)}**{expected}."
+        return f"Waiting in the queue: position **{manager.queue_position(job)}**{expected}."
     history = job.histories[job.current]
     label = f"run {job.current + 1} of {len(job.configs)} ({job.labels[job.current]}) · " if len(job.configs) > 1 else ""
     parts = [f"**{job.status}** · {label}step **{history.step}**" + (f" / {history.total_steps}" if history.total_steps else "")]
@@ -71,6 +77,8 @@ def status_text(manager: JobManager, job: Job | None) -> str:
         parts.append(f"{history.parameters:,} parameters")
     if history.eta_s is not None and job.status == "running":
         parts.append(f"ETA {history.eta_s:,.0f} s")
+    if history.activity and job.status == "running":
+        parts.append(f"**{history.activity}…**")
     if history.metrics:
         config = job.configs[job.current]
         parts.append(", ".join(f"{METRIC_NAMES.get(k, k)} {v:.3g}" for k, v in history.metrics[-1].items())
@@ -95,10 +103,10 @@ def _samples_outputs(job: Job, index: int) -> tuple[Any, Any]:
 
 def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dict[str, str], owner: gr.BrowserState):
     gr.Markdown(TRAIN_INTRO)
-    controls = config_controls("train", data_roots, image_roots, manager.limits)
     weighting = gr.Dropdown([(e.display_name, e.name) for e in STRATEGIES], value="min_snr", label="Loss weighting",
                             elem_id="train-weighting")
     formula = gr.Markdown(elem_id="train-formula", latex_delimiters=LATEX)
+    controls = config_controls("train", data_roots, image_roots, manager.limits, shown_params=params_of(["min_snr"]))
     with gr.Row():
         start = gr.Button("Start", variant="primary", elem_id="train-start")
         stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
@@ -115,15 +123,20 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
         quality_plot = gr.Plot(label="Quality", elem_id="train-quality")
     files = gr.File(label="Download the finished run", file_count="multiple", elem_id="train-files")
 
-    def describe(name: str) -> str:
+    def describe(name: str) -> tuple:
+        """The weighting's formula, and only its parameters' sliders."""
+        if name not in STRATEGIES:
+            return gr.skip(), *[gr.skip()] * len(controls.param_sliders())
         entry = STRATEGIES.get(name)
-        return f"**{entry.display_name}** — ${entry.latex}$ — {entry.description} *({entry.reference})*"
+        text = f"**{entry.display_name}** — ${entry.latex}$ — {entry.description} *({entry.reference})*"
+        return text, *controls.show_params_of([name])
 
     def render(job: Job) -> tuple:
         history = job.histories[job.current]
         grid_update, scatter_update = _samples_outputs(job, job.current)
+        config = job.configs[job.current]
         return (status_text(manager, job), loss_figure([(job.labels[job.current], history)]),
-                bucket_figure(history, job.configs[job.current].timesteps), grid_update, scatter_update,
+                bucket_figure(history, config.timesteps, config.target), grid_update, scatter_update,
                 metric_figure([(job.labels[job.current], history)]), manager.downloads(job))
 
     def on_start(owner_token, name, *values):
@@ -155,28 +168,38 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
         yield from follow(manager, job, render)
 
     outputs = [status, loss_plot, bucket_plot, grid, scatter, quality_plot, files]
-    weighting.change(describe, weighting, formula, api_visibility="undocumented")
+    describe_outputs = [formula, *controls.param_sliders()]
+    weighting.change(describe, weighting, describe_outputs, api_visibility="undocumented")
     start.click(on_start, [owner, weighting, *controls.components()], outputs, concurrency_limit=None, api_name="train")
     resume.click(on_resume, owner, outputs, concurrency_limit=None, api_name="resume")
     stop.click(_stop_for(manager), owner, None, queue=False, api_name="stop")
-    return controls, weighting, formula, describe, outputs, render
+    return controls, weighting, describe, describe_outputs, outputs, render
 
 
 def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: dict[str, str], owner: gr.BrowserState):
     gr.Markdown(COMPARE_INTRO)
     weightings = gr.CheckboxGroup([(e.display_name, e.name) for e in STRATEGIES], value=["snr", "min_snr"],
                                   label="Weightings to compare (2 to 4)", elem_id="compare-weightings")
-    controls = config_controls("compare", data_roots, image_roots, manager.limits, dataset="moons", steps=400)
+    controls = config_controls("compare", data_roots, image_roots, manager.limits,
+                               shown_params=params_of(["snr", "min_snr"]), dataset="moons", steps=400)
+    weightings.change(lambda names: controls.show_params_of(names or []), weightings, controls.param_sliders(),
+                      api_visibility="undocumented")
     with gr.Row():
         preset = gr.Button("Preset: our first-phase comparison (MNIST, ε target, 300 steps, plain ε loss vs Min-SNR-5)")
         start = gr.Button("Start comparison", variant="primary", elem_id="compare-start")
         stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+    budget = gr.Markdown(elem_id="compare-budget")
     status = gr.Markdown(elem_id="compare-status")
     with gr.Row():
         loss_plot = gr.Plot(label="Loss", elem_id="compare-loss")
         quality_plot = gr.Plot(label="Quality", elem_id="compare-quality")
+    table = gr.Markdown(elem_id="compare-table")
     gallery = gr.Gallery(label="Samples side by side", columns=4, format="png", height=360, object_fit="contain",
                          elem_id="compare-gallery")
+    build_measured_view()
+    budget_inputs = [controls["dataset"], controls["target"], controls["steps"], weightings]
+    for control in budget_inputs:
+        control.change(budget_note, budget_inputs, budget, api_visibility="undocumented")
 
     def pictures(job: Job) -> list[tuple[np.ndarray, str]]:
         out = []
@@ -189,12 +212,13 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
 
     def render(job: Job) -> tuple:
         runs = list(zip(job.labels, job.histories, strict=True))
-        return status_text(manager, job), loss_figure(runs), metric_figure(runs), pictures(job)
+        return (status_text(manager, job), loss_figure(runs, unweighted=True, target=job.configs[0].target),
+                metric_figure(runs), results_table(job), pictures(job))
 
     def on_start(owner_token, names, *values):
         names = list(names or [])
         if not 2 <= len(names) <= 4:
-            yield f"⚠️ Tick 2 to 4 weightings (got {len(names)}).", gr.skip(), gr.skip(), gr.skip()
+            yield f"⚠️ Tick 2 to 4 weightings (got {len(names)}).", *[gr.skip()] * 4
             return
         try:
             check_owner(owner_token)
@@ -202,7 +226,7 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
             configs = [make_config(image_roots, name, settings, data_roots) for name in names]
             job = manager.submit(owner_token, configs, [STRATEGIES.get(n).display_name for n in names], kind="compare")
         except (ValueError, TypeError, OSError) as error:
-            yield f"⚠️ {error}", gr.skip(), gr.skip(), gr.skip()
+            yield f"⚠️ {error}", *[gr.skip()] * 4
             return
         yield from follow(manager, job, render)
 
@@ -210,10 +234,33 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
         return {weightings: PAPER_WEIGHTINGS, **controls.updates(PAPER_PRESET)}
 
     preset.click(fill_preset, None, [weightings, *controls.updates(PAPER_PRESET)], api_visibility="undocumented")
-    outputs = [status, loss_plot, quality_plot, gallery]
+    outputs = [status, loss_plot, quality_plot, table, gallery]
     start.click(on_start, [owner, weightings, *controls.components()], outputs, concurrency_limit=None, api_name="compare")
     stop.click(_stop_for(manager), owner, None, queue=False, api_visibility="undocumented")
     return outputs, render
+
+
+def results_table(job: Job) -> str:
+    """After a comparison: each weighting's last quality, and the step at which it reached the first weighting's
+    last quality (linear interpolation between measurements; one seed, so no spread)."""
+    if not job.finished or not job.histories[0].metrics:
+        return ""
+    key = "fd" if "fd" in job.histories[0].metrics[0] else next(iter(job.histories[0].metrics[0]))
+    higher = key in SHARES
+    base = job.histories[0]
+    threshold = base.metrics[-1][key]
+    rows = [f"| weighting | {METRIC_NAMES.get(key, key)} at the end | step at which it reached "
+            f"{job.labels[0]}'s {threshold:.3g} |", "| --- | --- | --- |"]
+    for label, history in zip(job.labels, job.histories, strict=True):
+        if not history.metrics:
+            continue
+        curve = dict(zip(history.metric_steps, (m[key] for m in history.metrics), strict=False))
+        reached = steps_to_reach(curve, threshold, higher)
+        rows.append(f"| {label} | {history.metrics[-1][key]:.3g} (step {history.metric_steps[-1]}) | "
+                    + (f"{reached:,.0f}" if reached is not None else "not reached") + " |")
+    samples = job.configs[0].metric_samples
+    return "\n".join(rows) + (f"\n\nOne seed per weighting, {samples} samples per measurement: a single paired run, "
+                               "not a measured difference (Measured results below shows the comparison over seeds).")
 
 
 def _stop_for(manager: JobManager):

@@ -17,7 +17,7 @@ SAMPLES_NAME = "samples.png"
 def event_record(event: TrainEvent) -> dict[str, Any]:
     """The JSON-ready fields of a log or metric event."""
     record: dict[str, Any] = {"kind": event.kind, "step": event.step, "elapsed_s": round(event.elapsed_s, 3)}
-    for name in ("loss", "bucket_losses", "images_per_sec", "metric", "message"):
+    for name in ("loss", "unweighted_loss", "bucket_losses", "images_per_sec", "metric", "message"):
         value = getattr(event, name)
         if value not in (None, ""):
             record[name] = value
@@ -76,6 +76,7 @@ class RunHistory:
     def __init__(self) -> None:
         self.steps: list[int] = []
         self.losses: list[float] = []
+        self.unweighted_losses: list[float | None] = []
         self.bucket_losses: list[list[float | None]] = []
         self.images_per_sec: list[float] = []
         self.metric_steps: list[int] = []
@@ -91,6 +92,7 @@ class RunHistory:
         self.step = 0
         self.total_steps: int | None = None
         self.checkpoint: str | None = None
+        self.activity = ""  # what the run is doing besides training steps ("measuring sample quality…")
 
     def add(self, event: TrainEvent) -> None:
         self.step, self.elapsed_s = event.step, event.elapsed_s
@@ -98,19 +100,23 @@ class RunHistory:
         self.device, self.parameters = event.device or self.device, event.parameters or self.parameters
         if event.kind == "start":
             self.status, self.message = "running", event.message
+        elif event.kind == "measuring":
+            self.activity = event.message
         elif event.kind == "log":
             self.steps.append(event.step)
             self.losses.append(event.loss)
+            self.unweighted_losses.append(event.unweighted_loss)
             self.bucket_losses.append(event.bucket_losses)
             self.images_per_sec.append(event.images_per_sec)
             self.eta_s = event.eta_s
         elif event.kind == "preview":
             self.samples, self.samples_step = event.samples, event.step
         elif event.kind == "metric":
+            self.activity = ""
             self.metric_steps.append(event.step)
             self.metrics.append(event.metric)
         elif event.kind in ("done", "stopped", "error"):
-            self.status, self.message = event.kind, event.message
+            self.status, self.message, self.activity = event.kind, event.message, ""
             self.eta_s = 0.0 if event.kind == "done" else None
         if event.checkpoint:
             self.checkpoint = event.checkpoint

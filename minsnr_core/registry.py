@@ -25,6 +25,11 @@ class Param:
     exclusive_minimum: bool = False
     step: float = 0.1
 
+    @property
+    def lowest_setting(self) -> float:
+        """The smallest value a slider offers: the minimum, or one step above an excluded one (γ = 0 is not a γ)."""
+        return self.minimum + self.step if self.exclusive_minimum else self.minimum
+
     def validate(self, value: Any, owner: str) -> float:
         try:
             number = float(value)

@@ -16,6 +16,7 @@ same guidance in all three.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -78,6 +79,10 @@ def _predict(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, labels: t
     return uncond + guidance * (cond - uncond)
 
 
+class SamplingStopped(Exception):
+    """Sampling was asked to stop (a training run's Stop pressed during a preview or quality measurement)."""
+
+
 @torch.no_grad()
 def _generalized_sample(
     model: torch.nn.Module,
@@ -91,6 +96,7 @@ def _generalized_sample(
     return_trajectory: bool,
     labels: torch.Tensor | None,
     guidance: float,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[torch.Tensor, Trajectory | None]:
     if not 0.0 <= float(eta) <= 1.0:
         raise ValueError(f"eta must be in [0, 1], got {eta!r}")
@@ -102,6 +108,8 @@ def _generalized_sample(
     trajectory = Trajectory([], [], [], []) if return_trajectory else None
     timesteps = sampling_timesteps(diffusion.num_timesteps, steps)
     for i, t in enumerate(timesteps):
+        if stop is not None and stop():
+            raise SamplingStopped(f"stopped at sampling step {i + 1} of {len(timesteps)}")
         a_t = abar[t]
         a_s = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.ones((), device=device)
         t_batch = torch.full((shape[0],), t, device=device, dtype=torch.long)
@@ -133,11 +141,13 @@ def ddpm_sample(
     return_trajectory: bool = False,
     labels: torch.Tensor | None = None,
     guidance: float = 1.0,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[torch.Tensor, Trajectory | None]:
-    """DDPM ancestral sampling (η = 1) over ``steps`` steps (default: all T)."""
+    """DDPM ancestral sampling (η = 1) over ``steps`` steps (default: all T). ``stop``: checked before each step;
+    when it returns True, :class:`SamplingStopped` is raised."""
     steps = diffusion.num_timesteps if steps is None else steps
     return _generalized_sample(model, diffusion, shape, steps, 1.0, generator, device, clip, return_trajectory,
-                               labels, guidance)
+                               labels, guidance, stop)
 
 
 def ddim_sample(
@@ -153,10 +163,11 @@ def ddim_sample(
     return_trajectory: bool = False,
     labels: torch.Tensor | None = None,
     guidance: float = 1.0,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[torch.Tensor, Trajectory | None]:
-    """DDIM sampling over ``steps`` steps with stochasticity ``eta`` (0 = deterministic)."""
+    """DDIM sampling over ``steps`` steps with stochasticity ``eta`` (0 = deterministic). ``stop``: as for DDPM."""
     return _generalized_sample(model, diffusion, shape, steps, eta, generator, device, clip, return_trajectory,
-                               labels, guidance)
+                               labels, guidance, stop)
 
 
 SAMPLERS = {"ddpm": ddpm_sample, "ddim": ddim_sample}

@@ -4,7 +4,7 @@ For the same network output the three MSEs are proportional (VP diffusion):
     ‖ε − ε̂‖² = SNR · ‖x0 − x̂0‖²   and   ‖v − v̂‖² = (SNR + 1) · ‖x0 − x̂0‖²,
 so one strategy is one function w_x0(SNR), and in the other spaces
     w_ε = w_x0 / SNR,   w_v = w_x0 / (SNR + 1)
-(Hang et al. 2023, arXiv 2303.09556, Sec. 3.4). That conversion lives only in :func:`loss_weight`.
+(Hang et al. 2023, arXiv 2303.09556, Sec. 3.4). That factor lives only in :func:`x0_error_scale`.
 
 Zero SNR (zero-terminal-SNR schedules, Lin et al. 2023): w_x0 and w_v are always finite. In ε space
 w_x0/SNR is 0/0 or x/0 at SNR = 0. Where the limit is finite (e.g. Min-SNR: min(1, γ/SNR) → 1) the registry
@@ -187,6 +187,14 @@ def check_target(target: str) -> str:
     return target
 
 
+def x0_error_scale(target: str, snr: Any) -> torch.Tensor:
+    """s with ‖target − prediction‖² = s · ‖x0 − x̂0‖² for the same network output: SNR for ε, SNR + 1 for v, 1 for
+    x0 (Hang et al. 2023, Sec. 3.4). A target-space weight is w_x0 / s; a target-space error / s is the x0 error."""
+    check_target(target)
+    snr = _as_snr_tensor(snr)
+    return snr.clone() if target == "eps" else snr + 1.0 if target == "v" else torch.ones_like(snr)
+
+
 def loss_weight(strategy: str, snr: Any, target: str = "eps", log_snr_density: Any = None,
                 **params: Any) -> torch.Tensor:
     """Per-sample weight on the MSE in ``target`` space ("eps", "x0" or "v") for ``strategy``.
@@ -217,13 +225,10 @@ def loss_weight(strategy: str, snr: Any, target: str = "eps", log_snr_density: A
                              "its per-sample weight divides by the log-SNR density, which is 0 there; use a schedule "
                              "without zero terminal SNR or another strategy")
         w_x0 = w_x0 / density
-    if target == "x0":
-        return w_x0
-    if target == "v":
-        return w_x0 / (snr + 1.0)
-    zero = snr == 0
+    scale = x0_error_scale(target, snr)
+    zero = scale == 0  # only ε at SNR = 0
     if not zero.any():
-        return w_x0 / snr
+        return w_x0 / scale
     limit = eps_weight_at_zero_snr(strategy, **values)
     if limit is None:
         raise ValueError(

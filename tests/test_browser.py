@@ -84,6 +84,7 @@ def test_train_a_toy_run_live_and_stop_it(browser, app_url):
     scrub.press("Enter")
     page.wait_for_function("() => { const el = document.querySelector('#denoise-curve .js-plotly-plot');"
                            " return el && el.data.length === 2 && el.data[1].name.startsWith('t = '); }", timeout=30_000)
+    assert page.locator("#denoise-points").is_visible() and not page.locator("#denoise-x0").is_visible()
     page.screenshot(path=str(ARTIFACTS / "denoise-toy.png"), full_page=True)
     page.close()
 
@@ -120,6 +121,9 @@ def test_mnist_run_is_class_conditional_and_denoise_draws_each_digit(browser, ap
     page.wait_for_function("() => document.querySelector('#denoise-message').innerText"
                            ".includes('classes in order, guidance 3')", timeout=60_000)
     page.wait_for_selector("#denoise-x0 img", timeout=30_000)
+    message = page.locator("#denoise-message").inner_text()
+    assert "Classes asked for, row by row: 0 1 2 3 · 4 5 6 7 · 8 9 0 1 · 2 3 4 5" in message
+    assert not page.locator("#denoise-points").is_visible(), "no empty 2-D panel for an image model"
     page.screenshot(path=str(ARTIFACTS / "denoise-mnist-guided.png"), full_page=True)
     page.close()
 

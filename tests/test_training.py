@@ -173,3 +173,35 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
 def test_bad_config_is_rejected_with_the_parameter_named(changes, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{**TOY, **changes}).resolved()
+
+
+def test_stop_takes_effect_during_a_quality_measurement():
+    """Stop pressed while the metric samples: the measurement is abandoned between two sampling steps."""
+    stop = threading.Event()
+    config = TrainConfig(**{**TOY, "metric_every": 50, "metric_samples": 20_000}, steps=400)
+    events = []
+    for event in run_events(config, stop):
+        events.append(event)
+        if event.kind == "measuring":
+            threading.Timer(0.2, stop.set).start()
+    kinds = [e.kind for e in events]
+    assert kinds[-1] == "stopped" and events[-1].step == 50
+    assert "metric" not in kinds, "the measurement in progress is dropped, not finished"
+    assert events[-1].elapsed_s - next(e.elapsed_s for e in events if e.kind == "measuring") < 2.0
+
+
+def test_a_time_budget_keeps_room_for_its_final_preview_and_metric():
+    """Each metric here takes about a second: without room kept for the final one the run would overshoot by that."""
+    config = TrainConfig(**{**TOY, "preview_every": 50, "metric_every": 100, "metric_samples": 6000}, minutes=0.06)
+    events = list(run_events(config))
+    measured = [e for e in events if e.kind == "metric"]
+    done = events[-1]
+    assert done.kind == "done" and measured and measured[-1].step == done.step, "the final state is measured"
+    durations = [m.elapsed_s - s.elapsed_s for s, m in zip([e for e in events if e.kind == "measuring"], measured,
+                                                            strict=True)]
+    assert done.elapsed_s <= 0.06 * 60 + 0.5 * max(durations), (done.elapsed_s, durations)
+    assert all(e.message.startswith("measuring sample quality on 6000") for e in events if e.kind == "measuring")
+
+
+def run_events(config, stop=None):
+    yield from train(config, stop=stop)

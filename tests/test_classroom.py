@@ -1,0 +1,88 @@
+"""The app as a class sees it, in a real headless Chromium at a 1400×1000 screen and a 390×844 phone: every tab
+reachable, γ beside its chart, only the parameters that apply, a full link to copy, the measured comparison without
+training. Screenshots of each tab at both sizes go to artifacts/."""
+
+import pytest
+
+from .conftest import ARTIFACTS
+
+pytestmark = pytest.mark.browser
+TABS = {"Weight explorer": "explorer", "Train": "train", "Compare": "compare", "Denoise": "denoise"}
+
+
+def page_at(browser, url, width, height):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url)
+    page.wait_for_selector("#explorer-plot .js-plotly-plot", timeout=60_000)
+    return page
+
+
+def box(page, selector):
+    return page.locator(selector).first.bounding_box()
+
+
+@pytest.mark.parametrize(("size", "width", "height"), [("desktop", 1400, 1000), ("phone", 390, 844)])
+def test_every_tab_is_reachable_and_photographed_at_both_sizes(browser, app_url, size, width, height):
+    page = page_at(browser, app_url, width, height)
+    for name, slug in TABS.items():
+        tab = page.get_by_role("tab", name=name)
+        assert tab.is_visible(), f"the {name} tab must be in the tab bar, not behind a menu, at {width} px"
+        tab.click()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / f"tab-{slug}-{size}.png"))
+    page.get_by_role("tab", name="Weight explorer").click()
+    plot, gamma = box(page, "#explorer-plot"), box(page, "#param-gamma")
+    if size == "desktop":  # γ and its chart in view together, without scrolling
+        assert gamma["y"] + gamma["height"] < height and plot["y"] < height
+        assert gamma["x"] + gamma["width"] <= plot["x"], "γ beside the chart"
+    else:  # on a phone the chart comes first
+        assert plot["y"] < gamma["y"]
+    page.close()
+
+
+def test_only_the_ticked_strategies_parameters_show_and_the_link_is_a_full_url(browser, app_url):
+    page = page_at(browser, app_url, 1400, 1000)
+    assert page.locator("#param-gamma").is_visible() and not page.locator("#param-k").is_visible()
+    page.locator("#strategies label", has_text="P2").click()
+    page.locator("#param-k").wait_for(state="visible", timeout=10_000)
+    for name in ("Min-SNR-γ", "Soft-Min-SNR-γ"):
+        page.locator("#strategies label", has_text=name).first.click()
+    page.locator("#param-gamma").wait_for(state="hidden", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
+                           ".startsWith(window.location.origin + '/?') && window.location.search.includes('p2')",
+                           timeout=10_000)
+    link = page.evaluate("() => document.querySelector('#explorer-link textarea, #explorer-link input').value")
+    assert link == page.evaluate("() => window.location.href")
+    assert page.locator("#explorer-link button").count() >= 1, "a Copy button beside the link"
+    # The effective-weight view explains itself.
+    page.locator("label", has_text="Effective weight (Kingma–Gao)").click()
+    page.wait_for_function("() => document.querySelector('#explorer-explanation').innerText"
+                           ".includes('The effective weight')", timeout=10_000)
+    page.close()
+
+
+def test_train_puts_the_weighting_first_and_shows_only_its_parameters(browser, app_url):
+    page = page_at(browser, app_url, 1400, 1000)
+    page.get_by_role("tab", name="Train").click()
+    assert box(page, "#train-weighting")["y"] < box(page, "#train-dataset")["y"]
+    assert page.locator("#train-param-gamma").is_visible() and not page.locator("#train-param-sigma_data").is_visible()
+    page.locator("#train-weighting input").click()
+    page.get_by_role("option", name="EDM").click()
+    page.locator("#train-param-sigma_data").wait_for(state="visible", timeout=10_000)
+    assert not page.locator("#train-param-gamma").is_visible()
+    page.close()
+
+
+def test_compare_offers_the_measured_results_and_says_what_a_budget_showed(browser, app_url):
+    page = page_at(browser, app_url, 1400, 1000)
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_text("Measured results: the comparison of docs/results.md").click()
+    page.wait_for_function("() => { const el = document.querySelector('#measured-plot .js-plotly-plot');"
+                           " return el && el.data.some(t => t.name === 'Min-SNR-γ'); }", timeout=15_000)
+    assert "Seeds per line" in page.locator("#measured-caption").inner_text()
+    page.locator("#compare-dataset input").click()
+    page.get_by_role("option", name="MNIST").click()
+    page.wait_for_function("() => document.querySelector('#compare-budget').innerText.includes('confidently recognised')",
+                           timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "compare-measured.png"), full_page=True)
+    page.close()
