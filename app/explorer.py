@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
 
-from minsnr_core.schedules import get_schedule
+from minsnr_core.schedules import Schedule, get_schedule
 from minsnr_core.weighting import (
     STRATEGIES,
     TARGET_NAMES,
@@ -18,6 +19,7 @@ from minsnr_core.weighting import (
     loss_weight,
     min_snr_clamp_active,
     schedule_weights,
+    strategy_parameters,
 )
 
 X_AXES = {"t": "timestep t", "log_snr": "log-SNR λ"}
@@ -116,6 +118,8 @@ def build_explorer(
             x0=region[0], x1=region[1], fillcolor="rgba(255,165,0,0.15)", line_width=0,
             annotation_text=f"Min-SNR clamp active (SNR > γ = {gamma:g})", annotation_position="top left",
         )
+    all_params = {p.name: float(params.get(p.name, p.default)) for p in strategy_parameters().values()}
+    figure.update_layout(meta=browser_meta(sched, strategies, target, x_axis, view, log_y, all_params))
     y_title = VIEWS[view] + ("" if view == "effective" else f" on the {TARGET_NAMES[target]} MSE")
     figure.update_layout(
         title=f"{sched.name} schedule, T = {sched.num_timesteps}" + (", zero terminal SNR" if zero_terminal_snr else ""),
@@ -137,6 +141,25 @@ EFFECTIVE_EXPLANATION = (
     "that level's share even with a constant weight, so this view compares weightings across schedules and "
     "prediction spaces on one footing: the same curve here means the same expected loss, whatever the schedule. "
     "It does not depend on the prediction target (ε, x₀ and v weights convert into one another exactly).")
+
+
+def _float64_base64(values: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode("ascii")
+
+
+def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: str, view: str,
+                 log_y: bool, params: dict[str, float]) -> dict:
+    """What the browser needs to redraw this figure for new parameter values without asking the server
+    (app/explorer_js.py): the schedule's SNR and log-SNR density per step, and each strategy's weight as the
+    registry's JavaScript expression."""
+    return {
+        "minsnr": 1, "snr": _float64_base64(sched.snr.numpy()), "density": _float64_base64(sched.log_snr_density().numpy()),
+        "target": target, "x_axis": x_axis, "view": view, "log_y": bool(log_y),
+        "param_names": list(strategy_parameters()), "params": params,
+        "strategies": [{"display": STRATEGIES.get(n).display_name, "js": STRATEGIES.get(n).js,
+                        "eps_at_zero": STRATEGIES.get(n).js_eps_at_zero, "per_unit": STRATEGIES.get(n).per_unit_log_snr,
+                        "params": [p.name for p in STRATEGIES.get(n).params]} for n in strategies],
+    }
 
 
 def explain_strategies(strategies: Iterable[str], target: str = "eps", view: str = "weight") -> str:

@@ -20,11 +20,13 @@ from minsnr_core.weighting import DEFAULT_GAMMA, STRATEGIES, TARGET_NAMES, TARGE
 from . import urlstate as us
 from .denoise_ui import build_denoise_tab
 from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, build_explorer
+from .explorer_js import INSTALL_JS, REDRAW_JS
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
 from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
+FAVICON = str(Path(__file__).with_name("static") / "favicon.png")
 
 EXPLORER_INTRO = """
 ### Why weight the loss at all?
@@ -73,9 +75,9 @@ def link_fields(limits: ClassLimits) -> list[us.Field]:
         *[us.Field(f"train_{name}", defaults[name], parse[name]) for name in TRAIN_LINK_SETTINGS],
     ]
 
-# The page's own address with the settings' query: written to the address bar and shown (with a Copy button).
-WRITE_URL_JS = ("(query) => { const url = window.location.origin + window.location.pathname + (query ? '?' + query : '');"
-                " history.replaceState(null, '', url); return url; }")
+# The page's own address with the settings' query, shown with a Copy button. Not written to the address bar: each
+# history.replaceState made Chromium fetch the whole page again (265 kB per change, benchmarks/explorer_speed.py).
+WRITE_URL_JS = "(query) => window.location.origin + window.location.pathname + (query ? '?' + query : '')"
 # Narrow screens (phones): the explorer's chart above its controls.
 CSS = "@media (max-width: 700px) { #explorer-row { flex-direction: column-reverse; } }"
 
@@ -175,7 +177,12 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         link_inputs = [*inputs, *train_link_inputs]
         update_link, load_from_url = link_handlers(link_fields(manager.limits))
         outputs = [plot, explanation, notices]
+        sliders = inputs[len(inputs) - len(strategy_parameters()):]
         for component in inputs:  # no loading overlay while a slider is dragged
+            if component in sliders:  # redrawn in the browser from the figure's own data: no round trip
+                component.input(None, inputs, None, js=REDRAW_JS)
+                component.change(None, inputs, None, js=REDRAW_JS)
+                continue
             component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented",
                              show_progress="hidden")
         query = gr.Textbox(visible=False)
@@ -183,6 +190,7 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
             component.change(update_link, link_inputs, query, trigger_mode="always_last", api_visibility="undocumented",
                              show_progress="hidden")
         query.change(None, query, link, js=WRITE_URL_JS)
+        demo.load(None, None, None, js=INSTALL_JS)
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
             update_explorer, inputs, outputs, api_visibility="undocumented"
         ).then(describe, weighting, describe_outputs, api_visibility="undocumented").then(
@@ -312,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, shut_down)
     atexit.register(manager.close)
     # No folder of runs is served: downloads reach their owner's page as copies under unguessable cache names.
-    demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, css=CSS)
+    demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, css=CSS,
+                                                             favicon_path=FAVICON)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,10 @@ class Strategy(Entry):
 
     eps_at_zero: Callable[..., float] | None = None
     per_unit_log_snr: bool = False
+    # The same w_x0 (and ε limit at SNR = 0) as a JavaScript expression of ``s`` (SNR) and ``p`` (the parameters), for
+    # the explorer's curves drawn in the browser; tests check it against ``function`` for every strategy.
+    js: str = ""
+    js_eps_at_zero: str = ""
 
 
 STRATEGIES: Registry[Strategy] = Registry("weighting strategy")
@@ -58,13 +62,15 @@ def _strategy(
     params: tuple[Param, ...] = (),
     eps_at_zero: Callable[..., float] | None = None,
     per_unit_log_snr: bool = False,
+    js: str = "",
+    js_eps_at_zero: str = "",
 ) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
     """Register ``w_x0(snr, **params)``; ``eps_at_zero`` is lim_{SNR→0} w_x0/SNR where it is finite.
     ``per_unit_log_snr``: the function is a weight per unit λ (Kingma & Gao's w(λ)), not per sample."""
 
     def decorate(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         STRATEGIES.register(Strategy(name, display, latex, intuition, reference, fn, params, eps_at_zero,
-                                     per_unit_log_snr))
+                                     per_unit_log_snr, js, js_eps_at_zero))
         return fn
 
     return decorate
@@ -72,49 +78,51 @@ def _strategy(
 
 @_strategy("constant", "Constant (x0)", r"w_{x_0} = 1",
            "Every timestep's x0 error counts the same: noisy steps dominate in ε space.",
-           "Hang et al. 2023 (\"Const.\")")
+           "Hang et al. 2023 (\"Const.\")", js="1")
 def constant_weight(snr: torch.Tensor) -> torch.Tensor:
     return torch.ones_like(snr)
 
 
 @_strategy("snr", "SNR (= plain ε-MSE)", r"w_{x_0} = \mathrm{SNR}",
            "The plain ε loss of DDPM: weight 1 on the noise error, so clean steps dominate in x0 space.",
-           "Ho et al. 2020, arXiv 2006.11239 (L_simple)", eps_at_zero=lambda: 1.0)
+           "Ho et al. 2020, arXiv 2006.11239 (L_simple)", eps_at_zero=lambda: 1.0, js="s", js_eps_at_zero="1")
 def snr_weight(snr: torch.Tensor) -> torch.Tensor:
     return snr.clone()
 
 
 @_strategy("trunc_snr", "Truncated SNR", r"w_{x_0} = \max(\mathrm{SNR}, 1)",
            "Like the ε loss, but never below weight 1 on x0: the noisiest steps keep some weight.",
-           "Salimans & Ho 2022, arXiv 2202.00512")
+           "Salimans & Ho 2022, arXiv 2202.00512", js="Math.max(s, 1)")
 def trunc_snr_weight(snr: torch.Tensor) -> torch.Tensor:
     return snr.clamp(min=1.0)
 
 
 @_strategy("snr_plus_one", "SNR + 1 (= plain v-MSE)", r"w_{x_0} = \mathrm{SNR} + 1",
            "The plain v loss: ε loss plus an x0 loss, balanced where SNR = 1.",
-           "Salimans & Ho 2022, arXiv 2202.00512")
+           "Salimans & Ho 2022, arXiv 2202.00512", js="s + 1")
 def snr_plus_one_weight(snr: torch.Tensor) -> torch.Tensor:
     return snr + 1.0
 
 
 @_strategy("min_snr", "Min-SNR-γ", r"w_{x_0} = \min(\mathrm{SNR}, \gamma)",
            "Clamp the weight of the easy, nearly clean steps at γ so they stop crowding out the rest.",
-           "Hang et al. 2023, arXiv 2303.09556", (GAMMA,), eps_at_zero=lambda gamma: 1.0)
+           "Hang et al. 2023, arXiv 2303.09556", (GAMMA,), eps_at_zero=lambda gamma: 1.0,
+           js="Math.min(s, p.gamma)", js_eps_at_zero="1")
 def min_snr_weight(snr: torch.Tensor, gamma: float) -> torch.Tensor:
     return snr.clamp(max=gamma)
 
 
 @_strategy("max_snr", "Max-SNR-γ", r"w_{x_0} = \max(\mathrm{SNR}, \gamma)",
            "The opposite clamp: lifts the noisy steps up to γ; the paper shows it trains worse.",
-           "Hang et al. 2023, arXiv 2303.09556 (ablation)", (GAMMA,))
+           "Hang et al. 2023, arXiv 2303.09556 (ablation)", (GAMMA,), js="Math.max(s, p.gamma)")
 def max_snr_weight(snr: torch.Tensor, gamma: float) -> torch.Tensor:
     return snr.clamp(min=gamma)
 
 
 @_strategy("soft_min_snr", "Soft-Min-SNR-γ", r"w_{x_0} = \frac{\mathrm{SNR}\,\gamma}{\mathrm{SNR} + \gamma}",
            "A smooth Min-SNR: the harmonic blend of SNR and γ, no kink at SNR = γ.",
-           "Crowson et al. 2024 (HDiT), arXiv 2401.11605", (GAMMA,), eps_at_zero=lambda gamma: 1.0)
+           "Crowson et al. 2024 (HDiT), arXiv 2401.11605", (GAMMA,), eps_at_zero=lambda gamma: 1.0,
+           js="s * p.gamma / (s + p.gamma)", js_eps_at_zero="1")
 def soft_min_snr_weight(snr: torch.Tensor, gamma: float) -> torch.Tensor:
     return snr * gamma / (snr + gamma)
 
@@ -124,7 +132,8 @@ def soft_min_snr_weight(snr: torch.Tensor, gamma: float) -> torch.Tensor:
            "Choi et al. 2022, arXiv 2204.00227",
            (Param("k", 1.0, 0.0, 100.0, "offset k", exclusive_minimum=True),
             Param("p2_gamma", 1.0, 0.0, 4.0, "exponent γ_p")),
-           eps_at_zero=lambda k, p2_gamma: k ** (-p2_gamma))
+           eps_at_zero=lambda k, p2_gamma: k ** (-p2_gamma),
+           js="s / Math.pow(p.k + s, p.p2_gamma)", js_eps_at_zero="Math.pow(p.k, -p.p2_gamma)")
 def p2_weight(snr: torch.Tensor, k: float, p2_gamma: float) -> torch.Tensor:
     return snr / (k + snr) ** p2_gamma
 
@@ -132,14 +141,15 @@ def p2_weight(snr: torch.Tensor, k: float, p2_gamma: float) -> torch.Tensor:
 @_strategy("edm", "EDM", r"w_{x_0} = \mathrm{SNR} + \sigma_\mathrm{data}^{-2}",
            "Karras et al.'s λ(σ) = (σ² + σ_data²)/(σ σ_data)², which gives unit-variance training targets.",
            "Karras et al. 2022, arXiv 2206.00364",
-           (Param("sigma_data", 0.5, 0.0, 10.0, "data standard deviation σ_data", exclusive_minimum=True),))
+           (Param("sigma_data", 0.5, 0.0, 10.0, "data standard deviation σ_data", exclusive_minimum=True),),
+           js="s + Math.pow(p.sigma_data, -2)")
 def edm_weight(snr: torch.Tensor, sigma_data: float) -> torch.Tensor:
     return snr + sigma_data**-2
 
 
 @_strategy("debiased", "Debiased", r"w_{x_0} = \sqrt{\mathrm{SNR}}",
            "Weight 1/√SNR on ε: removes the bias of the ε loss towards the clean steps.",
-           "Yu et al. 2023, arXiv 2310.08442")
+           "Yu et al. 2023, arXiv 2310.08442", js="Math.sqrt(s)")
 def debiased_weight(snr: torch.Tensor) -> torch.Tensor:
     return snr.sqrt()
 
@@ -149,7 +159,8 @@ def debiased_weight(snr: torch.Tensor) -> torch.Tensor:
            r"w_\varepsilon = \mathrm{sigmoid}(b - \lambda)/p(\lambda)",
            "Kingma & Gao's weight per unit log-SNR: the effective weight is the sigmoid itself, 1 at high noise and "
            "fading out above λ ≈ b; each sample's weight divides it by how often the schedule draws that λ.",
-           "Kingma & Gao 2023, arXiv 2303.00848", (Param("bias", 0.0, -10.0, 10.0, "bias b"),), per_unit_log_snr=True)
+           "Kingma & Gao 2023, arXiv 2303.00848", (Param("bias", 0.0, -10.0, 10.0, "bias b"),), per_unit_log_snr=True,
+           js="s / (1 + s * Math.exp(-p.bias))")
 def sigmoid_weight(snr: torch.Tensor, bias: float) -> torch.Tensor:
     # SNR·sigmoid(b − log SNR) = SNR / (1 + SNR·e^(−b)): the same value, no log(0) at SNR = 0. This is the weight
     # per unit λ in x0 terms; loss_weight divides it by the log-SNR density p(λ) to give the per-sample weight.

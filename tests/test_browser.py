@@ -34,7 +34,8 @@ def test_gamma_slider_moves_the_weight_curves(browser, app_url):
     after = page.evaluate(PLOT_Y, "#explorer-plot")
     # With γ = 1 the ε weight min(1, γ/SNR) is smaller wherever SNR > 1.
     assert after[0][0] < before[0][0]
-    page.wait_for_function("() => window.location.search.includes('gamma=1')", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
+                           ".endsWith('?strategies=min_snr&gamma=1')", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "explorer-gamma-1.png"), full_page=True)
     page.close()
 

@@ -49,10 +49,15 @@ def test_only_the_ticked_strategies_parameters_show_and_the_link_is_a_full_url(b
         page.locator("#strategies label", has_text=name).first.click()
     page.locator("#param-gamma").wait_for(state="hidden", timeout=10_000)
     page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
-                           ".startsWith(window.location.origin + '/?') && window.location.search.includes('p2')",
+                           ".startsWith(window.location.origin + '/?') && document.querySelector('#explorer-link textarea, "
+                           "#explorer-link input').value.includes('p2')",
                            timeout=10_000)
     link = page.evaluate("() => document.querySelector('#explorer-link textarea, #explorer-link input').value")
-    assert link == page.evaluate("() => window.location.href")
+    assert link.startswith(page.evaluate("() => window.location.origin + window.location.pathname + '?'"))
+    # The link opens the same view.
+    other = page_at(browser, link, 1400, 1000)
+    assert other.locator("#param-k").is_visible() and not other.locator("#param-gamma").is_visible()
+    other.close()
     assert page.locator("#explorer-link button").count() >= 1, "a Copy button beside the link"
     # The effective-weight view explains itself.
     page.locator("label", has_text="Effective weight (Kingma–Gao)").click()

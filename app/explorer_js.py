@@ -1,0 +1,107 @@
+"""The explorer's curves redrawn in the browser while a strategy parameter (γ, k…) moves: no server round trip.
+
+The figure the server drew carries, in ``layout.meta`` (:func:`app.explorer.browser_meta`), the schedule's SNR and
+log-SNR density per step and each ticked strategy's weight as the registry's JavaScript expression. This function
+repeats :func:`app.explorer.build_explorer`'s per-trace rules (target conversion, the ε limit at SNR = 0, the
+per-unit-λ division, the effective weight, points a log axis cannot show, the clamp band) for new parameter values;
+tests/test_explorer_browser.py checks its curves against the Python ones for every strategy, target and view.
+"""
+
+# Installed once when the page loads (``demo.load(js=...)``): ``window.minsnrExplorer.redraw(params)`` redraws the
+# plot for these parameter values; a listener calls it on every input event inside a ``#param-<name>`` slider, before
+# Gradio's own event pipeline (which took about 95 ms per change here, benchmarks/explorer_speed.py).
+INSTALL_JS = r"""
+() => {
+  const redraw = (overrides) => {
+    const started = performance.now();
+    const div = document.querySelector('#explorer-plot .js-plotly-plot');
+    const meta = div && div.layout && div.layout.meta;
+    if (!meta || meta.minsnr !== 1 || !window.Plotly) return;
+    const decode = (b64) => new Float64Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
+    if (!div._minsnr || div._minsnr.meta !== meta) {  // decoded once per server figure
+      div._minsnr = {meta, snr: decode(meta.snr), density: decode(meta.density), params: {...meta.params}};
+    }
+    const state = div._minsnr, snr = state.snr, density = state.density, T = snr.length;
+    Object.assign(state.params, overrides || {});
+    const p = state.params;
+    const g = (v) => {  // Python's format(v, "g")
+      if (v === 0) return "0";
+      const e = Math.floor(Math.log10(Math.abs(v)));
+      if (e < -4 || e >= 6) return v.toExponential(5).replace(/\.?0+e/, "e").replace(/e([+-])(\d)$/, "e$10$2");
+      return String(Number(v.toPrecision(6)));
+    };
+    const hasZero = snr.some((s) => s === 0);
+    const data = meta.strategies.map((st, index) => {
+      const w0 = new Function("s", "p", "return " + st.js + ";");
+      const limit = st.eps_at_zero ? Number(new Function("p", "return " + st.eps_at_zero + ";")(p)) : null;
+      const definedEverywhere = !hasZero || (!st.per_unit && (meta.target !== "eps" || limit !== null));
+      const weightIn = (target, i) => {  // loss_weight at step i, or NaN where it is undefined
+        const s = snr[i];
+        let w = w0(s, p);
+        if (st.per_unit) { if (!(density[i] > 0)) return NaN; w = w / density[i]; }
+        if (target === "x0") return w;
+        if (target === "v") return w / (s + 1);
+        if (s === 0) return limit === null ? NaN : limit;
+        return w / s;
+      };
+      const x = [], y = [], custom = [];
+      for (let i = 0; i < T; i++) {
+        const finite = snr[i] > 0;
+        let keep = meta.x_axis === "t" || finite;
+        let w;
+        if (meta.view === "effective") { keep = keep && finite; w = finite ? weightIn("eps", i) * density[i] : 0; }
+        else if (!definedEverywhere) { keep = keep && finite; w = finite ? weightIn(meta.target, i) : 0; }
+        else w = weightIn(meta.target, i);
+        if (meta.log_y && !(w > 0)) keep = false;
+        if (!keep) continue;
+        x.push(meta.x_axis === "t" ? i : Math.log(snr[i]));
+        y.push(w);
+        custom.push([i, snr[i]]);
+      }
+      const suffix = st.params.map((name) => `${name}=${g(p[name])}`).join(", ");
+      return {...div.data[index], x, y, customdata: custom, name: st.display + (suffix ? ` (${suffix})` : "")};
+    });
+    const gamma = p.gamma;
+    let low = null, high = null;
+    for (let i = 0; i < T; i++) {
+      if (snr[i] > gamma) {
+        const xi = meta.x_axis === "t" ? i : Math.log(snr[i] > 0 ? snr[i] : 1);
+        low = low === null ? xi : Math.min(low, xi); high = high === null ? xi : Math.max(high, xi);
+      }
+    }
+    const layout = {...div.layout, shapes: [], annotations: []};
+    if (low !== null) {
+      layout.shapes = [{type: "rect", x0: low, x1: high, xref: "x", y0: 0, y1: 1, yref: "y domain",
+                        fillcolor: "rgba(255,165,0,0.15)", line: {width: 0}}];
+      layout.annotations = [{text: `Min-SNR clamp active (SNR > γ = ${g(gamma)})`, x: low, xref: "x", y: 1,
+                             yref: "y domain", xanchor: "left", yanchor: "top", showarrow: false}];
+    }
+    window.Plotly.react(div, data, layout);
+    const ended = performance.now();
+    div.dataset.redrawMs = String(ended - started);
+    div.dataset.redrawEnd = String(ended);
+    div.dataset.redraws = String(Number(div.dataset.redraws || 0) + 1);
+  };
+  const onInput = (event) => {
+    const holder = event.target.closest && event.target.closest('[id^="param-"]');
+    const value = Number(event.target.value);
+    if (!holder || event.target.value === '' || !Number.isFinite(value)) return;
+    redraw({[holder.id.slice('param-'.length)]: value});
+  };
+  const fromValues = (values) => {  // the explorer's input values, the parameter sliders last
+    const div = document.querySelector('#explorer-plot .js-plotly-plot');
+    const meta = div && div.layout && div.layout.meta;
+    if (!meta || meta.minsnr !== 1) return;
+    const names = meta.param_names, overrides = {};
+    names.forEach((name, i) => { overrides[name] = Number(values[values.length - names.length + i]); });
+    const drawn = div._minsnr && div._minsnr.meta === meta ? div._minsnr.params : meta.params;
+    if (names.every((name) => drawn[name] === overrides[name])) return;  // already drawn by the input listener
+    redraw(overrides);
+  };
+  document.addEventListener('input', onInput, true);
+  window.minsnrExplorer = {redraw, fromValues};
+}
+"""
+
+# Gradio's own slider events (also when a value is set by a link or the reset button): the same redraw.
+REDRAW_JS = "(...values) => { if (window.minsnrExplorer) window.minsnrExplorer.fromValues(values); }"

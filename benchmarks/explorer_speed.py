@@ -1,0 +1,118 @@
+"""The explorer as a student feels it, in a real headless Chromium against the real app (run by hand, loopback only).
+
+    python benchmarks/explorer_speed.py [--changes 20] [--loads 5]
+
+Prints, for the page at 1400×1000:
+1. page load → first chart drawn (median and max of ``--loads`` fresh pages);
+2. a γ change → the chart redrawn with the new γ: ``--changes`` changes typed into γ's box, each timed in the page
+   from the input event of the typed value to the end of the redraw, the redraw alone, and through Playwright (an upper bound);
+3. bytes the browser received from the server during those γ changes (Chrome DevTools protocol);
+4. bytes received for one schedule change, which still asks the server for the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+PLOT = "document.querySelector('#explorer-plot .js-plotly-plot')"
+
+
+def start_app() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "app.main", "--port", str(port)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server, f"http://127.0.0.1:{port}/"
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("the app did not start")
+
+
+def received_bytes(page):
+    """A counter of the bytes the page receives (all responses, streams included)."""
+    session = page.context.new_cdp_session(page)
+    session.send("Network.enable")
+    total = [0]
+    session.on("Network.dataReceived", lambda event: total.__setitem__(0, total[0] + event["encodedDataLength"]))
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--loads", type=int, default=5)
+    args = parser.parse_args()
+    server, url = start_app()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            loads = []
+            for _ in range(args.loads):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                started = time.perf_counter()
+                page.goto(url)
+                page.wait_for_selector("#explorer-plot .js-plotly-plot", timeout=60_000)
+                loads.append(time.perf_counter() - started)
+                page.close()
+            print(f"page load → first chart: median {statistics.median(loads):.2f} s, max {max(loads):.2f} s "
+                  f"({args.loads} loads)")
+
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.wait_for_selector("#explorer-plot .js-plotly-plot", timeout=60_000)
+            page.wait_for_timeout(1500)  # the load chain settles
+            counter = received_bytes(page)
+            before = counter[0]
+            # In the page: when the new value reaches γ's box (its input event, seen first at the window), and the
+            # second animation frame after it, by which the redrawn chart has been painted.
+            page.evaluate("() => window.addEventListener('input', () => { const t = performance.now(); "
+                          "window.__typed = t; requestAnimationFrame(() => requestAnimationFrame(() => { "
+                          "window.__painted = performance.now(); })); }, true)")
+            box = page.locator("#param-gamma input[type=number]")
+            latencies, in_page, compute = [], [], []
+            for i in range(args.changes):
+                gamma = f"{1.5 + 0.5 * i:g}"
+                started = time.perf_counter()
+                box.fill(gamma)
+                box.press("Enter")
+                page.wait_for_function(f"() => {PLOT}.data.some(t => t.name.includes('gamma={gamma})')) && "
+                                       "window.__painted > window.__typed", polling="raf")
+                latencies.append((time.perf_counter() - started) * 1000)
+                compute.append(page.evaluate(f"() => Number({PLOT}.dataset.redrawMs)"))
+                in_page.append(page.evaluate("() => window.__painted - window.__typed"))
+            page.wait_for_timeout(1000)  # the link updates that follow each change
+            per_change = (counter[0] - before) / args.changes
+            print(f"γ change → redrawn chart, in the page (value typed → painted): median {statistics.median(in_page):.0f} ms, "
+                  f"max {max(in_page):.0f} ms ({args.changes} changes); the redraw itself: median "
+                  f"{statistics.median(compute):.1f} ms; through Playwright (typing included): median "
+                  f"{statistics.median(latencies):.0f} ms")
+            print(f"received per γ change: {per_change / 1000:.1f} kB (the link update; the curves are not sent)")
+            before = counter[0]
+            page.locator("#schedule input").click()
+            page.get_by_role("option", name="Linear (DDPM)").click()
+            page.wait_for_function(f"() => {PLOT}.layout.title.text.startsWith('linear')", timeout=30_000)
+            page.wait_for_timeout(1000)
+            print(f"received for a schedule change (the server draws the figure): {(counter[0] - before) / 1000:.1f} kB")
+            browser.close()
+    finally:
+        server.terminate()
+
+
+if __name__ == "__main__":
+    main()

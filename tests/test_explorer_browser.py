@@ -1,0 +1,81 @@
+"""The explorer's curves redrawn in the browser (app/explorer_js.py) equal the Python ones (app.explorer), for every
+strategy, target and view, and the registry's JavaScript expressions equal its Python weight functions."""
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from app.explorer import build_explorer
+from minsnr_core.weighting import STRATEGIES
+
+from .test_classroom import page_at
+
+pytestmark = pytest.mark.browser
+NEW_PARAMS = {"gamma": 2.5, "k": 3.0, "p2_gamma": 0.5, "sigma_data": 1.5, "bias": -2.0}
+READ_PLOT = """() => { const el = document.querySelector('#explorer-plot .js-plotly-plot');
+    return {traces: el.data.map(t => ({name: t.name, x: Array.from(t.x), y: Array.from(t.y)})),
+            shapes: (el.layout.shapes || []).map(s => [s.x0, s.x1]),
+            notes: (el.layout.annotations || []).map(a => a.text), ms: Number(el.dataset.redrawMs || -1)}; }"""
+
+
+def test_every_strategys_javascript_weight_equals_its_python_function(browser):
+    page = browser.new_page()
+    rng = random.Random(0)
+    snrs = [0.0, 1e-9, 1e-3, 0.2, 1.0, 4.9, 5.0, 7.5, 1e3, 1e7]
+    for entry in STRATEGIES:
+        assert entry.js, f"{entry.name} has no JavaScript expression"
+        for _ in range(5):
+            params = {p.name: rng.uniform(p.lowest_setting, p.maximum) for p in entry.params}
+            got = page.evaluate(f"([snrs, p]) => snrs.map(s => {entry.js})", [snrs, params])
+            want = entry.function(torch.tensor(snrs, dtype=torch.float64), **params).tolist()
+            assert np.allclose(got, want, rtol=1e-12, atol=0), (entry.name, params)
+            if entry.js_eps_at_zero:
+                limit = page.evaluate(f"(p) => {entry.js_eps_at_zero}", params)
+                assert math.isclose(limit, entry.eps_at_zero(**params), rel_tol=1e-12), entry.name
+            else:
+                assert entry.eps_at_zero is None, entry.name
+    page.close()
+
+
+CASES = [
+    {"schedule": "cosine", "T": 1000, "target": "eps", "x": "t", "view": "weight", "log_y": True, "zero_snr": False},
+    {"schedule": "linear", "T": 333, "target": "v", "x": "log_snr", "view": "weight", "log_y": True, "zero_snr": False},
+    {"schedule": "sigmoid", "T": 500, "target": "x0", "x": "t", "view": "weight", "log_y": False, "zero_snr": False},
+    {"schedule": "scaled_linear", "T": 1000, "target": "eps", "x": "log_snr", "view": "effective", "log_y": True,
+     "zero_snr": False},
+    {"schedule": "cosine", "T": 800, "target": "v", "x": "t", "view": "weight", "log_y": True, "zero_snr": True},
+    {"schedule": "linear", "T": 1000, "target": "eps", "x": "t", "view": "weight", "log_y": False, "zero_snr": True},
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c['schedule']}-{c['target']}-{c['view']}-{c['x']}" for c in CASES])
+def test_browser_redraw_equals_the_python_curves(browser, app_url, case):
+    names = STRATEGIES.names()
+    query = (f"?schedule={case['schedule']}&T={case['T']}&target={case['target']}&x={case['x']}&view={case['view']}"
+             f"&log_y={int(case['log_y'])}&zero_snr={int(case['zero_snr'])}&strategies={','.join(names)}")
+    page = page_at(browser, app_url + query, 1400, 1000)
+    page.wait_for_function(f"() => document.querySelector('#explorer-plot .js-plotly-plot').data.length === {len(names)}",
+                           timeout=30_000)
+    for name, value in NEW_PARAMS.items():
+        box = page.locator(f"#param-{name} input[type=number]")
+        box.fill(str(value))
+        box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#explorer-plot .js-plotly-plot').data[0].name"
+                           ".length > 0 && document.querySelector('#explorer-plot .js-plotly-plot').data"
+                           ".some(t => t.name.includes('gamma=2.5'))", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('#explorer-plot .js-plotly-plot').data"
+                           ".some(t => t.name.includes('bias=-2'))", timeout=10_000)
+    drawn = page.evaluate(READ_PLOT)
+    want = build_explorer(case["schedule"], case["T"], names, NEW_PARAMS, case["target"], case["x"], case["view"],
+                          case["zero_snr"], case["log_y"]).figure
+    assert [t["name"] for t in drawn["traces"]] == [t.name for t in want.data]
+    for got, expected in zip(drawn["traces"], want.data, strict=True):
+        assert np.allclose(got["x"], np.asarray(expected.x, dtype=float), rtol=1e-12), got["name"]
+        assert np.allclose(got["y"], np.asarray(expected.y, dtype=float), rtol=1e-9, atol=0), got["name"]
+    assert drawn["shapes"] == [[s.x0, s.x1] for s in want.layout.shapes]
+    assert drawn["notes"] == [a.text for a in want.layout.annotations]
+    assert drawn["ms"] >= 0, "the last redraw was the browser's"
+    page.close()
