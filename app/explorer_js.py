@@ -105,3 +105,48 @@ INSTALL_JS = r"""
 
 # Gradio's own slider events (also when a value is set by a link or the reset button): the same redraw.
 REDRAW_JS = "(...values) => { if (window.minsnrExplorer) window.minsnrExplorer.fromValues(values); }"
+
+
+# γ on a log scale (0.1 to 100, ticks at 1, 2, 5, 10, 20), above γ's own box: Gradio's sliders are linear, where
+# γ = 1, 2 and 5 sit in the first 5 % of the track. Moving it writes γ into the box (which redraws the chart and
+# updates the link); typing into the box moves it.
+GAMMA_TICKS = (0.1, 1, 2, 5, 10, 20, 100)
+GAMMA_LOG_RANGE = (-1.0, 2.0)  # log10 γ
+
+
+def gamma_log_html(value: float) -> str:
+    import math
+
+    low, high = GAMMA_LOG_RANGE
+    ticks = "".join(
+        f'<span style="position:absolute;left:{(math.log10(t) - low) / (high - low) * 100:.2f}%;'
+        f'transform:translateX(-50%)">{t:g}</span>' for t in GAMMA_TICKS)
+    return (f'<div style="padding:0 8px 18px 8px"><label for="gamma-log-range" style="font-size:var(--block-label-text-size)">'
+            f'γ on a log scale</label><input id="gamma-log-range" type="range" min="{low}" max="{high}" step="0.001" '
+            f'value="{math.log10(value):.4f}" style="width:100%"><div style="position:relative;height:1em;'
+            f'font-size:0.8em;color:var(--body-text-color-subdued)">{ticks}</div></div>')
+
+
+GAMMA_LOG_JS = r"""
+const range = element.querySelector('#gamma-log-range');
+const box = () => document.querySelector('#param-gamma input[type=number]');
+const ticks = [1, 2, 5, 10, 20];
+range.addEventListener('input', () => {
+  let gamma = Math.pow(10, Number(range.value));
+  for (const tick of ticks) if (Math.abs(Math.log10(gamma / tick)) < 0.02) gamma = tick;  // snap to a tick
+  gamma = Number(gamma.toPrecision(2));
+  const target = box();
+  if (!target) return;
+  target.value = String(gamma);
+  target.dispatchEvent(new Event('input', {bubbles: true}));
+});
+range.addEventListener('change', () => {
+  const target = box();
+  if (target) target.dispatchEvent(new Event('change', {bubbles: true}));
+});
+document.addEventListener('input', (event) => {  // the box typed into: follow it
+  if (event.target === range || !(event.target.closest && event.target.closest('#param-gamma'))) return;
+  const value = Number(event.target.value);
+  if (value > 0) range.value = String(Math.log10(value));
+}, true);
+"""

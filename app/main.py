@@ -20,7 +20,7 @@ from minsnr_core.weighting import DEFAULT_GAMMA, STRATEGIES, TARGET_NAMES, TARGE
 from . import urlstate as us
 from .denoise_ui import build_denoise_tab
 from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, build_explorer
-from .explorer_js import INSTALL_JS, REDRAW_JS
+from .explorer_js import GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_log_html
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
 from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
@@ -79,7 +79,9 @@ def link_fields(limits: ClassLimits) -> list[us.Field]:
 # history.replaceState made Chromium fetch the whole page again (265 kB per change, benchmarks/explorer_speed.py).
 WRITE_URL_JS = "(query) => window.location.origin + window.location.pathname + (query ? '?' + query : '')"
 # Narrow screens (phones): the explorer's chart above its controls.
-CSS = "@media (max-width: 700px) { #explorer-row { flex-direction: column-reverse; } }"
+# γ's own linear track is hidden: the log-scale one above its box replaces it (app/explorer_js.py).
+CSS = ("@media (max-width: 700px) { #explorer-row { flex-direction: column-reverse; } }\n"
+       "#param-gamma input[type=range], #param-gamma .min_value, #param-gamma .max_value { display: none; }")
 
 
 # What the title may claim is what docs/results.md measured (section 1: MNIST, 2000 steps, 5 paired seeds).
@@ -97,6 +99,15 @@ def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log
         return gr.skip(), gr.skip(), f"⚠️ {error}"
     notices = "\n".join(f"- {n}" for n in result.notices)
     return result.figure, result.explanation, notices
+
+
+def linked_explorer(*values):
+    """On page load: the explorer for a link's settings; nothing to send when the page opens at the defaults (the
+    page already holds that figure)."""
+    defaults = [f.default for f in explorer_fields()]
+    if [list(v) if isinstance(v, tuple) else v for v in values] == defaults:
+        return gr.skip(), gr.skip(), gr.skip()
+    return update_explorer(*values)
 
 
 def link_handlers(fields: list[us.Field]):
@@ -121,6 +132,8 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
     with gr.Row(elem_id="explorer-row"):
         with gr.Column(scale=1, min_width=280):
             # The strategy parameters first (γ above all), so dragging one keeps the chart in view.
+            gamma_log = gr.HTML(gamma_log_html(strategy_parameters()["gamma"].default), js_on_load=GAMMA_LOG_JS,
+                                elem_id="gamma-log", visible="gamma" in shown)
             sliders = [
                 gr.Slider(p.lowest_setting, p.maximum, value=p.default, step=p.step, label=p.description,
                           elem_id=f"param-{p.name}", visible=p.name in shown)
@@ -140,13 +153,16 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             view = gr.Radio([(v, k) for k, v in VIEWS.items()], value="weight", label="Show")
             log_y = gr.Checkbox(True, label="Logarithmic y-axis")
         with gr.Column(scale=3):
+            # The default view is drawn when the app starts, so a page shows it as soon as it renders.
+            default = build_explorer(params={p.name: p.default for p in strategy_parameters().values()})
             notices = gr.Markdown(elem_id="explorer-notices")
-            plot = gr.Plot(label="Weight curves", elem_id="explorer-plot")
+            plot = gr.Plot(default.figure, label="Weight curves", elem_id="explorer-plot")
             link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
                               interactive=False, buttons=["copy"])
-            explanation = gr.Markdown(elem_id="explorer-explanation", latex_delimiters=LATEX)
-    strategies.change(lambda names: [gr.update(visible=p in params_of(names or [])) for p in strategy_parameters()],
-                      strategies, sliders, api_visibility="undocumented", show_progress="hidden")
+            explanation = gr.Markdown(default.explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
+    strategies.change(lambda names: [gr.update(visible="gamma" in params_of(names or [])),
+                                     *[gr.update(visible=p in params_of(names or [])) for p in strategy_parameters()]],
+                      strategies, [gamma_log, *sliders], api_visibility="undocumented", show_progress="hidden")
     inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, *sliders]
     return inputs, notices, plot, explanation, link
 
@@ -192,7 +208,7 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         query.change(None, query, link, js=WRITE_URL_JS)
         demo.load(None, None, None, js=INSTALL_JS)
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
-            update_explorer, inputs, outputs, api_visibility="undocumented"
+            linked_explorer, inputs, outputs, api_visibility="undocumented"
         ).then(describe, weighting, describe_outputs, api_visibility="undocumented").then(
             update_link, link_inputs, query, api_visibility="undocumented").then(None, query, link, js=WRITE_URL_JS)
         reattach = _reattach(manager, len(train_outputs), train_render, len(compare_outputs), compare_render)

@@ -50,7 +50,7 @@ class Strategy(Entry):
 
 STRATEGIES: Registry[Strategy] = Registry("weighting strategy")
 
-GAMMA = Param("gamma", DEFAULT_GAMMA, 0.0, 100.0, "SNR threshold γ", exclusive_minimum=True)
+GAMMA = Param("gamma", DEFAULT_GAMMA, 0.0, 100.0, "SNR threshold γ", exclusive_minimum=True, step=0.01)
 
 
 def _strategy(

@@ -56,7 +56,8 @@ def test_only_the_ticked_strategies_parameters_show_and_the_link_is_a_full_url(b
     assert link.startswith(page.evaluate("() => window.location.origin + window.location.pathname + '?'"))
     # The link opens the same view.
     other = page_at(browser, link, 1400, 1000)
-    assert other.locator("#param-k").is_visible() and not other.locator("#param-gamma").is_visible()
+    other.locator("#param-k").wait_for(state="visible", timeout=15_000)
+    other.locator("#param-gamma").wait_for(state="hidden", timeout=15_000)
     other.close()
     assert page.locator("#explorer-link button").count() >= 1, "a Copy button beside the link"
     # The effective-weight view explains itself.
@@ -90,4 +91,28 @@ def test_compare_offers_the_measured_results_and_says_what_a_budget_showed(brows
     page.wait_for_function("() => document.querySelector('#compare-budget').innerText.includes('confidently recognised')",
                            timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "compare-measured.png"), full_page=True)
+    page.close()
+
+
+def test_gamma_moves_on_a_log_scale_from_above_zero(browser, app_url):
+    page = page_at(browser, app_url, 1400, 1000)
+    page.wait_for_timeout(1000)
+    log_range = page.locator("#gamma-log-range")
+    assert float(log_range.get_attribute("min")) == -1, "γ starts at 0.1, never 0"
+    plot = "document.querySelector('#explorer-plot .js-plotly-plot')"
+    for position, gamma in ((0.30103, "2"), (0.3, "2"), (-0.5, "0.32"), (1.0, "10")):  # log10 γ; 0.3 snaps to the tick 2
+        page.evaluate("([p]) => { const r = document.querySelector('#gamma-log-range'); r.value = String(p);"
+                      " r.dispatchEvent(new Event('input', {bubbles: true}));"
+                      " r.dispatchEvent(new Event('change', {bubbles: true})); }", [position])
+        page.wait_for_function(f"() => {plot}.data.some(t => t.name === 'Min-SNR-γ (gamma={gamma})')", timeout=10_000)
+        assert page.locator("#param-gamma input[type=number]").input_value() == gamma
+    page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
+                           ".includes('gamma=10')", timeout=10_000)
+    # Typing into γ's box moves the log-scale slider.
+    box = page.locator("#param-gamma input[type=number]")
+    box.fill("5")
+    box.press("Enter")
+    page.wait_for_function("() => Math.abs(Number(document.querySelector('#gamma-log-range').value) - Math.log10(5))"
+                           " < 1e-3", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "explorer-gamma-log.png"))
     page.close()
