@@ -3,7 +3,7 @@
     pip install -e ".[bench]"       # diffusers, for the reference model
     python benchmarks/throughput.py [--device auto] [--batch-size 128] [--steps 10]
 
-Each model runs ``minsnr_core.training.train_step``, the step ``train()`` runs (forward, weighted loss, backward,
+Each model runs ``minsnr_core.steps.train_step``, the step ``train()`` runs (forward, weighted loss, backward,
 gradient clipping, AdamW, EMA), on batches from ``draw_batch`` of random data of its dataset's shape; the first
 steps are warm-up and not timed.
 """
@@ -17,7 +17,7 @@ import torch
 
 from minsnr_core.config import TrainConfig, resolve_device
 from minsnr_core.models import MODEL_PRESETS, build_model, count_parameters
-from minsnr_core.training import draw_batch, prepare_run, train_step
+from minsnr_core.steps import draw_batch, prepare_run, train_step
 
 SHAPES = {"mnist": (1, 28, 28), "mnist-large": (1, 28, 28), "cifar": (3, 32, 32), "cifar-large": (3, 32, 32),
           "toy-mlp": (2,)}

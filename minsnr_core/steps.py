@@ -1,0 +1,200 @@
+"""The parts of a training run that :func:`minsnr_core.training.train` puts together: the run's state, its batches,
+one optimisation step, the learning-rate schedule and resuming from a checkpoint. The throughput benchmark times
+the same :func:`train_step`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.optim.swa_utils import AveragedModel
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .config import TrainConfig, resolve_device, saved_config
+from .data import load_dataset, load_labels
+from .diffusion import Diffusion
+from .models import build_model
+from .schedules import get_schedule
+
+
+def ema_with_warmup(decay: float):
+    """EMA update for ``AveragedModel``: decay min(d, (1 + n)/(10 + n)) so early averages are not stuck at init."""
+
+    @torch.no_grad()
+    def update(ema_params, params, num_averaged):
+        n = float(num_averaged)
+        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        torch._foreach_lerp_(ema_params, params, weight)
+
+    return update
+
+
+@dataclass
+class RunState:
+    """A run being trained: its data, model, EMA, optimizer, random state and diffusion process. A checkpoint
+    stores :meth:`state`; :func:`prepare_run` builds one, :func:`draw_batch` and :func:`train_step` advance it."""
+
+    config: TrainConfig
+    data: torch.Tensor
+    labels: torch.Tensor | None
+    num_classes: int
+    device: torch.device
+    model: torch.nn.Module
+    ema: AveragedModel
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    diffusion: Diffusion
+    forward: torch.nn.Module  # the model, or its torch.compile'd version
+    step: int = 0
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape[1:])
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "generator": self.generator.get_state(),
+            "channels": self.data.shape[1],
+            "shape": list(self.sample_shape),
+            "num_classes": self.num_classes,
+        }
+
+
+@dataclass
+class Batch:
+    x0: torch.Tensor
+    t: torch.Tensor
+    noise: torch.Tensor
+    labels: torch.Tensor | None
+
+
+class NonFiniteLoss(ArithmeticError):
+    """The loss became NaN or infinite; no update was made."""
+
+
+FINAL_LR_FRACTION = 0.05
+
+
+def _lr_at(config: TrainConfig, step: int, progress: float) -> float:
+    """Linear warm-up, then (``cosine``) a decay to 5 % of ``lr`` as the budget runs out.
+
+    ``progress`` ∈ [0, 1] is the used share of the budget: steps, or wall-clock time with ``minutes``. A short
+    run ends at a low learning rate, which sharpens its samples (Loshchilov & Hutter 2017, SGDR).
+    """
+    warmup = min(1.0, (step + 1) / max(1, config.warmup_steps))
+    if config.lr_schedule == "constant":
+        return config.lr * warmup
+    decay = FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * warmup * decay
+
+
+def prepare_run(
+    config: TrainConfig,
+    data: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    resume: str | Path | None = None,
+    model: torch.nn.Module | None = None,
+) -> RunState:
+    """Load the data (unless given), build model, EMA, optimizer and generator from the config's seed, and restore
+    a checkpoint's state when resuming. ``config`` must be resolved. ``model``: train this network instead of the
+    config's preset (the throughput benchmark's reference model)."""
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    if data is None:
+        data = load_dataset(config.dataset, config.data_root, download=config.download, toy_size=config.toy_size,
+                            seed=config.seed, image_size=config.image_size)
+    if config.class_conditional:
+        if labels is None:
+            labels = load_labels(config.dataset, config.data_root)
+        if labels.shape != (len(data),):
+            raise ValueError(f"labels must have one entry per training example ({len(data)}), got {tuple(labels.shape)}")
+        if labels.is_floating_point() or labels.is_complex() or (len(labels) and int(labels.min()) < 0):
+            raise ValueError("labels must be integer class indices ≥ 0")
+        labels = labels.to(device=device, dtype=torch.long)
+    else:
+        labels = None
+    num_classes = int(labels.max()) + 1 if labels is not None else 0
+    # Images train channels-last on the CPU (faster convolutions there); points have no memory format.
+    memory_format = torch.channels_last if config.kind == "image" and device.type == "cpu" else torch.preserve_format
+    data = data.to(device).contiguous(memory_format=memory_format)
+    model = model if model is not None else build_model(config.model, data.shape[1], num_classes)
+    model = model.to(device, memory_format=memory_format)
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, fused=device.type == "cuda")
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)
+    diffusion = Diffusion(schedule, config.target, config.weighting, config.weighting_params).to(device)
+    run = RunState(config, data, labels, num_classes, device, model, ema, optimizer, generator, diffusion,
+                   torch.compile(model) if config.compile else model)
+    if resume is not None:
+        _restore(run, load_checkpoint(resume))
+    return run
+
+
+def draw_batch(run: RunState) -> Batch:
+    """Example indices, timesteps, noise and (class-conditional runs) labels, all from the run's generator.
+    Label dropout: a share of each batch learns the unconditional model (class index K)."""
+    config, generator, device = run.config, run.generator, run.device
+    index = torch.randint(0, len(run.data), (config.batch_size,), generator=generator, device=device)
+    x0 = run.data[index]
+    t = torch.randint(0, config.timesteps, (config.batch_size,), generator=generator, device=device)
+    noise = torch.randn(x0.shape, generator=generator, device=device).contiguous(
+        memory_format=torch.channels_last if x0.dim() == 4 and device.type == "cpu" else torch.preserve_format)
+    y = None
+    if run.labels is not None:
+        y = run.labels[index]
+        drop = torch.rand(config.batch_size, generator=generator, device=device) < config.label_dropout
+        y = torch.where(drop, torch.full_like(y, run.num_classes), y)
+    return Batch(x0, t, noise, y)
+
+
+def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step: the weighted loss (bf16 autocast on CUDA), backward, gradient norm clipped at 1,
+    AdamW at ``lr``, EMA update. Returns the detached (loss, per-sample losses). With ``check_finite`` a NaN or
+    infinite loss raises :class:`NonFiniteLoss` before any update (it costs a device sync, so a GPU run checks
+    only at its log steps)."""
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
+                else contextlib.nullcontext())
+    with autocast:
+        loss, per_sample = run.diffusion.loss(run.forward, batch.x0, batch.t, batch.noise, batch.labels)
+    if check_finite and not torch.isfinite(loss).item():
+        raise NonFiniteLoss(float(loss.item()))
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.optimizer.step()
+    run.ema.update_parameters(run.model)
+    run.step += 1
+    return loss.detach(), per_sample.detach()
+
+
+def _restore(run: RunState, state: dict[str, Any]) -> None:
+    saved = saved_config(state)
+    for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr", "class_conditional"):
+        if getattr(saved, name) != getattr(run.config, name):
+            hint = " (set class_conditional, or --unconditional, to match)" if name == "class_conditional" else ""
+            raise CheckpointError(f"cannot resume: checkpoint has {name}={getattr(saved, name)!r}, "
+                                  f"this run has {getattr(run.config, name)!r}{hint}")
+    if int(state.get("num_classes", 0)) != run.num_classes:
+        raise CheckpointError(f"cannot resume: checkpoint has {state.get('num_classes', 0)} classes, "
+                              f"this run's labels have {run.num_classes}")
+    try:
+        run.model.load_state_dict(state["model"])
+        run.ema.load_state_dict(state["ema"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.generator.set_state(state["generator"].to(run.generator.get_state().device))
+        run.step = int(state["step"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise CheckpointError(f"cannot resume from this checkpoint: {error}") from None
