@@ -60,7 +60,7 @@ def build_explorer(
     params = dict(params or {})
     low, high = TIMESTEPS_RANGE
     if (isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int | float)
-            or num_timesteps != int(num_timesteps) or not low <= num_timesteps <= high):
+            or not low <= num_timesteps <= high or num_timesteps != int(num_timesteps)):
         raise ValueError(f"num_timesteps (T) must be a whole number from {low} to {high}; got {num_timesteps!r}")
     num_timesteps = int(num_timesteps)
     if isinstance(strategies, str) or not all(isinstance(name, str) for name in strategies):
@@ -139,7 +139,8 @@ EFFECTIVE_EXPLANATION = (
     r"log-SNR* λ, not per timestep: it is the ε-space weight times $p(\lambda)$, the density of λ when t is drawn "
     r"uniformly, $w_\varepsilon(\lambda)\,p(\lambda)$. A schedule that spends many timesteps near one λ raises "
     "that level's share even with a constant weight, so this view compares weightings across schedules and "
-    "prediction spaces on one footing: the same curve here means the same expected loss, whatever the schedule. "
+    "prediction spaces on one footing: the same curve here means the same training objective, whatever the schedule "
+    "(Kingma & Gao 2023). "
     "It does not depend on the prediction target (ε, x₀ and v weights convert into one another exactly).")
 
 
@@ -156,6 +157,7 @@ def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: st
         "minsnr": 1, "snr": _float64_base64(sched.snr.numpy()), "density": _float64_base64(sched.log_snr_density().numpy()),
         "target": target, "x_axis": x_axis, "view": view, "log_y": bool(log_y),
         "param_names": list(strategy_parameters()), "params": params,
+        "param_ranges": {p.name: [p.minimum, p.maximum, p.exclusive_minimum] for p in strategy_parameters().values()},
         "strategies": [{"display": STRATEGIES.get(n).display_name, "js": STRATEGIES.get(n).js,
                         "eps_at_zero": STRATEGIES.get(n).js_eps_at_zero, "per_unit": STRATEGIES.get(n).per_unit_log_snr,
                         "params": [p.name for p in STRATEGIES.get(n).params]} for n in strategies],

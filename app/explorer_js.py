@@ -22,6 +22,10 @@ INSTALL_JS = r"""
       div._minsnr = {meta, snr: decode(meta.snr), density: decode(meta.density), params: {...meta.params}};
     }
     const state = div._minsnr, snr = state.snr, density = state.density, T = snr.length;
+    for (const [name, value] of Object.entries(overrides || {})) {  // what the server would refuse is not drawn
+      const [low, high, exclusive] = meta.param_ranges[name] || [-Infinity, Infinity, false];
+      if (!Number.isFinite(value) || value > high || (exclusive ? value <= low : value < low)) return;
+    }
     Object.assign(state.params, overrides || {});
     const p = state.params;
     const g = (v) => {  // Python's format(v, "g")

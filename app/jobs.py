@@ -91,6 +91,7 @@ class Job:
     started: float | None = None
     ended: float | None = None
     downloads: list[str] | None = None
+    start_step: int = 0  # the step its first run starts from (a continued run's earlier steps)
 
     @property
     def finished(self) -> bool:
@@ -102,8 +103,10 @@ class Job:
             return 0.0
         history = self.histories[self.current]
         if self.status == "running" and history.eta_s is not None:
-            later = sum(c.minutes * 60 for c in self.configs[self.current + 1:] if c.minutes)
-            return history.eta_s + later
+            later = self.configs[self.current + 1:]
+            if not all(c.minutes for c in later):
+                return None  # a later run with a step budget: its time is unknown until it runs
+            return history.eta_s + sum(c.minutes * 60 for c in later)
         if all(c.minutes for c in self.configs):
             return sum(c.minutes * 60 for c in self.configs)
         return None
@@ -151,7 +154,8 @@ class JobManager:
             config.out_dir = str(run_dir)
         # A continued run extends the curves it had (its metrics.jsonl is appended to as well).
         histories = [copy.deepcopy(resume_from.histories[0])] if resume_from else [RunHistory() for _ in configs]
-        job = Job(job_id, owner, kind, configs, labels or [c.weighting for c in configs], run_dirs, resume, histories)
+        job = Job(job_id, owner, kind, configs, labels or [c.weighting for c in configs], run_dirs, resume, histories,
+                  start_step=resume_from.histories[0].step if resume_from else 0)
         with self._cond:
             previous = self._jobs.get(owner)
             self._jobs[owner] = job
@@ -280,7 +284,7 @@ class JobManager:
 
         def cleanup() -> None:
             while not job.finished:
-                job.stop.wait(0.2)
+                time.sleep(0.2)  # job.stop is already set: waiting on it would not wait
             for run_dir in job.run_dirs:
                 if run_dir not in keep:
                     shutil.rmtree(run_dir, ignore_errors=True)

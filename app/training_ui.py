@@ -18,7 +18,7 @@ from minsnr_core.weighting import STRATEGIES
 from .figures import METRIC_NAMES, SHARES, bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
 from .jobs import Job, JobManager, check_owner
 from .measured import budget_note, build_measured_view
-from .settings import config_controls, make_config, params_of, setting_names
+from .settings import config_controls, default_settings, make_config, params_of, setting_names
 
 UPDATE_EVERY_S = 1.0  # live updates cost training speed (benchmarks/app_overhead.py): at most one per second
 LATEX = [{"left": "$", "right": "$", "display": False}]
@@ -38,8 +38,8 @@ Min-SNR-γ clamps their weight at γ, which the paper reports to be close to the
 Notebook 04 computes those weights for a small MNIST model: there they are noisy and follow Min-SNR's only loosely.
 
 **Read the plot in its space** (the y-axis names it: the space the model predicts). For the same prediction the
-ε error is SNR × the x₀ error and the v error (SNR + 1) × the x₀ error, so in ε space the nearly clean steps
-(large SNR) can show the largest error while their x₀ error is the smallest, and in x₀ space the noisy steps do.
+ε error is SNR × the x₀ error and the v error (SNR + 1) × the x₀ error: an error at a nearly clean step (large SNR)
+looks large in ε space and small in x₀ space, and at a noisy step (SNR near 0) the other way round.
 """
 COMPARE_INTRO = """
 ### Compare weightings side by side
@@ -54,9 +54,11 @@ confidently recognised images; toys: the distance to the true distribution).
 # The first phase of docs/results.md (section 3). Constant-x0 is left out: in ε space it puts 99.8 % of the loss on
 # the last timestep (docs/results.md, section 2), so it would not test that weighting.
 PAPER_WEIGHTINGS = ["snr", "min_snr", "soft_min_snr", "p2"]
-PAPER_PRESET = {"dataset": "mnist", "target": "eps", "gamma": 5.0, "steps": REPORT_STEPS, "seed": 0,
-                "schedule": "cosine", "preview_every": REPORT_EVAL_EVERY,
-                "use_labels": REPORT_CONDITIONING["class_conditional"], "sample_eta": REPORT_CONDITIONING["sample_eta"]}
+PAPER_PRESET = default_settings(
+    dataset="mnist", target="eps", gamma=5.0, steps=REPORT_STEPS, seed=0, schedule="cosine",
+    preview_every=REPORT_EVAL_EVERY, quality=True, use_labels=REPORT_CONDITIONING["class_conditional"],
+    sample_eta=REPORT_CONDITIONING["sample_eta"])
+del PAPER_PRESET["data_root"]  # the server's own folder stays chosen
 
 
 def status_text(manager: JobManager, job: Job | None) -> str:
@@ -159,7 +161,10 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
         if previous is None or previous.kind != "train" or not previous.finished or previous.histories[0].checkpoint is None:
             yield "⚠️ Nothing to continue: finish or stop a run first.", *[gr.skip()] * 6
             return
-        config = continued_config(previous.configs[0], previous.histories[0].step)
+        if previous.status == "error":  # its last good checkpoint is older than its curves: start afresh
+            yield "⚠️ This run ended in an error; start a new run (e.g. with a lower learning rate).", *[gr.skip()] * 6
+            return
+        config = continued_config(previous.configs[0], previous.histories[0].step, session_start=previous.start_step)
         try:
             job = manager.submit(owner_token, [config], previous.labels[:1], resume_from=previous)
         except ValueError as error:
@@ -185,7 +190,8 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
     weightings.change(lambda names: controls.show_params_of(names or []), weightings, controls.param_sliders(),
                       api_visibility="undocumented")
     with gr.Row():
-        preset = gr.Button("Preset: our first-phase comparison (MNIST, ε target, 300 steps, plain ε loss vs Min-SNR-5)")
+        preset = gr.Button("Preset: our first-phase comparison (MNIST, ε target, 300 steps: plain ε loss, Min-SNR-5, "
+                           "Soft-Min-SNR-5, P2)")
         start = gr.Button("Start comparison", variant="primary", elem_id="compare-start")
         stop = gr.Button("Stop", variant="stop", elem_id="compare-stop")
     budget = gr.Markdown(elem_id="compare-budget")

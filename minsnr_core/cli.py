@@ -113,8 +113,11 @@ def _resumed_config(args: argparse.Namespace, given: dict[str, object]) -> Train
                          + "; ".join(differ) + ". Only --steps, --minutes, --device, --data-root and the "
                          "--*-every intervals may change; start a new run (another --out) to change the others")
     changes = {"out_dir": args.out, "device": args.device, "data_root": args.data_root or saved.data_root}
+    if "no_download" in given:
+        changes["download"] = not args.no_download
     changes.update({name: given[name] for name in ("preview_every", "metric_every", "checkpoint_every") if name in given})
-    return continued_config(dataclasses.replace(saved, **changes), done_steps, args.steps, args.minutes)
+    return continued_config(dataclasses.replace(saved, **changes), done_steps, args.steps, args.minutes,
+                            session_start=int(state.get("session_start", 0)))
 
 
 def _check_out(out: Path, resume: Path | None, overwrite: bool) -> bool:

@@ -185,16 +185,18 @@ LR_SCHEDULES = ("cosine", "constant")
 
 
 def continued_config(config: TrainConfig, done_steps: int, steps: int | None = None,
-                     minutes: float | None = None) -> TrainConfig:
+                     minutes: float | None = None, session_start: int = 0) -> TrainConfig:
     """The config that continues a run (``minsnr-train --resume`` and the app's "Keep training" both use it).
-    A budget given here is the new budget, ``steps`` as a total count; with none, the run continues for its own
-    budget again, in the same kind: a step budget becomes ``done_steps`` + its steps, a time budget runs its
-    minutes again."""
+    A budget given here is the new budget, ``steps`` as a total count; with none, the run continues for the budget
+    of its last session again, in the same kinds: its minutes again, and ``done_steps`` + the steps that session
+    was given (``config.steps`` − ``session_start``, the step it started from), so each continuation adds the
+    same amount."""
     if steps is not None or minutes is not None:
         return dataclasses.replace(config, steps=steps, minutes=minutes)
-    if config.minutes is not None:
-        return dataclasses.replace(config, steps=None, minutes=config.minutes)
-    return dataclasses.replace(config, steps=done_steps + (config.steps or DEFAULT_STEPS), minutes=None)
+    if config.steps is None and config.minutes is None:
+        return dataclasses.replace(config, steps=done_steps + DEFAULT_STEPS)
+    again = None if config.steps is None else done_steps + max(1, config.steps - session_start)
+    return dataclasses.replace(config, steps=again, minutes=config.minutes)
 
 
 def saved_config(state: dict[str, Any]) -> TrainConfig:

@@ -51,6 +51,7 @@ class RunState:
     diffusion: Diffusion
     forward: torch.nn.Module  # the model, or its torch.compile'd version
     step: int = 0
+    session_start: int = 0  # the step this session started from (a resumed run's earlier steps)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -67,6 +68,7 @@ class RunState:
             "channels": self.data.shape[1],
             "shape": list(self.sample_shape),
             "num_classes": self.num_classes,
+            "session_start": self.session_start,
         }
 
 
@@ -138,6 +140,7 @@ def prepare_run(
                    torch.compile(model) if config.compile else model)
     if resume is not None:
         _restore(run, load_checkpoint(resume))
+        run.session_start = run.step
     return run
 
 

@@ -19,15 +19,7 @@ from typing import Any
 import torch
 
 from .checkpoint import CHECKPOINT_NAME, remove_orphans, save_checkpoint
-from .config import (  # noqa: F401 - re-exported: the training API keeps its names
-    DEFAULT_STEPS,
-    LR_SCHEDULES,
-    TrainConfig,
-    check_sampling_guidance,
-    continued_config,
-    resolve_device,
-    saved_config,
-)
+from .config import TrainConfig, continued_config  # noqa: F401 - continued_config re-exported
 from .data import TOY_DATASETS, sample_clip
 from .models import count_parameters
 from .sampling import SamplingStopped, balanced_labels, ddim_sample
@@ -178,8 +170,10 @@ def train(
                 yield from reports(periodic=False)
                 yield event("done", message=f"finished after {run.step} steps", checkpoint=checkpoint())
                 return
+            # The share of the budget used; a time budget ends early by the room kept for its final reports.
             progress = max(run.step / config.steps if config.steps else 0.0,
-                           (time.perf_counter() - started) / (config.minutes * 60) if config.minutes else 0.0)
+                           (time.perf_counter() - started) / max(1e-9, deadline - final_reports_s() - started)
+                           if deadline else 0.0)
             batch = draw_batch(run)
             try:
                 check = run.device.type == "cpu" or (run.step + 1) % config.log_every == 0

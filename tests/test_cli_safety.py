@@ -68,9 +68,10 @@ def test_resume_refuses_changed_training_flags_and_accepts_the_budget(tmp_path):
     cli("train", "--resume", out, "--dataset", "moons", "--lr", "0.002", "--steps", 60, "--preview-every", 10,
         "--out", out)
     assert [r["step"] for r in read_metrics(out) if r["kind"] == "log"] == list(range(5, 65, 5))
-    # Without a budget, --resume runs the run's own budget again (the core's rule, as the app's "Keep training").
+    # Without a budget, --resume runs the last session's budget again (40 → 60 was 20 steps; the core's rule, as
+    # the app's "Keep training").
     cli("train", "--resume", out, "--out", out)
-    assert read_metrics(out)[-1]["step"] == 120
+    assert read_metrics(out)[-1]["step"] == 80
 
 
 @pytest.mark.parametrize(("args", "message"), [

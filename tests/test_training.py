@@ -205,3 +205,21 @@ def test_a_time_budget_keeps_room_for_its_final_preview_and_metric():
 
 def run_events(config, stop=None):
     yield from train(config, stop=stop)
+
+
+def test_each_continuation_adds_the_last_sessions_budget_again(tmp_path):
+    """Keep training twice after a 30-step run: 30 → 60 → 90 steps, not 30 → 60 → 120."""
+    from minsnr_core.checkpoint import load_checkpoint
+    from minsnr_core.config import continued_config
+
+    config = TrainConfig(**TOY, steps=30, out_dir=str(tmp_path))
+    run(config)
+    for expected in (60, 90):
+        state = load_checkpoint(tmp_path)
+        saved = TrainConfig.from_dict(state["config"])
+        again = continued_config(saved, int(state["step"]), session_start=int(state["session_start"]))
+        assert again.steps == expected
+        assert list(train(again, resume=tmp_path))[-1].step == expected
+    # A run with both budgets keeps both kinds.
+    both = continued_config(TrainConfig(**TOY, steps=100, minutes=2.0), 100)
+    assert (both.steps, both.minutes) == (200, 2.0)
