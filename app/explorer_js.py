@@ -7,6 +7,8 @@ per-unit-λ division, the effective weight, points a log axis cannot show, the c
 tests/test_explorer_browser.py checks its curves against the Python ones for every strategy, target and view.
 """
 
+import math
+
 # Installed once when the page loads (``demo.load(js=...)``): ``window.minsnrExplorer.redraw(params)`` redraws the
 # plot for these parameter values; a listener calls it on every input event inside a ``#param-<name>`` slider, before
 # Gradio's own event pipeline (which took about 95 ms per change here, benchmarks/explorer_speed.py).
@@ -119,8 +121,6 @@ GAMMA_LOG_RANGE = (-1.0, 2.0)  # log10 γ
 
 
 def gamma_log_html(value: float) -> str:
-    import math
-
     low, high = GAMMA_LOG_RANGE
     ticks = "".join(
         f'<span style="position:absolute;left:{(math.log10(t) - low) / (high - low) * 100:.2f}%;'

@@ -90,15 +90,14 @@ def explorer_load(url: str, clients: int, seconds: float) -> tuple[list[float], 
 
 def training_queue(url: str, jobs: int) -> tuple[list[int], list[int]]:
     """(submission order, start order) of ``jobs`` toy runs from distinct owners."""
-    from minsnr_core.weighting import strategy_parameters
+    from app.settings import endpoint_values
 
-    params = [p.default for p in strategy_parameters().values()]
     started: dict[int, float] = {}
     submitted = []
     for index in range(jobs):
         owner = f"soak-owner-{index:020d}"
-        args = [owner, "min_snr", "moons", DATA_ROOT, "cosine", 1000, "auto", *params,
-                "auto", 0, 0.002, 300, 0, 0, 100, False, True, 2.0, 1.0]
+        args = endpoint_values(owner, "min_snr", dataset="moons", data_root=DATA_ROOT, steps=300, preview_every=100,
+                               quality=False)
         client = Client(url, verbose=False)
         submitted.append((index, client.submit(*args, api_name="/train")))
         time.sleep(0.05)

@@ -205,8 +205,9 @@ def _eta(config: TrainConfig, step: int, images_per_sec: float | None, deadline:
     remaining = []
     if config.steps is not None and images_per_sec:
         left = config.steps - step
-        reports = sum(report_s[kind] * (left // every + 1) for kind, every in
-                      (("preview", config.preview_every), ("metric", config.metric_every)) if every)
+        # the periodic reports still due, and a final one unless the last step is itself on the interval
+        reports = sum(report_s[kind] * (config.steps // every - step // every + (1 if config.steps % every else 0))
+                      for kind, every in (("preview", config.preview_every), ("metric", config.metric_every)) if every)
         remaining.append(left * config.batch_size / images_per_sec + reports)
     if deadline is not None:
         remaining.append(max(0.0, deadline - time.perf_counter()))
