@@ -11,6 +11,9 @@ the same token back and finds its run); only then is it stopped and deleted.
 from __future__ import annotations
 
 import copy
+import ctypes
+import ctypes.util
+import gc
 import itertools
 import re
 import shutil
@@ -28,6 +31,7 @@ from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunReco
 from minsnr_core.training import TrainConfig, train
 
 GRACE_S = 90.0  # how long a job outlives its owner's last page
+RELEASE_EVERY_S = 10.0  # how often an idle server returns freed memory to the system
 OWNER_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
@@ -50,6 +54,23 @@ def warm_up() -> None:
         pass
     for _ in train(digits, data=torch.zeros(8, 1, 32, 32)):
         pass
+
+
+def release_memory() -> None:
+    """Give freed memory back to the operating system once sessions have ended.
+
+    glibc's allocator keeps freed blocks (training batches, figures, session state) mapped for reuse, so the server's
+    resident memory stays at its peak long after the sessions that used it are gone; ``malloc_trim`` returns the free
+    pages (docs/performance.md, soak benchmark). Elsewhere than glibc only the garbage collector runs."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return
+    trim(0)
 
 
 @dataclass(frozen=True)
@@ -263,6 +284,7 @@ class JobManager:
             shutil.rmtree(child, ignore_errors=True)
 
     def _reaper(self) -> None:
+        next_release = time.monotonic() + RELEASE_EVERY_S
         while not self._closed:
             time.sleep(min(1.0, self.grace_s / 4))
             now = time.monotonic()
@@ -275,6 +297,10 @@ class JobManager:
                 due = [owner for owner, at in self._expiry.items() if at <= now]
             for owner in due:
                 self.forget(owner)
+            if now >= next_release and not self._running:
+                # Ended sessions (explorer pages included) leave freed memory behind; return it while idle.
+                release_memory()
+                next_release = now + RELEASE_EVERY_S
 
     def _retire(self, job: Job, keep: set[Path] = frozenset()) -> None:
         """Stop ``job`` and delete its folders (except ``keep``) once it has ended."""
@@ -289,6 +315,7 @@ class JobManager:
                 if run_dir not in keep:
                     shutil.rmtree(run_dir, ignore_errors=True)
             shutil.rmtree(self._downloads_root / f"job{job.id}", ignore_errors=True)
+            release_memory()
 
         threading.Thread(target=cleanup, daemon=True).start()
 

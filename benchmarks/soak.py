@@ -27,6 +27,7 @@ from pathlib import Path
 from gradio_client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the app's settings table, when run as `python benchmarks/soak.py`
 DATA_ROOT = str((ROOT / ".." / "shared" / "data").resolve())  # only offered to the toys' runs; never read
 STRATEGIES = ["snr", "constant", "min_snr", "soft_min_snr", "p2", "edm", "debiased", "sigmoid"]
 
