@@ -113,27 +113,32 @@ INSTALL_JS = r"""
 REDRAW_JS = "(...values) => { if (window.minsnrExplorer) window.minsnrExplorer.fromValues(values); }"
 
 
-# γ on a log scale (0.1 to 100, ticks at 1, 2, 5, 10, 20), above γ's own box: Gradio's sliders are linear, where
-# γ = 1, 2 and 5 sit in the first 5 % of the track. Moving it writes γ into the box (which redraws the chart and
-# updates the link); typing into the box moves it.
+# γ on a log scale (0.1 to 100, ticks at 1, 2, 5, 10, 20), above a γ box (the explorer's, the Train and Compare
+# tabs'): Gradio's sliders are linear, where γ = 1, 2 and 5 sit in the first 5 % of the track. Moving it writes γ into
+# the box (in the explorer that redraws the chart and updates the link); typing into the box moves it.
 GAMMA_TICKS = (0.1, 1, 2, 5, 10, 20, 100)
 GAMMA_LOG_RANGE = (-1.0, 2.0)  # log10 γ
+# The γ boxes' own linear tracks are hidden: the log-scale one above each replaces it.
+GAMMA_LOG_CSS = ('[id$="param-gamma"] input[type=range], [id$="param-gamma"] .min_value, '
+                 '[id$="param-gamma"] .max_value { display: none; }')
 
 
-def gamma_log_html(value: float) -> str:
+def gamma_log_html(value: float, box_id: str = "param-gamma") -> str:
+    """The log-scale γ slider for the γ control whose elem_id is ``box_id``; its range input is ``#<box_id>-log``."""
     low, high = GAMMA_LOG_RANGE
     ticks = "".join(
         f'<span style="position:absolute;left:{(math.log10(t) - low) / (high - low) * 100:.2f}%;'
         f'transform:translateX(-50%)">{t:g}</span>' for t in GAMMA_TICKS)
-    return (f'<div style="padding:0 8px 18px 8px"><label for="gamma-log-range" style="font-size:var(--block-label-text-size)">'
-            f'γ on a log scale</label><input id="gamma-log-range" type="range" min="{low}" max="{high}" step="0.001" '
-            f'value="{math.log10(value):.4f}" style="width:100%"><div style="position:relative;height:1em;'
+    return (f'<div style="padding:0 8px 18px 8px"><label for="{box_id}-log" style="font-size:var(--block-label-text-size)">'
+            f'γ on a log scale</label><input id="{box_id}-log" data-box="{box_id}" type="range" min="{low}" max="{high}" '
+            f'step="0.001" value="{math.log10(value):.4f}" style="width:100%"><div style="position:relative;height:1em;'
             f'font-size:0.8em;color:var(--body-text-color-subdued)">{ticks}</div></div>')
 
 
 GAMMA_LOG_JS = r"""
-const range = element.querySelector('#gamma-log-range');
-const box = () => document.querySelector('#param-gamma input[type=number]');
+const range = element.querySelector('input[type=range][data-box]');
+const boxId = range.dataset.box;
+const box = () => document.querySelector('#' + boxId + ' input[type=number]');
 const ticks = [1, 2, 5, 10, 20];
 range.addEventListener('input', () => {
   let gamma = Math.pow(10, Number(range.value));
@@ -148,9 +153,16 @@ range.addEventListener('change', () => {
   const target = box();
   if (target) target.dispatchEvent(new Event('change', {bubbles: true}));
 });
-document.addEventListener('input', (event) => {  // the box typed into: follow it
-  if (event.target === range || !(event.target.closest && event.target.closest('#param-gamma'))) return;
+const follow = (event) => {  // the box typed into: follow it
+  if (event.target === range || !(event.target.closest && event.target.closest('#' + boxId))) return;
   const value = Number(event.target.value);
   if (value > 0) range.value = String(Math.log10(value));
-}, true);
+};
+document.addEventListener('input', follow, true);
 """
+
+
+def gamma_follow_js(box_id: str = "param-gamma") -> str:
+    """For the γ control's own change event (also when a link, preset or reset sets it): move its log-scale slider."""
+    return (f"(value) => {{ const range = document.getElementById('{box_id}-log');"
+            " if (range && Number(value) > 0) range.value = String(Math.log10(Number(value))); }")

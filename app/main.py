@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import itertools
 import secrets
 import signal
@@ -19,8 +20,8 @@ from minsnr_core.weighting import DEFAULT_GAMMA, STRATEGIES, TARGET_NAMES, TARGE
 
 from . import urlstate as us
 from .denoise_ui import build_denoise_tab
-from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, build_explorer
-from .explorer_js import GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_log_html
+from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, ExplorerResult, build_explorer
+from .explorer_js import GAMMA_LOG_CSS, GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
 from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
@@ -79,9 +80,7 @@ def link_fields(limits: ClassLimits) -> list[us.Field]:
 # history.replaceState made Chromium fetch the whole page again (265 kB per change, benchmarks/explorer_speed.py).
 WRITE_URL_JS = "(query) => window.location.origin + window.location.pathname + (query ? '?' + query : '')"
 # Narrow screens (phones): the explorer's chart above its controls.
-# γ's own linear track is hidden: the log-scale one above its box replaces it (app/explorer_js.py).
-CSS = ("@media (max-width: 700px) { #explorer-row { flex-direction: column-reverse; } }\n"
-       "#param-gamma input[type=range], #param-gamma .min_value, #param-gamma .max_value { display: none; }")
+CSS = "@media (max-width: 700px) { #explorer-row { flex-direction: column-reverse; } }\n" + GAMMA_LOG_CSS
 
 
 # What the title may claim is what docs/results.md measured (section 1: MNIST, 2000 steps, 5 paired seeds).
@@ -90,12 +89,19 @@ Measured here on MNIST (2000 steps, 5 paired seeds; docs/results.md, section 1):
 reached the plain loss's sample quality 1.97× sooner with the ε target, 1.37× sooner with the x0 target, and made no
 difference with the v target."""
 
+@functools.lru_cache(maxsize=256)
+def _cached_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, params) -> ExplorerResult:
+    # A class follows its teacher: many pages ask for the same figure, which is then drawn once.
+    return build_explorer(schedule, T, list(strategies), dict(params), target, x_axis, view, zero_snr, log_y)
+
+
 def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, *param_values):
     """All explorer outputs for the current controls: figure, explanation, notices."""
-    params = dict(zip(strategy_parameters(), param_values, strict=True))
+    params = tuple(zip(strategy_parameters(), param_values, strict=True))
     try:
-        result = build_explorer(schedule, T, strategies or [], params, target, x_axis, view, bool(zero_snr), bool(log_y))
-    except (ValueError, TypeError) as error:
+        result = _cached_explorer(schedule, T, bool(zero_snr), tuple(strategies or []), target, x_axis, view,
+                                  bool(log_y), params)
+    except (ValueError, TypeError) as error:  # unhashable or refused values: nothing is cached
         return gr.skip(), gr.skip(), f"⚠️ {error}"
     notices = "\n".join(f"- {n}" for n in result.notices)
     return result.figure, result.explanation, notices
@@ -160,6 +166,8 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
                               interactive=False, buttons=["copy"])
             explanation = gr.Markdown(default.explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
+    gamma_slider = sliders[list(strategy_parameters()).index("gamma")]
+    gamma_slider.change(None, gamma_slider, None, js=gamma_follow_js())
     strategies.change(lambda names: [gr.update(visible="gamma" in params_of(names or [])),
                                      *[gr.update(visible=p in params_of(names or [])) for p in strategy_parameters()]],
                       strategies, [gamma_log, *sliders], api_visibility="undocumented", show_progress="hidden")
@@ -199,12 +207,13 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
                 component.input(None, inputs, None, js=REDRAW_JS)
                 component.change(None, inputs, None, js=REDRAW_JS)
                 continue
+            # Outside the queue: a direct request is one round trip instead of the queue's join and event stream.
             component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented",
-                             show_progress="hidden")
+                             show_progress="hidden", queue=False)
         query = gr.Textbox(visible=False)
         for component in link_inputs:
             component.change(update_link, link_inputs, query, trigger_mode="always_last", api_visibility="undocumented",
-                             show_progress="hidden")
+                             show_progress="hidden", queue=False)
         query.change(None, query, link, js=WRITE_URL_JS)
         demo.load(None, None, None, js=INSTALL_JS)
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(

@@ -9,7 +9,7 @@ switches ``quality`` (measure sample quality with each preview) and ``use_labels
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -20,6 +20,7 @@ from minsnr_core.models import MODEL_PRESETS
 from minsnr_core.schedules import SCHEDULES
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
+from .explorer_js import GAMMA_LOG_JS, gamma_follow_js, gamma_log_html
 from .jobs import ClassLimits
 
 BEFORE_PARAMS = ("dataset", "data_root", "schedule", "timesteps", "target")
@@ -64,6 +65,8 @@ class ConfigControls:
     """The controls of one tab by setting name; ``components()`` in :func:`setting_names` order."""
 
     by_name: dict[str, gr.components.Component]
+    # What shows or hides each weighting parameter: its slider, or the column holding γ's slider and its log scale.
+    holders: dict[str, gr.components.Component | gr.blocks.BlockContext] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> gr.components.Component:
         return self.by_name[name]
@@ -74,8 +77,12 @@ class ConfigControls:
     def param_sliders(self) -> list[gr.components.Component]:
         return [self.by_name[name] for name in strategy_parameters()]
 
+    def param_holders(self) -> list[gr.components.Component | gr.blocks.BlockContext]:
+        """The components :meth:`show_params_of` shows or hides, one per weighting parameter."""
+        return [self.holders.get(name, self.by_name[name]) for name in strategy_parameters()]
+
     def show_params_of(self, weightings: Iterable[str]) -> list[Any]:
-        """Visibility updates for :meth:`param_sliders`: only the parameters of these weightings."""
+        """Visibility updates for :meth:`param_holders`: only the parameters of these weightings."""
         shown = params_of(weightings)
         return [gr.update(visible=name in shown) for name in strategy_parameters()]
 
@@ -116,9 +123,18 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
         c["target"] = gr.Radio([("automatic (ε for toys, x₀ for images)", "auto"),
                                 *[(TARGET_NAMES[t], t) for t in TARGETS]], value=value["target"],
                                label="Prediction target")
+        holders: dict[str, gr.blocks.BlockContext] = {}
         for p in strategy_parameters().values():
-            c[p.name] = gr.Slider(p.lowest_setting, p.maximum, value=value[p.name], step=p.step, label=p.description,
-                                  elem_id=f"{prefix}-param-{p.name}", visible=p.name in shown)
+            if p.name != "gamma":
+                c[p.name] = gr.Slider(p.lowest_setting, p.maximum, value=value[p.name], step=p.step,
+                                      label=p.description, elem_id=f"{prefix}-param-{p.name}", visible=p.name in shown)
+                continue
+            with gr.Column(visible=p.name in shown, min_width=220) as holders[p.name]:  # γ: log scale above its box
+                box_id = f"{prefix}-param-gamma"
+                gr.HTML(gamma_log_html(value[p.name], box_id), js_on_load=GAMMA_LOG_JS)
+                c[p.name] = gr.Slider(p.lowest_setting, p.maximum, value=value[p.name], step=p.step,
+                                      label=p.description, elem_id=box_id)
+                c[p.name].change(None, c[p.name], None, js=gamma_follow_js(box_id))
     with gr.Accordion("Model, batch size, learning rate; class labels, guidance and DDIM η of the previews", open=False):
         with gr.Row():
             c["model"] = gr.Dropdown([("automatic (by dataset)", "auto"), *[(e.display_name, e.name) for e in MODEL_PRESETS]],
@@ -133,7 +149,7 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
                                       label="Classifier-free guidance of previews and quality (1: none)")
             c["sample_eta"] = gr.Slider(0, 1, value=value["sample_eta"], step=0.1, elem_id=f"{prefix}-eta",
                                         label="DDIM η of previews and quality (0: deterministic)")
-    return ConfigControls(c)
+    return ConfigControls(c, holders)
 
 
 def make_config(image_roots: Mapping[str, str], weighting: str, settings: Mapping[str, Any],

@@ -128,7 +128,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
     def describe(name: str) -> tuple:
         """The weighting's formula, and only its parameters' sliders."""
         if name not in STRATEGIES:
-            return gr.skip(), *[gr.skip()] * len(controls.param_sliders())
+            return gr.skip(), *[gr.skip()] * len(controls.param_holders())
         entry = STRATEGIES.get(name)
         text = f"**{entry.display_name}** — ${entry.latex}$ — {entry.description} *({entry.reference})*"
         return text, *controls.show_params_of([name])
@@ -173,7 +173,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
         yield from follow(manager, job, render)
 
     outputs = [status, loss_plot, bucket_plot, grid, scatter, quality_plot, files]
-    describe_outputs = [formula, *controls.param_sliders()]
+    describe_outputs = [formula, *controls.param_holders()]
     weighting.change(describe, weighting, describe_outputs, api_visibility="undocumented")
     start.click(on_start, [owner, weighting, *controls.components()], outputs, concurrency_limit=None, api_name="train")
     resume.click(on_resume, owner, outputs, concurrency_limit=None, api_name="resume")
@@ -187,7 +187,7 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
                                   label="Weightings to compare (2 to 4)", elem_id="compare-weightings")
     controls = config_controls("compare", data_roots, image_roots, manager.limits,
                                shown_params=params_of(["snr", "min_snr"]), dataset="moons", steps=400)
-    weightings.change(lambda names: controls.show_params_of(names or []), weightings, controls.param_sliders(),
+    weightings.change(lambda names: controls.show_params_of(names or []), weightings, controls.param_holders(),
                       api_visibility="undocumented")
     with gr.Row():
         preset = gr.Button("Preset: our first-phase comparison (MNIST, ε target, 300 steps: plain ε loss, Min-SNR-5, "

@@ -50,7 +50,8 @@ def test_only_the_ticked_strategies_parameters_show_and_the_link_is_a_full_url(b
     page.locator("#param-gamma").wait_for(state="hidden", timeout=10_000)
     page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
                            ".startsWith(window.location.origin + '/?') && document.querySelector('#explorer-link textarea, "
-                           "#explorer-link input').value.includes('p2')",
+                           "#explorer-link input').value.includes('p2') && !document.querySelector('#explorer-link textarea, "
+                           "#explorer-link input').value.includes('min_snr')",  # the link of the last change
                            timeout=10_000)
     link = page.evaluate("() => document.querySelector('#explorer-link textarea, #explorer-link input').value")
     assert link.startswith(page.evaluate("() => window.location.origin + window.location.pathname + '?'"))
@@ -97,11 +98,11 @@ def test_compare_offers_the_measured_results_and_says_what_a_budget_showed(brows
 def test_gamma_moves_on_a_log_scale_from_above_zero(browser, app_url):
     page = page_at(browser, app_url, 1400, 1000)
     page.wait_for_timeout(1000)
-    log_range = page.locator("#gamma-log-range")
+    log_range = page.locator("#param-gamma-log")
     assert float(log_range.get_attribute("min")) == -1, "γ starts at 0.1, never 0"
     plot = "document.querySelector('#explorer-plot .js-plotly-plot')"
     for position, gamma in ((0.30103, "2"), (0.3, "2"), (-0.5, "0.32"), (1.0, "10")):  # log10 γ; 0.3 snaps to the tick 2
-        page.evaluate("([p]) => { const r = document.querySelector('#gamma-log-range'); r.value = String(p);"
+        page.evaluate("([p]) => { const r = document.querySelector('#param-gamma-log'); r.value = String(p);"
                       " r.dispatchEvent(new Event('input', {bubbles: true}));"
                       " r.dispatchEvent(new Event('change', {bubbles: true})); }", [position])
         page.wait_for_function(f"() => {plot}.data.some(t => t.name === 'Min-SNR-γ (gamma={gamma})')", timeout=10_000)
@@ -112,7 +113,34 @@ def test_gamma_moves_on_a_log_scale_from_above_zero(browser, app_url):
     box = page.locator("#param-gamma input[type=number]")
     box.fill("5")
     box.press("Enter")
-    page.wait_for_function("() => Math.abs(Number(document.querySelector('#gamma-log-range').value) - Math.log10(5))"
+    page.wait_for_function("() => Math.abs(Number(document.querySelector('#param-gamma-log').value) - Math.log10(5))"
                            " < 1e-3", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "explorer-gamma-log.png"))
+    page.close()
+
+
+def test_train_and_compare_gamma_move_on_a_log_scale_too(browser, app_url):
+    page = page_at(browser, app_url, 1400, 1000)
+    page.get_by_role("tab", name="Train").click()
+    log_range = page.locator("#train-param-gamma-log")
+    log_range.wait_for(timeout=10_000)
+    assert float(log_range.get_attribute("min")) == -1, "γ starts at 0.1, never 0"
+    assert not page.locator("#train-param-gamma input[type=range]").is_visible(), "the linear track is replaced"
+    page.evaluate("() => { const r = document.querySelector('#train-param-gamma-log'); r.value = '0.3';"
+                  " r.dispatchEvent(new Event('input', {bubbles: true}));"
+                  " r.dispatchEvent(new Event('change', {bubbles: true})); }")
+    assert page.locator("#train-param-gamma input[type=number]").input_value() == "2", "0.3 snaps to the tick 2"
+    # The Train tab's γ is a link setting: the explorer's link carries it.
+    page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
+                           ".includes('train_gamma=2')", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "train-gamma-log.png"))
+    # A value set by the app (Compare's preset, γ = 5) moves the log-scale slider with it.
+    page.get_by_role("tab", name="Compare").click()
+    page.evaluate("() => { const r = document.querySelector('#compare-param-gamma-log'); r.value = '1';"
+                  " r.dispatchEvent(new Event('input', {bubbles: true}));"
+                  " r.dispatchEvent(new Event('change', {bubbles: true})); }")
+    assert page.locator("#compare-param-gamma input[type=number]").input_value() == "10"
+    page.get_by_role("button", name="Preset").first.click()
+    page.wait_for_function("() => Math.abs(Number(document.querySelector('#compare-param-gamma-log').value)"
+                           " - Math.log10(5)) < 1e-3", timeout=10_000)
     page.close()

@@ -1,0 +1,145 @@
+"""A class of students using the weight explorer at once, against the real app (run by hand, loopback only).
+
+    python benchmarks/explorer_class.py [--users 30] [--seconds 60]
+
+Each simulated student sends what a page sends to the server, with a pause of 0.2–1.0 s between changes:
+- a strategy parameter (γ, k, …) moved, 80 % of changes: the chart is redrawn in the browser (app/explorer_js.py),
+  the server is asked only for the link box's new address;
+- any other control (schedule, T, target, axis, view, strategies), 20 %: the server draws the figure and the link,
+  two requests sent together as the page sends them.
+Prints, per kind of change, how many were made and the latency p50/p95 until the server's answer arrived (both
+answers for a figure change), and the server's CPU seconds per change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the app's own link fields, when run as `python benchmarks/explorer_class.py`
+
+from app.jobs import ClassLimits  # noqa: E402
+from app.main import explorer_fields, link_fields  # noqa: E402
+from benchmarks.soak import free_port, start_server  # noqa: E402
+from minsnr_core.schedules import SCHEDULES  # noqa: E402
+from minsnr_core.weighting import STRATEGIES, TARGETS  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
+
+
+def function_ids(url: str) -> dict[str, int]:
+    config = httpx.get(url + "config", timeout=30).json()
+    ids: dict[str, int] = {}
+    for dependency in config["dependencies"]:
+        ids.setdefault(dependency.get("api_name"), dependency["id"])
+    return ids
+
+
+def random_change(rng: random.Random, values: dict) -> None:
+    """One control other than a strategy parameter set to a random allowed value."""
+    name = rng.choice(["schedule", "T", "strategies", "target", "x", "view"])
+    if name == "schedule":
+        values[name] = rng.choice(SCHEDULES.names())
+    elif name == "T":
+        values[name] = rng.choice([100, 250, 500, 1000, 2000])
+    elif name == "strategies":
+        values[name] = rng.sample(STRATEGIES.names(), rng.randint(1, 4))
+    elif name == "target":
+        values[name] = rng.choice(list(TARGETS))
+    elif name == "x":
+        values[name] = rng.choice(["t", "log_snr"])
+    else:
+        values[name] = rng.choice(["weight", "effective"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=60)
+    args = parser.parse_args()
+    port = free_port()
+    server = start_server(port)
+    url = f"http://127.0.0.1:{port}/"
+    predict = url + "gradio_api/run/predict"
+    limits = ClassLimits()
+    explorer_keys = [f.key for f in explorer_fields()]
+    link_keys = [f.key for f in link_fields(limits)]
+    defaults = {f.key: f.default for f in link_fields(limits)}
+    try:
+        ids = function_ids(url)
+        latencies: dict[str, list[float]] = {"parameter": [], "figure": []}
+        errors = [0]
+        lock = threading.Lock()
+        stop_at = time.time() + args.seconds + 5
+
+        def user(seed: int) -> None:
+            rng = random.Random(seed)
+            session = uuid.uuid4().hex[:11]
+            values = dict(defaults)
+            with httpx.Client(timeout=60) as client, ThreadPoolExecutor(2) as pool:
+                def call(name: str, keys: list[str]) -> None:
+                    response = client.post(predict, json={"data": [values[k] for k in keys], "fn_index": ids[name],
+                                                          "session_hash": session, "event_data": None})
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{name}: HTTP {response.status_code} {response.text[:200]}")
+
+                time.sleep(rng.uniform(0, 1))  # the class does not start on the same millisecond
+                while time.time() < stop_at - 5:
+                    kind = "parameter" if rng.random() < 0.8 else "figure"
+                    if kind == "parameter":
+                        values["gamma"] = round(10 ** rng.uniform(-1, 2), 2)
+                    else:
+                        random_change(rng, values)
+                    started = time.perf_counter()
+                    try:
+                        jobs = [pool.submit(call, "update_link", link_keys)]
+                        if kind == "figure":
+                            jobs.append(pool.submit(call, "update_explorer", explorer_keys))
+                        for job in jobs:
+                            job.result()
+                        with lock:
+                            latencies[kind].append(time.perf_counter() - started)
+                    except Exception as error:  # noqa: BLE001 - counted, the class goes on
+                        with lock:
+                            errors[0] += 1
+                        print(f"error: {error}", file=sys.stderr)
+                    time.sleep(rng.uniform(0.2, 1.0))
+
+        httpx.post(predict, json={"data": [defaults[k] for k in explorer_keys], "fn_index": ids["update_explorer"],
+                                  "session_hash": "warmup00000", "event_data": None}, timeout=60)
+        cpu_before = cpu_seconds(server.pid)
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(args.users)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        cpu = cpu_seconds(server.pid) - cpu_before
+        changes = sum(len(v) for v in latencies.values())
+        print(f"{args.users} users for {args.seconds:g} s: {changes} changes ({changes / args.seconds:.1f}/s), "
+              f"{errors[0]} errors, server CPU {cpu:.1f} s ({cpu / max(changes, 1) * 1000:.0f} ms per change)")
+        everything = [x for v in latencies.values() for x in v]
+        for kind, values in [*latencies.items(), ("all", everything)]:
+            if len(values) >= 2:
+                q = statistics.quantiles(values, n=20)
+                print(f"  {kind:9s}: {len(values):5d} changes, p50 {statistics.median(values) * 1000:.0f} ms, "
+                      f"p95 {q[18] * 1000:.0f} ms, max {max(values) * 1000:.0f} ms")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
