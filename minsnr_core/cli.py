@@ -18,6 +18,7 @@ from .recorder import METRICS_NAME, SAMPLES_NAME, RunRecorder
 from .runs import load_run
 from .sampling import SAMPLERS
 from .schedules import SCHEDULES
+from .timesteps import TIMESTEP_SAMPLERS, sampler_parameters
 from .training import train
 from .weighting import STRATEGIES, TARGETS, strategy_parameters
 
@@ -33,6 +34,12 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weighting", choices=STRATEGIES.names(), default="min_snr")
     for name, param in strategy_parameters().items():
         users = [e.name for e in STRATEGIES if any(p.name == name for p in e.params)]
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
+                            help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
+    parser.add_argument("--timestep-sampling", choices=TIMESTEP_SAMPLERS.names(), default="uniform",
+                        help="how each batch draws its timesteps (default uniform)")
+    for name, param in sampler_parameters().items():
+        users = [e.name for e in TIMESTEP_SAMPLERS if any(p.name == name for p in e.params)]
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
                             help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
     parser.add_argument("--target", choices=TARGETS, default=None, help="default: eps for the toys, x0 for images")
@@ -78,10 +85,19 @@ def _given_flags(argv: list[str] | None) -> dict[str, object]:
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     params = {name: getattr(args, name) for name in strategy_parameters() if getattr(args, name) is not None}
+    sampler = TIMESTEP_SAMPLERS.get(args.timestep_sampling)
+    stray = [name for name in sampler_parameters() if getattr(args, name) is not None
+             and name not in {p.name for p in sampler.params}]
+    if stray:
+        raise ValueError(f"--{stray[0].replace('_', '-')} is a parameter of another timestep sampler; "
+                         f"--timestep-sampling {sampler.name} takes "
+                         f"{', '.join('--' + p.name.replace('_', '-') for p in sampler.params) or 'none'}")
+    sampler_params = {p.name: getattr(args, p.name) for p in sampler.params if getattr(args, p.name) is not None}
     return TrainConfig(
         dataset=args.dataset, data_root=args.data_root, download=not args.no_download, schedule=args.schedule,
         timesteps=args.timesteps, zero_terminal_snr=args.zero_terminal_snr, weighting=args.weighting,
-        weighting_params=params, target=args.target, model=args.model, batch_size=args.batch_size, lr=args.lr,
+        weighting_params=params, timestep_sampling=args.timestep_sampling, timestep_params=sampler_params,
+        target=args.target, model=args.model, batch_size=args.batch_size, lr=args.lr,
         class_conditional=False if args.unconditional else None, label_dropout=args.label_dropout, guidance=args.guidance,
         sample_eta=args.sample_eta,
         steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device, ema_decay=args.ema_decay,
@@ -102,6 +118,8 @@ def _resumed_config(args: argparse.Namespace, given: dict[str, object]) -> Train
             continue
         if name in strategy_parameters():
             before = resolved.weighting_params.get(name)
+        elif name in sampler_parameters():
+            before = resolved.timestep_params.get(name)
         elif name == "unconditional":
             value, before = True, not resolved.class_conditional
         else:

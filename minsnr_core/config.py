@@ -16,6 +16,7 @@ from .data import LABELLED_DATASETS, TOY_DATASETS, data_kind, dataset_names
 from .models import MODEL_PRESETS
 from .sampling import check_guidance
 from .schedules import get_schedule
+from .timesteps import TIMESTEP_SAMPLERS, timestep_probabilities
 from .weighting import STRATEGIES, check_target
 
 DEFAULT_MODELS = {"mnist": "mnist", "cifar10": "cifar", "folder": "cifar"}
@@ -47,6 +48,9 @@ class TrainConfig:
     zero_terminal_snr: bool = False
     weighting: str = "min_snr"
     weighting_params: dict[str, float] = field(default_factory=dict)
+    # How each batch's timesteps are drawn (minsnr_core.timesteps): uniform, logit_normal, log_normal, importance.
+    timestep_sampling: str = "uniform"
+    timestep_params: dict[str, float] = field(default_factory=dict)
     target: str | None = None  # None: ε for the 2D toys, x0 for images (see DEFAULT_TARGETS)
     # Class-conditional training with label dropout, for classifier-free guidance. None: on for the datasets with
     # labels (MNIST, CIFAR-10, an image folder's class sub-folders), off for the toys.
@@ -84,7 +88,8 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A validated copy with the automatic choices (model, batch size, step budget) filled in."""
-        cfg = dataclasses.replace(self, weighting_params=dict(self.weighting_params))
+        cfg = dataclasses.replace(self, weighting_params=dict(self.weighting_params),
+                                  timestep_params=dict(self.timestep_params))
         if cfg.dataset not in dataset_names():
             raise ValueError(f"dataset must be one of {', '.join(dataset_names())}; got {cfg.dataset!r}")
         kind, is_toy = cfg.kind, cfg.dataset in TOY_DATASETS
@@ -144,7 +149,11 @@ class TrainConfig:
         if cfg.preview_sample_steps > cfg.timesteps:
             raise ValueError(f"preview_sample_steps must be ≤ timesteps ({cfg.timesteps})")
         resolve_device(cfg.device)
-        get_schedule(cfg.schedule, cfg.timesteps, zero_terminal_snr=cfg.zero_terminal_snr)
+        schedule = get_schedule(cfg.schedule, cfg.timesteps, zero_terminal_snr=cfg.zero_terminal_snr)
+        if not isinstance(cfg.timestep_sampling, str):
+            raise ValueError(f"timestep_sampling must be a sampler's name, got {cfg.timestep_sampling!r}")
+        cfg.timestep_params = TIMESTEP_SAMPLERS.get(cfg.timestep_sampling).resolve_params(cfg.timestep_params)
+        timestep_probabilities(cfg.timestep_sampling, schedule, **cfg.timestep_params)  # its own checks
         return cfg
 
     @property

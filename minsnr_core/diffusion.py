@@ -104,11 +104,13 @@ class Diffusion:
         t: torch.Tensor,
         noise: torch.Tensor,
         labels: torch.Tensor | None = None,
+        loss_factor: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Noise x0 at steps t, run the model (given class ``labels`` if any), return (weighted mean, per-sample
-        unweighted MSE)."""
+        unweighted MSE). ``loss_factor`` multiplies each sample's weight (an importance sampler's 1/(T·p_t))."""
         alpha, sigma = self.alphas[t], self.sigmas[t]
         x_t = q_sample(x0, noise, alpha, sigma)
         prediction = model(x_t, t) if labels is None else model(x_t, t, labels)
         target = training_target(self.target, x0, noise, alpha, sigma)
-        return weighted_mse(prediction, target, self.weights[t])
+        weights = self.weights[t] if loss_factor is None else self.weights[t] * loss_factor
+        return weighted_mse(prediction, target, weights)

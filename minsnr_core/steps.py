@@ -20,6 +20,7 @@ from .data import load_dataset, load_labels
 from .diffusion import Diffusion
 from .models import build_model
 from .schedules import get_schedule
+from .timesteps import TimestepDistribution
 
 
 def ema_with_warmup(decay: float):
@@ -49,6 +50,7 @@ class RunState:
     optimizer: torch.optim.Optimizer
     generator: torch.Generator
     diffusion: Diffusion
+    timesteps: TimestepDistribution
     forward: torch.nn.Module  # the model, or its torch.compile'd version
     step: int = 0
     session_start: int = 0  # the step this session started from (a resumed run's earlier steps)
@@ -69,6 +71,7 @@ class RunState:
             "shape": list(self.sample_shape),
             "num_classes": self.num_classes,
             "session_start": self.session_start,
+            "timestep_sampler": self.timesteps.state_dict(),
         }
 
 
@@ -78,6 +81,8 @@ class Batch:
     t: torch.Tensor
     noise: torch.Tensor
     labels: torch.Tensor | None
+    # The importance sampler's 1/(T·p_t) per sample (None: the loss is not reweighted for how t was drawn).
+    loss_factor: torch.Tensor | None = None
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -136,7 +141,8 @@ def prepare_run(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)
     diffusion = Diffusion(schedule, config.target, config.weighting, config.weighting_params).to(device)
-    run = RunState(config, data, labels, num_classes, device, model, ema, optimizer, generator, diffusion,
+    timesteps = TimestepDistribution(config.timestep_sampling, schedule, config.timestep_params)
+    run = RunState(config, data, labels, num_classes, device, model, ema, optimizer, generator, diffusion, timesteps,
                    torch.compile(model) if config.compile else model)
     if resume is not None:
         _restore(run, load_checkpoint(resume))
@@ -150,7 +156,7 @@ def draw_batch(run: RunState) -> Batch:
     config, generator, device = run.config, run.generator, run.device
     index = torch.randint(0, len(run.data), (config.batch_size,), generator=generator, device=device)
     x0 = run.data[index]
-    t = torch.randint(0, config.timesteps, (config.batch_size,), generator=generator, device=device)
+    t, loss_factor = run.timesteps.sample(config.batch_size, generator, device)
     noise = torch.randn(x0.shape, generator=generator, device=device).contiguous(
         memory_format=torch.channels_last if x0.dim() == 4 and device.type == "cpu" else torch.preserve_format)
     y = None
@@ -158,7 +164,7 @@ def draw_batch(run: RunState) -> Batch:
         y = run.labels[index]
         drop = torch.rand(config.batch_size, generator=generator, device=device) < config.label_dropout
         y = torch.where(drop, torch.full_like(y, run.num_classes), y)
-    return Batch(x0, t, noise, y)
+    return Batch(x0, t, noise, y, loss_factor)
 
 
 def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,7 +175,8 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
                 else contextlib.nullcontext())
     with autocast:
-        loss, per_sample = run.diffusion.loss(run.forward, batch.x0, batch.t, batch.noise, batch.labels)
+        loss, per_sample = run.diffusion.loss(run.forward, batch.x0, batch.t, batch.noise, batch.labels,
+                                              batch.loss_factor)
     if check_finite and not torch.isfinite(loss).item():
         raise NonFiniteLoss(float(loss.item()))
     for group in run.optimizer.param_groups:
@@ -179,13 +186,16 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
     run.optimizer.step()
     run.ema.update_parameters(run.model)
+    if run.timesteps.entry.adaptive:  # it learns from the weighted loss at each t (a device sync on a GPU)
+        run.timesteps.observe(batch.t, per_sample.detach() * run.diffusion.weights[batch.t])
     run.step += 1
     return loss.detach(), per_sample.detach()
 
 
 def _restore(run: RunState, state: dict[str, Any]) -> None:
     saved = saved_config(state)
-    for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr", "class_conditional"):
+    for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr", "class_conditional",
+                 "timestep_sampling"):
         if getattr(saved, name) != getattr(run.config, name):
             hint = " (set class_conditional, or --unconditional, to match)" if name == "class_conditional" else ""
             raise CheckpointError(f"cannot resume: checkpoint has {name}={getattr(saved, name)!r}, "
@@ -198,6 +208,7 @@ def _restore(run: RunState, state: dict[str, Any]) -> None:
         run.ema.load_state_dict(state["ema"])
         run.optimizer.load_state_dict(state["optimizer"])
         run.generator.set_state(state["generator"].to(run.generator.get_state().device))
+        run.timesteps.load_state_dict(state.get("timestep_sampler", {}))
         run.step = int(state["step"])
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise CheckpointError(f"cannot resume from this checkpoint: {error}") from None
