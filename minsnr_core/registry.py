@@ -100,6 +100,14 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return list(self._entries)
 
+    def parameters(self) -> dict[str, Param]:
+        """Every distinct parameter of the entries by name (a name shared by entries, like γ, means one thing)."""
+        found: dict[str, Param] = {}
+        for entry in self._entries.values():
+            for param in entry.params:
+                found.setdefault(param.name, param)
+        return found
+
     def __iter__(self) -> Iterator[T]:
         return iter(self._entries.values())
 

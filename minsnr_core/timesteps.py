@@ -103,12 +103,8 @@ _register(
 
 
 def sampler_parameters() -> dict[str, Param]:
-    """Every timestep sampler's parameters by name (a name means the same thing wherever it appears)."""
-    found: dict[str, Param] = {}
-    for entry in TIMESTEP_SAMPLERS:
-        for param in entry.params:
-            found.setdefault(param.name, param)
-    return found
+    """Every timestep sampler's parameters by name."""
+    return TIMESTEP_SAMPLERS.parameters()
 
 
 def timestep_probabilities(name: str, schedule: Schedule, **params: Any) -> torch.Tensor:

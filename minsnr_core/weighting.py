@@ -174,11 +174,7 @@ def list_strategies() -> list[Entry]:
 
 def strategy_parameters() -> dict[str, Param]:
     """Every distinct strategy parameter by name (γ is shared by Min-, Max- and Soft-Min-SNR)."""
-    params: dict[str, Param] = {}
-    for entry in STRATEGIES:
-        for param in entry.params:
-            params.setdefault(param.name, param)
-    return params
+    return STRATEGIES.parameters()
 
 
 def _as_snr_tensor(snr: Any) -> torch.Tensor:
