@@ -6,6 +6,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
@@ -113,3 +114,15 @@ def test_bad_training_input_is_refused_with_a_message(app_url, data_root, overri
     assert "Traceback" not in told
     time.sleep(0.5)
     assert "Traceback" not in log.read_text()[logged_before:]
+
+
+def test_a_run_with_a_timestep_sampler_trains_through_the_endpoint(app_url, data_root):
+    client = Client(app_url, verbose=False)
+    owner = "sampler-owner-token-0000001"
+    job = client.submit(*train_args(data_root, owner=owner, steps=40, timestep_sampling="importance", history=2),
+                        api_name="/train")
+    assert "**done**" in statuses(job, lambda s: "**done**" in s or "**error**" in s)[-1]
+    files = [str(f) for f in job.outputs()[-1][6]]
+    state = torch.load(next(f for f in files if f.endswith("checkpoint.pt")), weights_only=True)
+    assert state["config"]["timestep_sampling"] == "importance" and state["config"]["timestep_params"] == {"history": 2}
+    assert int(state["timestep_sampler"]["counts"].min()) >= 2, "the sampler learned from the losses"

@@ -144,3 +144,22 @@ def test_train_and_compare_gamma_move_on_a_log_scale_too(browser, app_url):
     page.wait_for_function("() => Math.abs(Number(document.querySelector('#compare-param-gamma-log').value)"
                            " - Math.log10(5)) < 1e-3", timeout=10_000)
     page.close()
+
+
+def test_train_offers_the_timestep_samplers_with_only_the_chosen_ones_parameters(browser, app_url):
+    page = page_at(browser, app_url, 1400, 1000)
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_text("Timestep sampling, model, batch size").first.click()
+    page.locator("#train-timestep-sampling").wait_for(timeout=10_000)
+    assert not page.locator("#train-param-logit_mean").is_visible() and not page.locator("#train-param-history").is_visible()
+    page.locator("#train-timestep-sampling input").click()
+    page.get_by_role("option", name="Logit-normal").click()
+    page.locator("#train-param-logit_std").wait_for(state="visible", timeout=10_000)
+    assert page.locator("#train-param-logit_mean").is_visible() and not page.locator("#train-param-p_std").is_visible()
+    page.locator("#train-timestep-sampling input").click()
+    page.get_by_role("option", name="Loss-aware importance").click()
+    page.locator("#train-param-history").wait_for(state="visible", timeout=10_000)
+    assert not page.locator("#train-param-logit_mean").is_visible()
+    page.locator("#train-timestep-sampling").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "train-timestep-sampling.png"))
+    page.close()

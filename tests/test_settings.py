@@ -69,3 +69,11 @@ def test_settings_are_named_and_unknown_or_missing_names_are_refused(tmp_path):
         make_config({}, "min_snr", settings, [str(tmp_path)])
     with pytest.raises(ValueError, match="data root must be one of"):
         make_config({}, "min_snr", default_settings(data_root="/etc"), [str(tmp_path)])
+
+
+def test_the_timestep_sampler_and_only_its_parameters_reach_the_config(tmp_path):
+    settings = default_settings(data_root=str(tmp_path), timestep_sampling="log_normal", p_mean=-0.5, history=7)
+    config = make_config({}, "min_snr", settings, [str(tmp_path)]).resolved()
+    assert (config.timestep_sampling, config.timestep_params) == ("log_normal", {"p_mean": -0.5, "p_std": 1.2})
+    with pytest.raises(ValueError, match="unknown timestep sampler 'beta'; allowed: uniform, logit_normal"):
+        make_config({}, "min_snr", default_settings(data_root=str(tmp_path), timestep_sampling="beta"), [str(tmp_path)])
