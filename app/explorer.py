@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from minsnr_core.schedules import Schedule, get_schedule
+from minsnr_core.timesteps import TIMESTEP_SAMPLERS, timestep_probabilities
 from minsnr_core.weighting import (
     STRATEGIES,
     TARGET_NAMES,
@@ -23,7 +24,15 @@ from minsnr_core.weighting import (
 )
 
 X_AXES = {"t": "timestep t", "log_snr": "log-SNR λ"}
-VIEWS = {"weight": "Loss weight", "effective": "Effective weight (Kingma–Gao)"}
+VIEWS = {"weight": "Loss weight", "effective": "Effective weight (Kingma–Gao)",
+         "sampler": "As a timestep distribution"}
+# The samplers the explorer draws: the fixed ones (an adaptive sampler's p(t) depends on a run's losses).
+EXPLORER_SAMPLERS = [e.name for e in TIMESTEP_SAMPLERS if not e.adaptive]
+
+
+def explorer_sampler_parameters() -> dict:
+    """The parameters of :data:`EXPLORER_SAMPLERS` by name, in registry order."""
+    return {p.name: p for name in EXPLORER_SAMPLERS for p in TIMESTEP_SAMPLERS.get(name).params}
 DEFAULT_STRATEGIES = ("snr", "constant", "min_snr", "soft_min_snr")
 # The explorer's T slider; the same bound holds for every caller (a huge T would exhaust the server's memory).
 TIMESTEPS_RANGE = (2, 4000)
@@ -34,6 +43,17 @@ class ExplorerResult:
     figure: go.Figure
     explanation: str
     notices: list[str] = field(default_factory=list)
+    mean_weights: list[float] = field(default_factory=list)  # E_p[w] of each strategy's trace, in order
+
+
+def _mean_weight(probabilities: np.ndarray, weights: np.ndarray) -> float:
+    """E_p[w] = Σ p(t)·w(t) over the steps p can draw (inf where w is unbounded at such a step)."""
+    drawn = probabilities > 0
+    return float(np.sum(probabilities[drawn] * weights[drawn]))
+
+
+def _format_mean(value: float) -> str:
+    return "∞" if value == np.inf else f"{value:.3g}"
 
 
 def _clamp_region(snr: np.ndarray, x: np.ndarray, gamma: float) -> tuple[float, float] | None:
@@ -55,8 +75,15 @@ def build_explorer(
     view: str = "weight",
     zero_terminal_snr: bool = False,
     log_y: bool = True,
+    sampler: str = "uniform",
+    sampler_params: Mapping[str, float] | None = None,
 ) -> ExplorerResult:
-    """Weight curves of the chosen strategies for one schedule, in one target space."""
+    """Weight curves of the chosen strategies for one schedule, in one target space.
+
+    With a non-uniform timestep ``sampler`` the weight and effective views show the weight that gives the same
+    expected loss under uniform sampling, T·p(t)·w(t); the ``sampler`` view shows each weighting as the timestep
+    distribution that reproduces it with a constant weight, T·q(t) with q ∝ p·w. Each legend entry carries the
+    strategy's mean weight E_p[w] = Σ p(t)·w(t), that constant."""
     params = dict(params or {})
     low, high = TIMESTEPS_RANGE
     if (isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int | float)
@@ -79,23 +106,44 @@ def build_explorer(
     if x_axis == "log_snr" and not finite_lambda.all():
         notices.append("t = T has SNR = 0 (λ = −∞): it has no place on a log-SNR axis and is left out.")
 
+    if sampler not in EXPLORER_SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(EXPLORER_SAMPLERS)}; got {sampler!r}")
+    sampler_values = TIMESTEP_SAMPLERS.get(sampler).resolve_params(dict(sampler_params or {}), ignore_unknown=True)
+    probabilities = timestep_probabilities(sampler, sched, **sampler_values).numpy()
+    # The sampler's p(t) relative to uniform (exactly 1 for uniform, so its curves are the registry's weights).
+    factor = np.ones_like(probabilities) if sampler == "uniform" else sched.num_timesteps * probabilities
+
     figure = go.Figure()
     strategies = list(dict.fromkeys(strategies))
+    mean_weights: list[float] = []
     for name in strategies:
         entry = STRATEGIES.get(name)
         values = entry.resolve_params(params, ignore_unknown=True)
         keep = np.ones_like(snr, dtype=bool) if x_axis == "t" else finite_lambda.copy()
-        if view == "effective":
-            weights = effective_weight(name, sched, **values).numpy()
-            keep &= finite_lambda
-        elif not defined_everywhere(name, sched, target, **values):
-            keep &= finite_lambda
-            notices.append(f"{entry.display_name}: the weight is unbounded or undefined at SNR = 0; that point is left out.")
-            weights = np.zeros_like(snr)
-            weights[finite_lambda] = loss_weight(name, snr[finite_lambda], target, density[finite_lambda],
-                                                 **values).numpy()
+        # The weight in the target space at every step; inf where it is unbounded or undefined (SNR = 0).
+        if defined_everywhere(name, sched, target, **values):
+            target_weights = schedule_weights(name, sched, target, **values).numpy()
         else:
-            weights = schedule_weights(name, sched, target, **values).numpy()
+            notices.append(f"{entry.display_name}: the weight is unbounded or undefined at SNR = 0; that point is left out.")
+            target_weights = np.full_like(snr, np.inf)
+            target_weights[finite_lambda] = loss_weight(name, snr[finite_lambda], target, density[finite_lambda],
+                                                        **values).numpy()
+        mean = _mean_weight(probabilities, target_weights)
+        mean_weights.append(mean)
+        if view == "effective":
+            weights = effective_weight(name, sched, **values).numpy() * factor
+            keep &= finite_lambda
+        elif view == "sampler":
+            keep &= np.isfinite(target_weights)
+            if np.isfinite(mean) and mean > 0:  # q ∝ p·w, drawn relative to uniform: T·q
+                weights = np.where(keep, factor * np.where(keep, target_weights, 0) / mean, 0.0)
+            else:
+                notices.append(f"{entry.display_name}: no timestep distribution reproduces it (its mean weight is "
+                               f"{'infinite' if mean == np.inf else 'zero'}).")
+                weights, keep = np.zeros_like(snr), np.zeros_like(keep)
+        else:
+            keep &= np.isfinite(target_weights)
+            weights = factor * np.where(keep, target_weights, 0.0)
         if log_y and (weights[keep] <= 0).any():
             notices.append(f"{entry.display_name}: weight 0 at some steps, not drawn on the log axis.")
             keep &= weights > 0
@@ -106,10 +154,17 @@ def build_explorer(
                 y=weights[keep],
                 customdata=np.stack([t[keep], snr[keep]], axis=1),
                 mode="lines",
-                name=entry.display_name + (f" ({suffix})" if suffix else ""),
+                name=entry.display_name + (f" ({suffix})" if suffix else "") + f" · E[w] = {_format_mean(mean)}",
                 hovertemplate="t=%{customdata[0]}<br>SNR=%{customdata[1]:.4g}<br>weight=%{y:.4g}<extra>%{fullData.name}</extra>",
             )
         )
+    if sampler != "uniform" and view == "weight":  # the sampler's own curve, for comparison
+        keep = np.ones_like(snr, dtype=bool) if x_axis == "t" else finite_lambda.copy()
+        if log_y:
+            keep &= factor > 0
+        figure.add_trace(go.Scatter(x=x_all[keep], y=factor[keep], mode="lines", line={"dash": "dot", "color": "gray"},
+                                    name=f"{TIMESTEP_SAMPLERS.get(sampler).display_name} T·p(t)",
+                                    hovertemplate="t=%{x}<br>T·p(t)=%{y:.4g}<extra></extra>"))
 
     gamma = STRATEGIES.get("min_snr").resolve_params(params, ignore_unknown=True)["gamma"]
     region = _clamp_region(snr, x_all, gamma)
@@ -119,8 +174,13 @@ def build_explorer(
             annotation_text=f"Min-SNR clamp active (SNR > γ = {gamma:g})", annotation_position="top left",
         )
     all_params = {p.name: float(params.get(p.name, p.default)) for p in strategy_parameters().values()}
-    figure.update_layout(meta=browser_meta(sched, strategies, target, x_axis, view, log_y, all_params))
-    y_title = VIEWS[view] + ("" if view == "effective" else f" on the {TARGET_NAMES[target]} MSE")
+    figure.update_layout(meta=browser_meta(sched, strategies, target, x_axis, view, log_y, all_params, factor))
+    if view == "sampler":
+        y_title = f"T·q(t), q ∝ p·w on the {TARGET_NAMES[target]} MSE (1 = uniform)"
+    else:
+        y_title = VIEWS[view] + ("" if view == "effective" else f" on the {TARGET_NAMES[target]} MSE")
+        if sampler != "uniform":
+            y_title += " × T·p(t)"
     figure.update_layout(
         title=f"{sched.name} schedule, T = {sched.num_timesteps}" + (", zero terminal SNR" if zero_terminal_snr else ""),
         xaxis_title=X_AXES[x_axis],
@@ -131,7 +191,8 @@ def build_explorer(
         margin={"l": 60, "r": 20, "t": 50, "b": 40},
         height=520,
     )
-    return ExplorerResult(figure, explain_strategies(strategies, target, view), list(dict.fromkeys(notices)))
+    return ExplorerResult(figure, explain_strategies(strategies, target, view, sampler), list(dict.fromkeys(notices)),
+                          mean_weights)
 
 
 EFFECTIVE_EXPLANATION = (
@@ -144,17 +205,30 @@ EFFECTIVE_EXPLANATION = (
     "It does not depend on the prediction target (ε, x₀ and v weights convert into one another exactly).")
 
 
+SAMPLER_EXPLANATION = (
+    "**Timestep sampling and weighting meet in the expected loss.** Training with t drawn from p(t) and the weight "
+    r"w(t) minimises $\sum_t p(t)\,w(t)\,\ell_t$: the same as uniform t with the weight $T\,p(t)\,w(t)$, which "
+    r"the weight and effective views draw when a sampler other than uniform is chosen (its own $T\,p(t)$ dotted). "
+    r"The other way round, a weighting is reproduced by drawing t from $q(t) \propto p(t)\,w(t)$ with the constant "
+    r"weight $E_p[w] = \sum_t p(t)\,w(t)$, the number in each legend entry; *As a timestep distribution* draws "
+    r"$T\,q(t)$ (1 = uniform). The expected loss is the same both ways, the gradient's variance is not: the "
+    "Train tab's loss-aware importance sampler uses this to draw the steps with large losses more often, dividing "
+    "by how often. A constant factor such as E[w] scales the loss, and with plain SGD the learning rate; Adam's "
+    "update is nearly unchanged by it.")
+
+
 def _float64_base64(values: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode("ascii")
 
 
 def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: str, view: str,
-                 log_y: bool, params: dict[str, float]) -> dict:
+                 log_y: bool, params: dict[str, float], factor: np.ndarray) -> dict:
     """What the browser needs to redraw this figure for new parameter values without asking the server
-    (app/explorer_js.py): the schedule's SNR and log-SNR density per step, and each strategy's weight as the
-    registry's JavaScript expression."""
+    (app/explorer_js.py): the schedule's SNR and log-SNR density per step, the timestep sampler's T·p(t), and each
+    strategy's weight as the registry's JavaScript expression."""
     return {
         "minsnr": 1, "snr": _float64_base64(sched.snr.numpy()), "density": _float64_base64(sched.log_snr_density().numpy()),
+        "factor": _float64_base64(factor),
         "target": target, "x_axis": x_axis, "view": view, "log_y": bool(log_y),
         "param_names": list(strategy_parameters()), "params": params,
         "param_ranges": {p.name: [p.minimum, p.maximum, p.exclusive_minimum] for p in strategy_parameters().values()},
@@ -164,11 +238,16 @@ def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: st
     }
 
 
-def explain_strategies(strategies: Iterable[str], target: str = "eps", view: str = "weight") -> str:
+def explain_strategies(strategies: Iterable[str], target: str = "eps", view: str = "weight",
+                       sampler: str = "uniform") -> str:
     """Markdown: formula, intuition and reference of each ticked strategy, from the registry (and, for the effective
-    weight, what that view shows)."""
+    weight and for timestep sampling, what that view shows)."""
     conversion = TARGET_WEIGHT_LATEX[target]
     lines = [EFFECTIVE_EXPLANATION, ""] if view == "effective" else []
+    if view == "sampler" or sampler != "uniform":
+        entry = TIMESTEP_SAMPLERS.get(sampler)
+        lines += [SAMPLER_EXPLANATION, "", f"**{entry.display_name}** — ${entry.latex}$  \n{entry.description} "
+                  f"*({entry.reference})*", ""]
     lines += [
         "Each curve is one weighting strategy. A strategy is one function $w_{x_0}(\\mathrm{SNR})$ on the x₀ error; "
         f"in the {TARGET_NAMES[target]} space it becomes ${conversion}$ because "

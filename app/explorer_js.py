@@ -21,20 +21,23 @@ INSTALL_JS = r"""
     if (!meta || meta.minsnr !== 1 || !window.Plotly) return;
     const decode = (b64) => new Float64Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
     if (!div._minsnr || div._minsnr.meta !== meta) {  // decoded once per server figure
-      div._minsnr = {meta, snr: decode(meta.snr), density: decode(meta.density), params: {...meta.params}};
+      div._minsnr = {meta, snr: decode(meta.snr), density: decode(meta.density), factor: decode(meta.factor),
+                     params: {...meta.params}};
     }
-    const state = div._minsnr, snr = state.snr, density = state.density, T = snr.length;
+    const state = div._minsnr, snr = state.snr, density = state.density, factor = state.factor, T = snr.length;
     for (const [name, value] of Object.entries(overrides || {})) {  // what the server would refuse is not drawn
       const [low, high, exclusive] = meta.param_ranges[name] || [-Infinity, Infinity, false];
       if (!Number.isFinite(value) || value > high || (exclusive ? value <= low : value < low)) return;
     }
     Object.assign(state.params, overrides || {});
     const p = state.params;
-    const g = (v) => {  // Python's format(v, "g")
+    const g = (v, digits = 6) => {  // Python's format(v, f".{digits}g")
       if (v === 0) return "0";
-      const e = Math.floor(Math.log10(Math.abs(v)));
-      if (e < -4 || e >= 6) return v.toExponential(5).replace(/\.?0+e/, "e").replace(/e([+-])(\d)$/, "e$10$2");
-      return String(Number(v.toPrecision(6)));
+      const r = Number(v.toPrecision(digits)), e = Math.floor(Math.log10(Math.abs(r)));
+      if (e < -4 || e >= digits) {
+        return r.toExponential(digits - 1).replace(/\.?0+e/, "e").replace(/e([+-])(\d)$/, "e$10$2");
+      }
+      return String(r);
     };
     const hasZero = snr.some((s) => s === 0);
     const data = meta.strategies.map((st, index) => {
@@ -50,14 +53,21 @@ INSTALL_JS = r"""
         if (s === 0) return limit === null ? NaN : limit;
         return w / s;
       };
+      // The target-space weight at every step, Infinity where it is unbounded or undefined (SNR = 0).
+      const tw = Array.from({length: T}, (_, i) => (definedEverywhere || snr[i] > 0) ? weightIn(meta.target, i) : Infinity);
+      let mean = 0;  // E_p[w] = Σ p(t)·w(t) over the steps the sampler draws
+      for (let i = 0; i < T; i++) if (factor[i] > 0) mean += (factor[i] / T) * tw[i];
+      const reproducible = Number.isFinite(mean) && mean > 0;
       const x = [], y = [], custom = [];
       for (let i = 0; i < T; i++) {
         const finite = snr[i] > 0;
         let keep = meta.x_axis === "t" || finite;
         let w;
-        if (meta.view === "effective") { keep = keep && finite; w = finite ? weightIn("eps", i) * density[i] : 0; }
-        else if (!definedEverywhere) { keep = keep && finite; w = finite ? weightIn(meta.target, i) : 0; }
-        else w = weightIn(meta.target, i);
+        if (meta.view === "effective") { keep = keep && finite; w = finite ? weightIn("eps", i) * density[i] * factor[i] : 0; }
+        else if (meta.view === "sampler") {
+          keep = keep && Number.isFinite(tw[i]) && reproducible; w = keep ? factor[i] * tw[i] / mean : 0;
+        }
+        else { keep = keep && Number.isFinite(tw[i]); w = keep ? factor[i] * tw[i] : 0; }
         if (meta.log_y && !(w > 0)) keep = false;
         if (!keep) continue;
         x.push(meta.x_axis === "t" ? i : Math.log(snr[i]));
@@ -65,8 +75,10 @@ INSTALL_JS = r"""
         custom.push([i, snr[i]]);
       }
       const suffix = st.params.map((name) => `${name}=${g(p[name])}`).join(", ");
-      return {...div.data[index], x, y, customdata: custom, name: st.display + (suffix ? ` (${suffix})` : "")};
-    });
+      const shownMean = mean === Infinity ? "∞" : g(mean, 3);
+      return {...div.data[index], x, y, customdata: custom,
+              name: st.display + (suffix ? ` (${suffix})` : "") + ` · E[w] = ${shownMean}`};
+    }).concat(div.data.slice(meta.strategies.length));  // the sampler's own curve is unchanged
     const gamma = p.gamma;
     let low = null, high = null;
     for (let i = 0; i < T; i++) {

@@ -16,11 +16,21 @@ import gradio as gr
 from minsnr_core.data import TOY_DATASETS
 from minsnr_core.registry import Param
 from minsnr_core.schedules import SCHEDULES
+from minsnr_core.timesteps import TIMESTEP_SAMPLERS
 from minsnr_core.weighting import DEFAULT_GAMMA, STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
 from . import urlstate as us
 from .denoise_ui import build_denoise_tab
-from .explorer import DEFAULT_STRATEGIES, TIMESTEPS_RANGE, VIEWS, X_AXES, ExplorerResult, build_explorer
+from .explorer import (
+    DEFAULT_STRATEGIES,
+    EXPLORER_SAMPLERS,
+    TIMESTEPS_RANGE,
+    VIEWS,
+    X_AXES,
+    ExplorerResult,
+    build_explorer,
+    explorer_sampler_parameters,
+)
 from .explorer_js import GAMMA_LOG_CSS, GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
 from .settings import default_settings, params_of
@@ -50,6 +60,8 @@ def explorer_fields() -> list[us.Field]:
         us.Field("x", "t", us.choice(list(X_AXES))),
         us.Field("view", "weight", us.choice(list(VIEWS))),
         us.Field("log_y", True, us.flag, us.encode_flag),
+        us.Field("sampler", "uniform", us.choice(EXPLORER_SAMPLERS)),
+        *[us.Field(p.name, p.default, _param_range(p)) for p in explorer_sampler_parameters().values()],
         *[us.Field(p.name, p.default, _param_range(p)) for p in strategy_parameters().values()],
     ]
 
@@ -90,17 +102,22 @@ reached the plain loss's sample quality 1.97× sooner with the ε target, 1.37×
 difference with the v target."""
 
 @functools.lru_cache(maxsize=256)
-def _cached_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, params) -> ExplorerResult:
+def _cached_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, sampler_params,
+                     params) -> ExplorerResult:
     # A class follows its teacher: many pages ask for the same figure, which is then drawn once.
-    return build_explorer(schedule, T, list(strategies), dict(params), target, x_axis, view, zero_snr, log_y)
+    return build_explorer(schedule, T, list(strategies), dict(params), target, x_axis, view, zero_snr, log_y,
+                          sampler, dict(sampler_params))
 
 
-def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, *param_values):
-    """All explorer outputs for the current controls: figure, explanation, notices."""
-    params = tuple(zip(strategy_parameters(), param_values, strict=True))
+def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, *param_values):
+    """All explorer outputs for the current controls: figure, explanation, notices. ``param_values``: the
+    timestep samplers' parameters, then the weighting strategies'."""
+    count = len(explorer_sampler_parameters())
+    sampler_params = tuple(zip(explorer_sampler_parameters(), param_values[:count], strict=True))
+    params = tuple(zip(strategy_parameters(), param_values[count:], strict=True))
     try:
         result = _cached_explorer(schedule, T, bool(zero_snr), tuple(strategies or []), target, x_axis, view,
-                                  bool(log_y), params)
+                                  bool(log_y), sampler, sampler_params, params)
     except (ValueError, TypeError) as error:  # unhashable or refused values: nothing is cached
         return gr.skip(), gr.skip(), f"⚠️ {error}"
     notices = "\n".join(f"- {n}" for n in result.notices)
@@ -158,6 +175,14 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             x_axis = gr.Radio([(v, k) for k, v in X_AXES.items()], value="t", label="x-axis")
             view = gr.Radio([(v, k) for k, v in VIEWS.items()], value="weight", label="Show")
             log_y = gr.Checkbox(True, label="Logarithmic y-axis")
+            sampler = gr.Dropdown([(TIMESTEP_SAMPLERS.get(n).display_name, n) for n in EXPLORER_SAMPLERS],
+                                  value="uniform", label="Timestep sampling p(t)", elem_id="explorer-sampler")
+            # Not "param-…": these redraw on the server (the browser's redraw keeps the figure's p(t)).
+            sampler_sliders = [
+                gr.Slider(p.lowest_setting, p.maximum, value=p.default, step=p.step, label=p.description,
+                          elem_id=f"sampler-param-{p.name}", visible=False)
+                for p in explorer_sampler_parameters().values()
+            ]
         with gr.Column(scale=3):
             # The default view is drawn when the app starts, so a page shows it as soon as it renders.
             default = build_explorer(params={p.name: p.default for p in strategy_parameters().values()})
@@ -171,7 +196,10 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
     strategies.change(lambda names: [gr.update(visible="gamma" in params_of(names or [])),
                                      *[gr.update(visible=p in params_of(names or [])) for p in strategy_parameters()]],
                       strategies, [gamma_log, *sliders], api_visibility="undocumented", show_progress="hidden")
-    inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, *sliders]
+    sampler.change(lambda name: [gr.update(visible=p.name in {q.name for q in TIMESTEP_SAMPLERS.get(name).params})
+                                 for p in explorer_sampler_parameters().values()],
+                   sampler, sampler_sliders, api_visibility="undocumented", show_progress="hidden")
+    inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, sampler, *sampler_sliders, *sliders]
     return inputs, notices, plot, explanation, link
 
 
@@ -293,15 +321,19 @@ def explorer_api(
     x_axis: str = "t",
     gamma: float = DEFAULT_GAMMA,
     zero_terminal_snr: bool = False,
+    sampler: str = "uniform",
 ) -> dict:
-    """The explorer's curves as data: one entry per strategy with x, y and the notices."""
+    """The explorer's curves as data: one entry per strategy with x, y and the notices (with a timestep
+    ``sampler``, the weights that give the same expected loss under uniform t, and the sampler's T·p(t) last)."""
     try:
         result = build_explorer(schedule, num_timesteps, strategies or list(DEFAULT_STRATEGIES), {"gamma": gamma},
-                                target, x_axis, zero_terminal_snr=bool(zero_terminal_snr))
+                                target, x_axis, zero_terminal_snr=bool(zero_terminal_snr), sampler=sampler)
     except (ValueError, TypeError) as error:
         raise gr.Error(str(error), print_exception=False) from None
+    means = [*result.mean_weights, None]  # the sampler's own curve, when drawn, has no mean weight
     return {
-        "traces": [{"name": tr.name, "x": list(map(float, tr.x)), "y": list(map(float, tr.y))} for tr in result.figure.data],
+        "traces": [{"name": tr.name.split(" · E[w]")[0], "x": list(map(float, tr.x)), "y": list(map(float, tr.y)),
+                    "mean_weight": means[min(i, len(means) - 1)]} for i, tr in enumerate(result.figure.data)],
         "notices": result.notices,
     }
 

@@ -12,6 +12,12 @@ def test_explorer_endpoint_of_the_running_app(app_url):
     assert names == ["Min-SNR-γ (gamma=5)", "Constant (x0)"]
     min_snr = result["traces"][0]["y"]
     assert min_snr[0] < 1e-3 and min_snr[-1] == 1.0
+    assert result["traces"][0]["mean_weight"] == pytest.approx(sum(min_snr) / 1000)
+    # With a timestep sampler: the weights of the same expected loss under uniform t, and the sampler's T·p(t).
+    sampled = client.predict("linear", 1000, ["min_snr"], "eps", "t", 5.0, False, "logit_normal", api_name="/explorer")
+    assert [t["name"] for t in sampled["traces"]] == ["Min-SNR-γ (gamma=5)", "Logit-normal T·p(t)"]
+    density = sampled["traces"][1]["y"]
+    assert sampled["traces"][0]["y"][500] == pytest.approx(min_snr[500] * density[500])
     # Zero terminal SNR: the unbounded constant-x0 ε weight loses its last point, with a notice.
     result = client.predict("linear", 1000, ["constant"], "eps", "t", 5.0, True, api_name="/explorer")
     assert len(result["traces"][0]["x"]) == 999 and "unbounded" in result["notices"][0]
@@ -22,6 +28,7 @@ def test_explorer_endpoint_of_the_running_app(app_url):
     (("cosine", 1000, ["fancy"], "eps", "t", 5.0, False), "fancy"),
     (("cosine", 1000, ["min_snr"], "eps", "t", 0.0, False), "gamma"),
     (("cosine", 1000, ["min_snr"], "score", "t", 5.0, False), "target"),
+    (("cosine", 1000, ["min_snr"], "eps", "t", 5.0, False, "importance"), "sampler must be one of uniform"),
 ])
 def test_explorer_endpoint_refuses_what_its_controls_do_not_allow(app_url, args, message):
     """T = 10 million once grew the server by 4 GB: now every value is checked first, and the client is told why."""

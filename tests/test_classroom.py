@@ -105,7 +105,8 @@ def test_gamma_moves_on_a_log_scale_from_above_zero(browser, app_url):
         page.evaluate("([p]) => { const r = document.querySelector('#param-gamma-log'); r.value = String(p);"
                       " r.dispatchEvent(new Event('input', {bubbles: true}));"
                       " r.dispatchEvent(new Event('change', {bubbles: true})); }", [position])
-        page.wait_for_function(f"() => {plot}.data.some(t => t.name === 'Min-SNR-γ (gamma={gamma})')", timeout=10_000)
+        page.wait_for_function(f"() => {plot}.data.some(t => t.name.startsWith('Min-SNR-γ (gamma={gamma}) · '))",
+                               timeout=10_000)
         assert page.locator("#param-gamma input[type=number]").input_value() == gamma
     page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
                            ".includes('gamma=10')", timeout=10_000)
@@ -162,4 +163,28 @@ def test_train_offers_the_timestep_samplers_with_only_the_chosen_ones_parameters
     assert not page.locator("#train-param-logit_mean").is_visible()
     page.locator("#train-timestep-sampling").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "train-timestep-sampling.png"))
+    page.close()
+
+
+@pytest.mark.parametrize(("size", "width", "height"), [("desktop", 1400, 1000), ("phone", 390, 844)])
+def test_the_explorer_shows_a_timestep_sampler_and_each_weighting_as_a_sampler(browser, app_url, size, width, height):
+    page = page_at(browser, app_url, width, height)
+    plot = "document.querySelector('#explorer-plot .js-plotly-plot')"
+    assert not page.locator("#sampler-param-logit_mean").is_visible()
+    page.locator("#explorer-sampler input").click()
+    page.get_by_role("option", name="Logit-normal").click()
+    page.wait_for_function(f"() => {plot}.data.some(t => t.name === 'Logit-normal T·p(t)')", timeout=15_000)
+    assert page.locator("#sampler-param-logit_mean").is_visible() and not page.locator("#sampler-param-p_std").is_visible()
+    page.wait_for_function("() => document.querySelector('#explorer-explanation').innerText"
+                           ".includes('Timestep sampling and weighting meet in the expected loss')", timeout=10_000)
+    # γ still redraws in the browser, with the sampler's factor and the mean weight in the legend.
+    box = page.locator("#param-gamma input[type=number]")
+    box.fill("2")
+    box.press("Enter")
+    page.wait_for_function(f"() => {plot}.data.some(t => t.name.startsWith('Min-SNR-γ (gamma=2) · E[w] = '))",
+                           timeout=10_000)
+    page.locator("label", has_text="As a timestep distribution").click()
+    page.wait_for_function(f"() => {plot}.layout.yaxis.title.text.startsWith('T·q(t)')", timeout=10_000)
+    page.locator("#explorer-plot").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"explorer-sampler-{size}.png"))
     page.close()

@@ -11,8 +11,9 @@ from minsnr_core.weighting import STRATEGIES, loss_weight
 def test_figure_holds_one_trace_per_strategy_with_registry_weights():
     result = build_explorer("cosine", 1000, ["min_snr", "snr"], {"gamma": 3.0}, "eps", "t")
     names = [trace.name for trace in result.figure.data]
-    assert names == ["Min-SNR-γ (gamma=3)", "SNR (= plain ε-MSE)"]
     expected = loss_weight("min_snr", get_schedule("cosine").snr, "eps", gamma=3.0).numpy()
+    # Each legend entry carries the mean weight E[w] over uniform t (the plain ε loss has weight 1 everywhere).
+    assert names == [f"Min-SNR-γ (gamma=3) · E[w] = {expected.mean():.3g}", "SNR (= plain ε-MSE) · E[w] = 1"]
     assert np.allclose(result.figure.data[0].y, expected)
     assert result.notices == []
 
@@ -74,3 +75,28 @@ def test_url_state_round_trip_and_bad_values():
     defaults = [field.default for field in explorer_fields()]
     assert values == defaults
     assert len(notices) == 3 and any("bogus" in n for n in notices)
+
+
+def test_a_timestep_sampler_reweights_the_curves_and_each_weighting_becomes_a_sampler():
+    from minsnr_core.timesteps import timestep_probabilities
+
+    schedule = get_schedule("cosine", 1000)
+    weights = loss_weight("min_snr", schedule.snr, "eps", gamma=5.0).numpy()
+    p = timestep_probabilities("logit_normal", schedule, logit_mean=0.5, logit_std=1.0).numpy()
+    sampled = build_explorer(strategies=["min_snr"], sampler="logit_normal", sampler_params={"logit_mean": 0.5},
+                             log_y=False)
+    # The weight that gives the same expected loss under uniform t: T·p(t)·w(t); the sampler's own curve beside it.
+    assert np.allclose(sampled.figure.data[0].y, 1000 * p * weights)
+    assert sampled.figure.data[1].name == "Logit-normal T·p(t)" and np.allclose(sampled.figure.data[1].y, 1000 * p)
+    assert sampled.figure.data[0].name.endswith(f"E[w] = {(p * weights).sum():.3g}")
+    assert "× T·p(t)" in sampled.figure.layout.yaxis.title.text
+    # As a distribution: q ∝ p·w, drawn as T·q; with uniform p it is w / mean(w), whose mean is 1.
+    as_sampler = build_explorer(strategies=["min_snr", "constant"], view="sampler", log_y=False)
+    assert np.allclose(as_sampler.figure.data[0].y, weights / weights.mean())
+    assert np.mean(as_sampler.figure.data[0].y) == pytest.approx(1.0)
+    # A weight unbounded at SNR = 0 has no distribution: said, not drawn.
+    unbounded = build_explorer(strategies=["constant"], view="sampler", zero_terminal_snr=True, target="eps")
+    assert len(unbounded.figure.data[0].y) == 0
+    assert any("no timestep distribution reproduces it" in notice for notice in unbounded.notices)
+    with pytest.raises(ValueError, match="sampler must be one of uniform, logit_normal, log_normal"):
+        build_explorer(sampler="importance")

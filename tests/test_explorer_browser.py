@@ -16,7 +16,7 @@ from .test_classroom import page_at
 pytestmark = pytest.mark.browser
 NEW_PARAMS = {"gamma": 2.5, "k": 3.0, "p2_gamma": 0.5, "sigma_data": 1.5, "bias": -2.0}
 READ_PLOT = """() => { const el = document.querySelector('#explorer-plot .js-plotly-plot');
-    return {traces: el.data.map(t => ({name: t.name, x: Array.from(t.x), y: Array.from(t.y)})),
+    return {traces: el._fullData.map(t => ({name: t.name, x: Array.from(t.x), y: Array.from(t.y)})),  // decoded
             shapes: (el.layout.shapes || []).map(s => [s.x0, s.x1]),
             notes: (el.layout.annotations || []).map(a => a.text), ms: Number(el.dataset.redrawMs || -1)}; }"""
 
@@ -48,17 +48,29 @@ CASES = [
      "zero_snr": False},
     {"schedule": "cosine", "T": 800, "target": "v", "x": "t", "view": "weight", "log_y": True, "zero_snr": True},
     {"schedule": "linear", "T": 1000, "target": "eps", "x": "t", "view": "weight", "log_y": False, "zero_snr": True},
+    # Timestep samplers: the weights of the same expected loss under uniform t, and each weighting as a sampler.
+    {"schedule": "cosine", "T": 1000, "target": "eps", "x": "t", "view": "weight", "log_y": True, "zero_snr": False,
+     "sampler": "logit_normal"},
+    {"schedule": "sigmoid", "T": 400, "target": "v", "x": "log_snr", "view": "effective", "log_y": True,
+     "zero_snr": False, "sampler": "logit_normal"},
+    {"schedule": "linear", "T": 500, "target": "x0", "x": "log_snr", "view": "sampler", "log_y": True, "zero_snr": False,
+     "sampler": "log_normal"},
+    {"schedule": "cosine", "T": 800, "target": "eps", "x": "t", "view": "sampler", "log_y": False, "zero_snr": True},
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c['schedule']}-{c['target']}-{c['view']}-{c['x']}" for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c['schedule']}-{c['target']}-{c['view']}-{c['x']}"
+                                              f"-{c.get('sampler', 'uniform')}" for c in CASES])
 def test_browser_redraw_equals_the_python_curves(browser, app_url, case):
-    names = STRATEGIES.names()
+    names, sampler = STRATEGIES.names(), case.get("sampler", "uniform")
     query = (f"?schedule={case['schedule']}&T={case['T']}&target={case['target']}&x={case['x']}&view={case['view']}"
-             f"&log_y={int(case['log_y'])}&zero_snr={int(case['zero_snr'])}&strategies={','.join(names)}")
+             f"&log_y={int(case['log_y'])}&zero_snr={int(case['zero_snr'])}&strategies={','.join(names)}"
+             f"&sampler={sampler}")
+    want = build_explorer(case["schedule"], case["T"], names, NEW_PARAMS, case["target"], case["x"], case["view"],
+                          case["zero_snr"], case["log_y"], sampler).figure
     page = page_at(browser, app_url + query, 1400, 1000)
-    page.wait_for_function(f"() => document.querySelector('#explorer-plot .js-plotly-plot').data.length === {len(names)}",
-                           timeout=30_000)
+    page.wait_for_function(f"() => document.querySelector('#explorer-plot .js-plotly-plot').data.length === "
+                           f"{len(want.data)}", timeout=30_000)
     for name, value in NEW_PARAMS.items():
         box = page.locator(f"#param-{name} input[type=number]")
         box.fill(str(value))
@@ -69,8 +81,6 @@ def test_browser_redraw_equals_the_python_curves(browser, app_url, case):
     page.wait_for_function("() => document.querySelector('#explorer-plot .js-plotly-plot').data"
                            ".some(t => t.name.includes('bias=-2'))", timeout=10_000)
     drawn = page.evaluate(READ_PLOT)
-    want = build_explorer(case["schedule"], case["T"], names, NEW_PARAMS, case["target"], case["x"], case["view"],
-                          case["zero_snr"], case["log_y"]).figure
     assert [t["name"] for t in drawn["traces"]] == [t.name for t in want.data]
     for got, expected in zip(drawn["traces"], want.data, strict=True):
         assert np.allclose(got["x"], np.asarray(expected.x, dtype=float), rtol=1e-12), got["name"]
