@@ -54,9 +54,12 @@ INSTALL_JS = r"""
         return w / s;
       };
       // The target-space weight at every step, Infinity where it is unbounded or undefined (SNR = 0).
-      const tw = Array.from({length: T}, (_, i) => (definedEverywhere || snr[i] > 0) ? weightIn(meta.target, i) : Infinity);
+      const tw = new Float64Array(T);
       let mean = 0;  // E_p[w] = Σ p(t)·w(t) over the steps the sampler draws
-      for (let i = 0; i < T; i++) if (factor[i] > 0) mean += (factor[i] / T) * tw[i];
+      for (let i = 0; i < T; i++) {
+        tw[i] = (definedEverywhere || snr[i] > 0) ? weightIn(meta.target, i) : Infinity;
+        if (factor[i] > 0) mean += (factor[i] / T) * tw[i];
+      }
       const reproducible = Number.isFinite(mean) && mean > 0;
       const x = [], y = [], custom = [];
       for (let i = 0; i < T; i++) {
