@@ -63,6 +63,20 @@ def bucket_figure(history: RunHistory, num_timesteps: int, target: str) -> go.Fi
     return figure
 
 
+def weight_figure(history: RunHistory, fixed_name: str, adaptive_name: str) -> go.Figure:
+    """The weighting a run trains with as it adapts, beside the fixed one it started from (each divided by its mean
+    over t, so their shapes compare)."""
+    figure = go.Figure()
+    curves = history.weight_curves
+    if curves:
+        figure.add_trace(go.Scatter(x=curves["t"], y=curves["fixed"], mode="lines", name=f"{fixed_name} (fixed)",
+                                    line={"dash": "dot"}))
+        figure.add_trace(go.Scatter(x=curves["t"], y=curves["learned"], mode="lines",
+                                    name=f"× {adaptive_name}, at step {history.samples_step}"))
+    return _layout(figure, "The weighting as it is learned (each divided by its mean)", "timestep t",
+                   "weight / mean weight", log_y=True)
+
+
 def metric_figure(runs: Sequence[tuple[str, RunHistory]], key: str | None = None) -> go.Figure:
     """Sample quality against step, one line per run (``key`` defaults to what the runs measured)."""
     figure = go.Figure()

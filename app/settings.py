@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from minsnr_core.adaptive import ADAPTIVE_WEIGHTINGS
 from minsnr_core.config import TrainConfig
 from minsnr_core.data import TOY_DATASETS
 from minsnr_core.models import MODEL_PRESETS
@@ -31,19 +32,22 @@ DEFAULTS: dict[str, Any] = {
     "dataset": "moons", "data_root": None, "schedule": "cosine", "timesteps": 1000, "target": "auto", "model": "auto",
     "batch_size": 0, "lr": TrainConfig.lr, "steps": 1000, "minutes": 0, "seed": 0, "preview_every": 0, "quality": True,
     "use_labels": True, "guidance": TrainConfig.guidance, "sample_eta": TrainConfig.sample_eta,
-    "timestep_sampling": TrainConfig.timestep_sampling,
+    "timestep_sampling": TrainConfig.timestep_sampling, "adaptive_weighting": TrainConfig.adaptive_weighting,
 }
 
 
 def setting_names() -> list[str]:
     """Every setting, in the order of the Train and Compare endpoints' values (after the owner token and the
-    weighting): the weighting and timestep-sampler parameters are the registries', read when called."""
-    return [*BEFORE_PARAMS, *strategy_parameters(), *AFTER_PARAMS, "timestep_sampling", *sampler_parameters()]
+    weighting): the weighting, timestep-sampler and adaptive-weighting parameters are the registries', read when
+    called."""
+    return [*BEFORE_PARAMS, *strategy_parameters(), *AFTER_PARAMS, "timestep_sampling", *sampler_parameters(),
+            "adaptive_weighting", *ADAPTIVE_WEIGHTINGS.parameters()]
 
 
 def default_settings(**overrides: Any) -> dict[str, Any]:
     """Every setting at its control's default, with ``overrides`` by name (an unknown name is an error)."""
-    values = {**DEFAULTS, **{name: p.default for name, p in {**strategy_parameters(), **sampler_parameters()}.items()}}
+    registered = {**strategy_parameters(), **sampler_parameters(), **ADAPTIVE_WEIGHTINGS.parameters()}
+    values = {**DEFAULTS, **{name: p.default for name, p in registered.items()}}
     unknown = sorted(set(overrides) - set(values))
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; known: {', '.join(setting_names())}")
@@ -88,14 +92,6 @@ class ConfigControls:
         shown = params_of(weightings)
         return [gr.update(visible=name in shown) for name in strategy_parameters()]
 
-    def sampler_sliders(self) -> list[gr.components.Component]:
-        return [self.by_name[name] for name in sampler_parameters()]
-
-    def show_sampler_params_of(self, sampler: str) -> list[Any]:
-        """Visibility updates for :meth:`sampler_sliders`: only this timestep sampler's parameters."""
-        shown = {p.name for p in TIMESTEP_SAMPLERS.get(sampler).params} if sampler in TIMESTEP_SAMPLERS else set()
-        return [gr.update(visible=name in shown) for name in sampler_parameters()]
-
     def updates(self, settings: Mapping[str, Any]) -> dict[gr.components.Component, Any]:
         """A Gradio output dict that sets these controls, by setting name."""
         return {self.by_name[name]: value for name, value in settings.items()}
@@ -104,6 +100,25 @@ class ConfigControls:
 def params_of(weightings: Iterable[str]) -> set[str]:
     """The parameter names of these weightings: the sliders a tab shows (unknown names have none)."""
     return {p.name for name in weightings if name in STRATEGIES for p in STRATEGIES.get(name).params}
+
+
+def _choice_with_params(c: dict[str, gr.components.Component], prefix: str, value: Mapping[str, Any], name: str,
+                        registry: Any, label: str) -> None:
+    """A dropdown of a registry's entries (the setting ``name``) and a slider per parameter, only the chosen
+    entry's shown."""
+    c[name] = gr.Dropdown([(e.display_name, e.name) for e in registry], value=value[name], label=label,
+                          elem_id=f"{prefix}-{name.replace('_', '-')}")
+    shown = {p.name for p in registry.get(value[name]).params}
+    for p in registry.parameters().values():
+        c[p.name] = gr.Slider(p.lowest_setting, p.maximum, value=value[p.name], step=p.step, label=p.description,
+                              elem_id=f"{prefix}-param-{p.name}", visible=p.name in shown)
+    sliders = [c[p] for p in registry.parameters()]
+
+    def show(choice: str) -> list[Any]:
+        own = {p.name for p in registry.get(choice).params} if choice in registry else set()
+        return [gr.update(visible=p in own) for p in registry.parameters()]
+
+    c[name].change(show, c[name], sliders, api_visibility="undocumented", show_progress="hidden")
 
 
 def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str, str], limits: ClassLimits,
@@ -145,21 +160,13 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
                 c[p.name] = gr.Slider(p.lowest_setting, p.maximum, value=value[p.name], step=p.step,
                                       label=p.description, elem_id=box_id)
                 c[p.name].change(None, c[p.name], None, js=gamma_follow_js(box_id))
-    with gr.Accordion("Timestep sampling, model, batch size, learning rate; class labels, guidance and DDIM η of the "
-                      "previews", open=False):
+    with gr.Accordion("Timestep sampling, adaptive weighting, model, batch size, learning rate; class labels, "
+                      "guidance and DDIM η of the previews", open=False):
         with gr.Row():
-            c["timestep_sampling"] = gr.Dropdown(
-                [(e.display_name, e.name) for e in TIMESTEP_SAMPLERS], value=value["timestep_sampling"],
-                label="Timestep sampling p(t)", elem_id=f"{prefix}-timestep-sampling")
-            sampler_shown = {p.name for p in TIMESTEP_SAMPLERS.get(value["timestep_sampling"]).params}
-            for p in sampler_parameters().values():
-                c[p.name] = gr.Slider(p.lowest_setting, p.maximum, value=value[p.name], step=p.step,
-                                      label=p.description, elem_id=f"{prefix}-param-{p.name}",
-                                      visible=p.name in sampler_shown)
-            sliders = [c[name] for name in sampler_parameters()]
-            c["timestep_sampling"].change(lambda name: ConfigControls(c).show_sampler_params_of(name),
-                                          c["timestep_sampling"], sliders, api_visibility="undocumented",
-                                          show_progress="hidden")
+            _choice_with_params(c, prefix, value, "timestep_sampling", TIMESTEP_SAMPLERS, "Timestep sampling p(t)")
+        with gr.Row():
+            _choice_with_params(c, prefix, value, "adaptive_weighting", ADAPTIVE_WEIGHTINGS,
+                                "Adapt the weighting while training")
         with gr.Row():
             c["model"] = gr.Dropdown([("automatic (by dataset)", "auto"), *[(e.display_name, e.name) for e in MODEL_PRESETS]],
                                      value=value["model"], label="Model preset")
@@ -200,6 +207,8 @@ def make_config(image_roots: Mapping[str, str], weighting: str, settings: Mappin
         weighting=weighting, weighting_params={p.name: s[p.name] for p in strategy.params},
         timestep_sampling=s["timestep_sampling"],
         timestep_params={p.name: s[p.name] for p in TIMESTEP_SAMPLERS.get(s["timestep_sampling"]).params},
+        adaptive_weighting=s["adaptive_weighting"],
+        adaptive_params={p.name: s[p.name] for p in ADAPTIVE_WEIGHTINGS.get(s["adaptive_weighting"]).params},
         model=None if s["model"] == "auto" else s["model"], batch_size=int(s["batch_size"]) or None, lr=float(s["lr"]),
         steps=int(s["steps"]) if s["steps"] else None, minutes=float(s["minutes"]) if s["minutes"] else None,
         seed=int(s["seed"] or 0), preview_every=int(s["preview_every"] or 0) or None,

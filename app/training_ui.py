@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from minsnr_core.adaptive import ADAPTIVE_WEIGHTINGS
 from minsnr_core.config import continued_config
 from minsnr_core.data import toy_points
 from minsnr_core.experiment import REPORT_CONDITIONING, REPORT_EVAL_EVERY, REPORT_STEPS
@@ -15,7 +16,16 @@ from minsnr_core.images import point_raster
 from minsnr_core.stats import steps_to_reach
 from minsnr_core.weighting import STRATEGIES
 
-from .figures import METRIC_NAMES, SHARES, bucket_figure, loss_figure, metric_figure, samples_image, scatter_figure
+from .figures import (
+    METRIC_NAMES,
+    SHARES,
+    bucket_figure,
+    loss_figure,
+    metric_figure,
+    samples_image,
+    scatter_figure,
+    weight_figure,
+)
 from .jobs import Job, JobManager, check_owner
 from .measured import budget_note, build_measured_view
 from .settings import config_controls, default_settings, make_config, params_of, setting_names
@@ -123,6 +133,8 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
                         interactive=False)
         scatter = gr.Plot(label="Samples", visible=False, elem_id="train-scatter")
         quality_plot = gr.Plot(label="Quality", elem_id="train-quality")
+    # Shown when the weighting adapts while training: does a learned weighting find Min-SNR's shape?
+    weights_plot = gr.Plot(label="Learned weighting", visible=False, elem_id="train-weights")
     files = gr.File(label="Download the finished run", file_count="multiple", elem_id="train-files")
 
     def describe(name: str) -> tuple:
@@ -137,9 +149,13 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
         history = job.histories[job.current]
         grid_update, scatter_update = _samples_outputs(job, job.current)
         config = job.configs[job.current]
+        learning = config.adaptive_weighting != "none"
+        weights = (gr.update(value=weight_figure(history, job.labels[job.current],
+                                                 ADAPTIVE_WEIGHTINGS.get(config.adaptive_weighting).display_name),
+                             visible=True) if learning and history.weight_curves else gr.update(visible=learning))
         return (status_text(manager, job), loss_figure([(job.labels[job.current], history)]),
                 bucket_figure(history, config.timesteps, config.target), grid_update, scatter_update,
-                metric_figure([(job.labels[job.current], history)]), manager.downloads(job))
+                metric_figure([(job.labels[job.current], history)]), manager.downloads(job), weights)
 
     def on_start(owner_token, name, *values):
         try:
@@ -147,7 +163,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
             config = make_config(image_roots, name, dict(zip(setting_names(), values, strict=True)), data_roots)
             job = manager.submit(owner_token, [config], [STRATEGIES.get(name).display_name])
         except (ValueError, TypeError, OSError) as error:
-            yield f"⚠️ {error}", *[gr.skip()] * 6
+            yield f"⚠️ {error}", *[gr.skip()] * 7
             return
         yield from follow(manager, job, render)
 
@@ -155,24 +171,24 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
         try:
             check_owner(owner_token)
         except ValueError as error:
-            yield f"⚠️ {error}", *[gr.skip()] * 6
+            yield f"⚠️ {error}", *[gr.skip()] * 7
             return
         previous = manager.job(owner_token)
         if previous is None or previous.kind != "train" or not previous.finished or previous.histories[0].checkpoint is None:
-            yield "⚠️ Nothing to continue: finish or stop a run first.", *[gr.skip()] * 6
+            yield "⚠️ Nothing to continue: finish or stop a run first.", *[gr.skip()] * 7
             return
         if previous.status == "error":  # its last good checkpoint is older than its curves: start afresh
-            yield "⚠️ This run ended in an error; start a new run (e.g. with a lower learning rate).", *[gr.skip()] * 6
+            yield "⚠️ This run ended in an error; start a new run (e.g. with a lower learning rate).", *[gr.skip()] * 7
             return
         config = continued_config(previous.configs[0], previous.histories[0].step, session_start=previous.start_step)
         try:
             job = manager.submit(owner_token, [config], previous.labels[:1], resume_from=previous)
         except ValueError as error:
-            yield f"⚠️ {error}", *[gr.skip()] * 6
+            yield f"⚠️ {error}", *[gr.skip()] * 7
             return
         yield from follow(manager, job, render)
 
-    outputs = [status, loss_plot, bucket_plot, grid, scatter, quality_plot, files]
+    outputs = [status, loss_plot, bucket_plot, grid, scatter, quality_plot, files, weights_plot]
     describe_outputs = [formula, *controls.param_holders()]
     weighting.change(describe, weighting, describe_outputs, api_visibility="undocumented")
     start.click(on_start, [owner, weighting, *controls.components()], outputs, concurrency_limit=None, api_name="train")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .adaptive import ADAPTIVE_WEIGHTINGS
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from .config import TrainConfig, continued_config, saved_config
 from .data import DataUnavailableError, dataset_names
@@ -40,6 +41,12 @@ def train_parser() -> argparse.ArgumentParser:
                         help="how each batch draws its timesteps (default uniform)")
     for name, param in sampler_parameters().items():
         users = [e.name for e in TIMESTEP_SAMPLERS if any(p.name == name for p in e.params)]
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
+                            help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
+    parser.add_argument("--adaptive-weighting", choices=ADAPTIVE_WEIGHTINGS.names(), default="none",
+                        help="a factor on the weighting learned while training (default none)")
+    for name, param in ADAPTIVE_WEIGHTINGS.parameters().items():
+        users = [e.name for e in ADAPTIVE_WEIGHTINGS if any(p.name == name for p in e.params)]
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
                             help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
     parser.add_argument("--target", choices=TARGETS, default=None, help="default: eps for the toys, x0 for images")
@@ -83,20 +90,27 @@ def _given_flags(argv: list[str] | None) -> dict[str, object]:
     return vars(parser.parse_args(argv))
 
 
+def _chosen_params(args: argparse.Namespace, registry, choice: str) -> dict[str, float]:
+    """The parameters given for the entry chosen by ``--<choice>``; a parameter of another entry is refused."""
+    entry = registry.get(getattr(args, choice))
+    own = [p.name for p in entry.params]
+    stray = [name for name in registry.parameters() if getattr(args, name) is not None and name not in own]
+    if stray:
+        flag = choice.replace("_", "-")
+        raise ValueError(f"--{stray[0].replace('_', '-')} is a parameter of another {registry.kind}; "
+                         f"--{flag} {entry.name} takes {', '.join('--' + n.replace('_', '-') for n in own) or 'none'}")
+    return {name: getattr(args, name) for name in own if getattr(args, name) is not None}
+
+
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     params = {name: getattr(args, name) for name in strategy_parameters() if getattr(args, name) is not None}
-    sampler = TIMESTEP_SAMPLERS.get(args.timestep_sampling)
-    stray = [name for name in sampler_parameters() if getattr(args, name) is not None
-             and name not in {p.name for p in sampler.params}]
-    if stray:
-        raise ValueError(f"--{stray[0].replace('_', '-')} is a parameter of another timestep sampler; "
-                         f"--timestep-sampling {sampler.name} takes "
-                         f"{', '.join('--' + p.name.replace('_', '-') for p in sampler.params) or 'none'}")
-    sampler_params = {p.name: getattr(args, p.name) for p in sampler.params if getattr(args, p.name) is not None}
+    sampler_params = _chosen_params(args, TIMESTEP_SAMPLERS, "timestep_sampling")
+    adaptive_params = _chosen_params(args, ADAPTIVE_WEIGHTINGS, "adaptive_weighting")
     return TrainConfig(
         dataset=args.dataset, data_root=args.data_root, download=not args.no_download, schedule=args.schedule,
         timesteps=args.timesteps, zero_terminal_snr=args.zero_terminal_snr, weighting=args.weighting,
         weighting_params=params, timestep_sampling=args.timestep_sampling, timestep_params=sampler_params,
+        adaptive_weighting=args.adaptive_weighting, adaptive_params=adaptive_params,
         target=args.target, model=args.model, batch_size=args.batch_size, lr=args.lr,
         class_conditional=False if args.unconditional else None, label_dropout=args.label_dropout, guidance=args.guidance,
         sample_eta=args.sample_eta,
@@ -120,6 +134,8 @@ def _resumed_config(args: argparse.Namespace, given: dict[str, object]) -> Train
             before = resolved.weighting_params.get(name)
         elif name in sampler_parameters():
             before = resolved.timestep_params.get(name)
+        elif name in ADAPTIVE_WEIGHTINGS.parameters():
+            before = resolved.adaptive_params.get(name)
         elif name == "unconditional":
             value, before = True, not resolved.class_conditional
         else:

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .adaptive import ADAPTIVE_WEIGHTINGS, build_adaptive
 from .checkpoint import CheckpointError
 from .data import LABELLED_DATASETS, TOY_DATASETS, data_kind, dataset_names
 from .models import MODEL_PRESETS
@@ -51,6 +52,9 @@ class TrainConfig:
     # How each batch's timesteps are drawn (minsnr_core.timesteps): uniform, logit_normal, log_normal, importance.
     timestep_sampling: str = "uniform"
     timestep_params: dict[str, float] = field(default_factory=dict)
+    # A factor on the weighting learned during training (minsnr_core.adaptive): none, edm2, loss_ema.
+    adaptive_weighting: str = "none"
+    adaptive_params: dict[str, float] = field(default_factory=dict)
     target: str | None = None  # None: ε for the 2D toys, x0 for images (see DEFAULT_TARGETS)
     # Class-conditional training with label dropout, for classifier-free guidance. None: on for the datasets with
     # labels (MNIST, CIFAR-10, an image folder's class sub-folders), off for the toys.
@@ -89,7 +93,7 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A validated copy with the automatic choices (model, batch size, step budget) filled in."""
         cfg = dataclasses.replace(self, weighting_params=dict(self.weighting_params),
-                                  timestep_params=dict(self.timestep_params))
+                                  timestep_params=dict(self.timestep_params), adaptive_params=dict(self.adaptive_params))
         if cfg.dataset not in dataset_names():
             raise ValueError(f"dataset must be one of {', '.join(dataset_names())}; got {cfg.dataset!r}")
         kind, is_toy = cfg.kind, cfg.dataset in TOY_DATASETS
@@ -154,6 +158,10 @@ class TrainConfig:
             raise ValueError(f"timestep_sampling must be a sampler's name, got {cfg.timestep_sampling!r}")
         cfg.timestep_params = TIMESTEP_SAMPLERS.get(cfg.timestep_sampling).resolve_params(cfg.timestep_params)
         timestep_probabilities(cfg.timestep_sampling, schedule, **cfg.timestep_params)  # its own checks
+        if not isinstance(cfg.adaptive_weighting, str):
+            raise ValueError(f"adaptive_weighting must be a name, got {cfg.adaptive_weighting!r}")
+        cfg.adaptive_params = ADAPTIVE_WEIGHTINGS.get(cfg.adaptive_weighting).resolve_params(cfg.adaptive_params)
+        build_adaptive(cfg.adaptive_weighting, schedule, cfg.adaptive_params)  # its own checks
         return cfg
 
     @property

@@ -93,6 +93,7 @@ class RunHistory:
         self.total_steps: int | None = None
         self.checkpoint: str | None = None
         self.activity = ""  # what the run is doing besides training steps ("measuring sample quality…")
+        self.weight_curves: dict[str, list[float]] | None = None  # the latest preview's, when the weighting adapts
 
     def add(self, event: TrainEvent) -> None:
         self.step, self.elapsed_s = event.step, event.elapsed_s
@@ -111,6 +112,7 @@ class RunHistory:
             self.eta_s = event.eta_s
         elif event.kind == "preview":
             self.samples, self.samples_step = event.samples, event.step
+            self.weight_curves = event.weight_curves or self.weight_curves
         elif event.kind == "metric":
             self.activity = ""
             self.metric_steps.append(event.step)

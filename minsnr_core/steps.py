@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from .adaptive import AdaptiveWeighting, build_adaptive
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig, resolve_device, saved_config
 from .data import load_dataset, load_labels
@@ -51,6 +52,7 @@ class RunState:
     generator: torch.Generator
     diffusion: Diffusion
     timesteps: TimestepDistribution
+    adaptive: AdaptiveWeighting
     forward: torch.nn.Module  # the model, or its torch.compile'd version
     step: int = 0
     session_start: int = 0  # the step this session started from (a resumed run's earlier steps)
@@ -72,6 +74,7 @@ class RunState:
             "num_classes": self.num_classes,
             "session_start": self.session_start,
             "timestep_sampler": self.timesteps.state_dict(),
+            "adaptive_weighting": self.adaptive.state_dict(),
         }
 
 
@@ -137,13 +140,16 @@ def prepare_run(
     model = model if model is not None else build_model(config.model, data.shape[1], num_classes)
     model = model.to(device, memory_format=memory_format)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0, fused=device.type == "cuda")
-    generator = torch.Generator(device=device).manual_seed(config.seed)
     schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)
+    adaptive = build_adaptive(config.adaptive_weighting, schedule, config.adaptive_params, config.seed).to(device)
+    # A learned weighting (EDM2's u) trains with the model, in the same optimizer.
+    optimizer = torch.optim.AdamW([*model.parameters(), *adaptive.parameters()], lr=config.lr, weight_decay=0.0,
+                                  fused=device.type == "cuda")
+    generator = torch.Generator(device=device).manual_seed(config.seed)
     diffusion = Diffusion(schedule, config.target, config.weighting, config.weighting_params).to(device)
     timesteps = TimestepDistribution(config.timestep_sampling, schedule, config.timestep_params)
     run = RunState(config, data, labels, num_classes, device, model, ema, optimizer, generator, diffusion, timesteps,
-                   torch.compile(model) if config.compile else model)
+                   adaptive, torch.compile(model) if config.compile else model)
     if resume is not None:
         _restore(run, load_checkpoint(resume))
         run.session_start = run.step
@@ -174,9 +180,15 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
     only at its log steps)."""
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
                 else contextlib.nullcontext())
+    adapting = run.config.adaptive_weighting != "none"
+    factor = batch.loss_factor
+    if adapting:
+        learned = run.adaptive.factor(batch.t)
+        factor = learned if factor is None else factor * learned
     with autocast:
-        loss, per_sample = run.diffusion.loss(run.forward, batch.x0, batch.t, batch.noise, batch.labels,
-                                              batch.loss_factor)
+        loss, per_sample = run.diffusion.loss(run.forward, batch.x0, batch.t, batch.noise, batch.labels, factor)
+    if adapting:
+        loss = loss + run.adaptive.regulariser(batch.t).mean()
     if check_finite and not torch.isfinite(loss).item():
         raise NonFiniteLoss(float(loss.item()))
     for group in run.optimizer.param_groups:
@@ -188,6 +200,8 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
     run.ema.update_parameters(run.model)
     if run.timesteps.entry.adaptive:  # it learns from the weighted loss at each t (a device sync on a GPU)
         run.timesteps.observe(batch.t, per_sample.detach() * run.diffusion.weights[batch.t])
+    if adapting:
+        run.adaptive.observe(batch.t, per_sample.detach() * run.diffusion.weights[batch.t])
     run.step += 1
     return loss.detach(), per_sample.detach()
 
@@ -195,7 +209,7 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
 def _restore(run: RunState, state: dict[str, Any]) -> None:
     saved = saved_config(state)
     for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr", "class_conditional",
-                 "timestep_sampling"):
+                 "timestep_sampling", "adaptive_weighting"):
         if getattr(saved, name) != getattr(run.config, name):
             hint = " (set class_conditional, or --unconditional, to match)" if name == "class_conditional" else ""
             raise CheckpointError(f"cannot resume: checkpoint has {name}={getattr(saved, name)!r}, "
@@ -209,6 +223,20 @@ def _restore(run: RunState, state: dict[str, Any]) -> None:
         run.optimizer.load_state_dict(state["optimizer"])
         run.generator.set_state(state["generator"].to(run.generator.get_state().device))
         run.timesteps.load_state_dict(state.get("timestep_sampler", {}))
+        run.adaptive.load_state_dict(state.get("adaptive_weighting", run.adaptive.state_dict()))
         run.step = int(state["step"])
     except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise CheckpointError(f"cannot resume from this checkpoint: {error}") from None
+
+
+def weight_curves(run: RunState, points: int = 100) -> dict[str, list[float]] | None:
+    """The fixed weighting w(t) and the weighting being trained with, w(t) times the adaptive factor, at up to
+    ``points`` steps, each divided by its mean over all steps (their shapes compare; their scales differ by design).
+    None when the weighting does not adapt."""
+    if run.config.adaptive_weighting == "none":
+        return None
+    fixed = run.diffusion.weights.double().cpu()
+    learned = fixed * run.adaptive.curve()
+    steps = torch.linspace(0, len(fixed) - 1, min(points, len(fixed)), dtype=torch.float64).round().long()
+    return {"t": steps.tolist(), "fixed": (fixed / fixed.mean())[steps].tolist(),
+            "learned": (learned / learned.mean())[steps].tolist()}

@@ -23,7 +23,7 @@ from .config import TrainConfig, continued_config  # noqa: F401 - continued_conf
 from .data import TOY_DATASETS, sample_clip
 from .models import count_parameters
 from .sampling import SamplingStopped, balanced_labels, ddim_sample
-from .steps import NonFiniteLoss, RunState, _lr_at, draw_batch, prepare_run, train_step
+from .steps import NonFiniteLoss, RunState, _lr_at, draw_batch, prepare_run, train_step, weight_curves
 
 
 @dataclass
@@ -46,6 +46,8 @@ class TrainEvent:
     device: str = ""
     parameters: int = 0
     checkpoint: str | None = None
+    # A preview's weight curves when the weighting adapts: {"t", "fixed", "learned"}, each divided by its mean over t.
+    weight_curves: dict[str, list[float]] | None = None
 
 
 class _LossMeter:
@@ -144,7 +146,7 @@ def train(
                 continue  # would end after the budget: the final report shows this state's successor instead
             began = time.perf_counter()
             if kind == "preview":
-                report = event("preview", samples=preview_samples(run, stop.is_set))
+                report = event("preview", samples=preview_samples(run, stop.is_set), weight_curves=weight_curves(run))
             else:
                 yield event("measuring", message=f"measuring sample quality on {config.metric_samples} samples")
                 report = event("metric", metric=evaluate_quality(run, stop.is_set))

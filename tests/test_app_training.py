@@ -126,3 +126,18 @@ def test_a_run_with_a_timestep_sampler_trains_through_the_endpoint(app_url, data
     state = torch.load(next(f for f in files if f.endswith("checkpoint.pt")), weights_only=True)
     assert state["config"]["timestep_sampling"] == "importance" and state["config"]["timestep_params"] == {"history": 2}
     assert int(state["timestep_sampler"]["counts"].min()) >= 2, "the sampler learned from the losses"
+
+
+def test_an_adaptive_weighting_run_shows_its_learned_curve_beside_the_fixed_one(app_url, data_root):
+    client = Client(app_url, verbose=False)
+    owner = "adaptive-owner-token-000001"
+    job = client.submit(*train_args(data_root, owner=owner, steps=100, adaptive_weighting="edm2"), api_name="/train")
+    assert "**done**" in statuses(job, lambda s: "**done**" in s or "**error**" in s)[-1]
+    plot = job.outputs()[-1][7]
+    assert plot["visible"] is True
+    traces = json.loads(plot["value"]["plot"])["data"]
+    assert [t["name"] for t in traces] == ["Min-SNR-γ (fixed)", "× EDM2 learned (uncertainty), at step 100"]
+    assert traces[0]["y"] != traces[1]["y"], "the learned weighting moved away from the fixed one"
+    files = [str(f) for f in job.outputs()[-1][6]]
+    state = torch.load(next(f for f in files if f.endswith("checkpoint.pt")), weights_only=True)
+    assert state["config"]["adaptive_weighting"] == "edm2"

@@ -188,3 +188,22 @@ def test_the_explorer_shows_a_timestep_sampler_and_each_weighting_as_a_sampler(b
     page.locator("#explorer-plot").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / f"explorer-sampler-{size}.png"))
     page.close()
+
+
+def test_train_plots_a_learned_weighting_beside_the_fixed_one(browser, app_url):
+    page = page_at(browser, app_url + "?train_dataset=moons&train_steps=300", 1400, 1000)
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_text("Timestep sampling, adaptive weighting").first.click()
+    page.locator("#train-adaptive-weighting input").click()
+    page.get_by_role("option", name="EDM2 learned (uncertainty)").click()
+    page.locator("#train-param-u_features").wait_for(state="visible", timeout=10_000)
+    assert not page.locator("#train-weights").is_visible(), "no learned curve before a run"
+    page.click("#train-start")
+    page.wait_for_function("() => { const el = document.querySelector('#train-weights .js-plotly-plot');"
+                           " return el && el.data.length === 2; }", timeout=60_000)
+    names = page.evaluate("() => document.querySelector('#train-weights .js-plotly-plot').data.map(t => t.name)")
+    assert names[0] == "Min-SNR-γ (fixed)" and names[1].startswith("× EDM2 learned (uncertainty), at step ")
+    page.locator("#train-weights").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "train-learned-weighting.png"))
+    page.click("#train-stop")
+    page.close()
