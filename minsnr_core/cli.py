@@ -305,6 +305,10 @@ def experiment_parser() -> argparse.ArgumentParser:
                         help="runs trained at once in separate processes (worth it on a GPU; default 1)")
     parser.add_argument("--metric", default=None, help="metric for figures and speed-ups (default: fd, or swd for toys)")
     parser.add_argument("--quick", action="store_true", help="a minute-long grid for CI (overrides the grid flags)")
+    parser.add_argument("--timestep-samplings", nargs="*", choices=TIMESTEP_SAMPLERS.names(), default=[],
+                        help="extra arms: the plain loss with these timestep samplers (paired seeds)")
+    parser.add_argument("--adaptive-weightings", nargs="*", choices=ADAPTIVE_WEIGHTINGS.names(), default=[],
+                        help="extra arms: the plain loss with these adaptive weightings (paired seeds)")
     parser.add_argument("--out", required=True, help="results folder (resumable: finished runs are skipped)")
     return parser
 
@@ -326,7 +330,8 @@ def experiment_main(argv: list[str] | None = None) -> int:
                               lr_check=args.lr_check, lr_check_target=args.lr_check_target,
                               lr_check_seeds=args.lr_check_seeds, steps=args.steps,
                               eval_every=args.eval_every, eval_samples=args.eval_samples, batch_size=args.batch_size,
-                              model=args.model, device=args.device)
+                              model=args.model, device=args.device, samplings=args.timestep_samplings,
+                              adaptives=args.adaptive_weightings)
     spec.device = args.device
     try:
         check_metric(spec.dataset, args.metric)  # the whole grid and the report's metric, before any training

@@ -22,12 +22,25 @@ from typing import Any
 
 import torch
 
+from .adaptive import ADAPTIVE_WEIGHTINGS
 from .stats import steps_to_reach
+from .timesteps import TIMESTEP_SAMPLERS
 from .training import TrainConfig, train
 from .weighting import STRATEGIES, check_target
 
 # The unweighted loss of each target space: the baseline the paper measures speed-ups against.
 BASELINE = {"eps": "snr", "x0": "constant", "v": "snr_plus_one"}
+
+
+def arm_name(label: str) -> str:
+    """The display name of a comparison arm: a weighting, or "<weighting>+<sampler or adaptive weighting>"."""
+    weighting, _, extra = label.partition("+")
+    name = STRATEGIES.get(weighting).display_name
+    if extra in TIMESTEP_SAMPLERS:
+        return f"{name} + {TIMESTEP_SAMPLERS.get(extra).display_name} t"
+    if extra in ADAPTIVE_WEIGHTINGS:
+        return f"{name} × {ADAPTIVE_WEIGHTINGS.get(extra).display_name}"
+    return name
 HIGHER_IS_BETTER = {"confident": True, "label_entropy": True, "fd": False, "swd": False}
 
 
@@ -70,18 +83,29 @@ class ExperimentSpec:
     lr: float = TrainConfig.lr
     model: str | None = None
     device: str = "auto"
+    # Extra arms of the comparison, each on top of the target's plain loss with the paired seeds: a timestep sampler
+    # (e.g. logit_normal) or an adaptive weighting (e.g. edm2). Their rows are labelled "<weighting>+<name>".
+    samplings: list[str] = field(default_factory=list)
+    adaptives: list[str] = field(default_factory=list)
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run of the grid, most important first, so that a grid cut short by a time limit still holds
         complete seed pairs: each target's plain loss and Min-SNR-γ seed by seed, then the other weightings, the
-        learning-rate check, and the Min-SNR γ ablation. A run shared by two parts is listed once."""
+        learning-rate check, and the Min-SNR γ ablation. The sampler and adaptive-weighting arms go with the paired
+        seeds. A run shared by two parts is listed once."""
         for name in self.weightings:
             STRATEGIES.get(name)
         for target in [*self.targets, self.ablation_target, self.lr_check_target]:
             check_target(target)
         paired_seeds = self.seeds if self.paired_seeds is None else self.paired_seeds
+        for name in self.samplings:
+            TIMESTEP_SAMPLERS.get(name)
+        for name in self.adaptives:
+            ADAPTIVE_WEIGHTINGS.get(name)
+        extras = [*self.samplings, *self.adaptives]
         grid = [("comparison", w, self.gamma, t, s, self.lr) for s in paired_seeds for t in self.targets
-                for w in (BASELINE[t], "min_snr") if w == BASELINE[t] or w in self.weightings]
+                for w in (BASELINE[t], "min_snr", *(f"{BASELINE[t]}+{e}" for e in extras))
+                if w == BASELINE[t] or w in self.weightings or "+" in w]
         others = [w for w in self.weightings if w != "min_snr"]
         grid += [("comparison", w, self.gamma, t, s, self.lr) for s in self.seeds for t in self.targets
                  for w in dict.fromkeys([BASELINE[t], *others])]
@@ -90,15 +114,18 @@ class ExperimentSpec:
         grid += [("ablation", "min_snr", g, self.ablation_target, s, self.lr)
                  for g, s in itertools.product(self.ablation_gammas, self.seeds)]
         runs, seen = [], set()
-        for group, weighting, gamma, target, seed, lr in grid:
+        for group, label, gamma, target, seed, lr in grid:
+            weighting, _, extra = label.partition("+")
             uses_gamma = any(p.name == "gamma" for p in STRATEGIES.get(weighting).params)
-            key = (f"{self.dataset}_{weighting}" + (f"-g{gamma:g}" if uses_gamma else "") + f"_{target}_s{seed}"
+            key = (f"{self.dataset}_{label}" + (f"-g{gamma:g}" if uses_gamma else "") + f"_{target}_s{seed}"
                    + f"_n{self.steps}" + (f"_lr{lr:g}" if lr != self.lr else ""))
             if key in seen:
                 continue
             seen.add(key)
-            runs.append({"key": key, "group": group, "weighting": weighting, "gamma": gamma if uses_gamma else None,
-                         "target": target, "seed": seed, "lr": lr})
+            runs.append({"key": key, "group": group, "weighting": label, "gamma": gamma if uses_gamma else None,
+                         "target": target, "seed": seed, "lr": lr,
+                         "timestep_sampling": extra if extra in TIMESTEP_SAMPLERS else "uniform",
+                         "adaptive_weighting": extra if extra in ADAPTIVE_WEIGHTINGS else "none"})
         return runs
 
     def validate(self) -> list[dict[str, Any]]:
@@ -117,10 +144,11 @@ class ExperimentSpec:
 
     def config(self, run: dict[str, Any]) -> TrainConfig:
         params = {"gamma": run["gamma"]} if run["gamma"] is not None else {}
-        return TrainConfig(dataset=self.dataset, data_root=self.data_root, weighting=run["weighting"],
-                           weighting_params=params, target=run["target"], steps=self.steps, seed=run["seed"],
-                           batch_size=self.batch_size, lr=run.get("lr", self.lr), model=self.model, device=self.device,
-                           preview_every=0,
+        return TrainConfig(dataset=self.dataset, data_root=self.data_root, weighting=run["weighting"].partition("+")[0],
+                           weighting_params=params, timestep_sampling=run.get("timestep_sampling", "uniform"),
+                           adaptive_weighting=run.get("adaptive_weighting", "none"), target=run["target"],
+                           steps=self.steps, seed=run["seed"], batch_size=self.batch_size, lr=run.get("lr", self.lr),
+                           model=self.model, device=self.device, preview_every=0,
                            metric_every=self.eval_every, metric_samples=self.eval_samples, checkpoint_every=0,
                            **REPORT_CONDITIONING)
 

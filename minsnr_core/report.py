@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from .experiment import BASELINE, HIGHER_IS_BETTER, mean_curves, steps_to_threshold
+from .experiment import BASELINE, HIGHER_IS_BETTER, arm_name, mean_curves, steps_to_threshold
 from .stats import paired_comparison, paired_speedups
 from .weighting import STRATEGIES, TARGET_NAMES
 
@@ -32,8 +32,8 @@ def quality_figures(rows: list[dict[str, Any]], metric: str) -> dict[str, go.Fig
     names = STRATEGIES.names()
     for (target, weighting), curve in curves.items():
         figure = figures.setdefault(target, go.Figure())
-        color = COLORS[names.index(weighting) % len(COLORS)]
-        label = STRATEGIES.get(weighting).display_name + (" (baseline)" if BASELINE[target] == weighting else "")
+        color = COLORS[(names.index(weighting) if weighting in names else len(figure.data)) % len(COLORS)]
+        label = arm_name(weighting) + (" (baseline)" if BASELINE[target] == weighting else "")
         _band(figure, curve["step"], curve["mean"], curve["std"], label, color)
     for target, figure in figures.items():
         figure.update_layout(title=f"{TARGET_NAMES[target]} target: {METRIC_TITLES.get(metric, metric)} (mean ± sd over seeds)",
@@ -74,7 +74,7 @@ def speedup_figure(rows: list[dict[str, Any]], metric: str) -> go.Figure | None:
     for target in dict.fromkeys(r["target"] for r in table):
         entries = [r for r in table if r["target"] == target]
         figure.add_trace(go.Bar(
-            name=f"{TARGET_NAMES[target]} target", x=[STRATEGIES.get(r["weighting"]).display_name for r in entries],
+            name=f"{TARGET_NAMES[target]} target", x=[arm_name(r["weighting"]) for r in entries],
             y=[r["steps_to_threshold"] or budget for r in entries],
             marker_pattern_shape=["" if r["steps_to_threshold"] else "/" for r in entries],
             text=[f"{r['speedup']:.2f}×" if r["speedup"] else "not reached" for r in entries], textposition="outside"))
@@ -113,7 +113,7 @@ def paired_lines(rows: list[dict[str, Any]], metrics: list[str], primary: str) -
     tables = {m: {(r["target"], r["weighting"]): r for r in paired_comparison(rows, m, BASELINE)} for m in metrics}
     for key, entry in tables[primary].items():
         cells = [f"{c['diff']:+.3g} [{c['low']:+.3g}, {c['high']:+.3g}]" for c in (tables[m][key] for m in metrics)]
-        lines.append(f"| {key[0]} | {STRATEGIES.get(key[1]).display_name} | " + " | ".join(cells)
+        lines.append(f"| {key[0]} | {arm_name(key[1])} | " + " | ".join(cells)
                      + f" | {entry['n']} | {entry['step']} |")
     lines += ["", f"### Speed-up per seed ({primary}): baseline steps / steps to the same seed's baseline final value", "",
               "| target | weighting | per seed | geometric mean [95 % interval] |", "| --- | --- | --- | --- |"]
@@ -123,7 +123,7 @@ def paired_lines(rows: list[dict[str, Any]], metrics: list[str], primary: str) -
         seeds = ", ".join("not reached" if s is None else f"{s:.2f}×" for s in entry["speedups"])
         summary = (f"{entry['geomean']:.2f}× [{entry['low']:.2f}, {entry['high']:.2f}]" if entry["geomean"]
                    else f"reached in {entry['reached']} of {entry['n']} seeds")
-        lines.append(f"| {entry['target']} | {STRATEGIES.get(entry['weighting']).display_name} | {seeds} | {summary} |")
+        lines.append(f"| {entry['target']} | {arm_name(entry['weighting'])} | {seeds} | {summary} |")
     return lines
 
 
@@ -178,12 +178,12 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | 
     for (target, weighting), curve in curves_by_metric[metric].items():
         cells = [f"{c['mean'][-1]:.3g} ± {c['std'][-1]:.2g}"
                  for c in (curves_by_metric[m][(target, weighting)] for m in measured)]
-        lines.append(f"| {target} | {STRATEGIES.get(weighting).display_name} | " + " | ".join(cells) + f" | {curve['n'][-1]} |")
+        lines.append(f"| {target} | {arm_name(weighting)} | " + " | ".join(cells) + f" | {curve['n'][-1]} |")
     lines += ["", "### Steps to reach the baseline's final quality (the paper's speed-up)", "",
               "| target | weighting | baseline | threshold | steps | speed-up |", "| --- | --- | --- | --- | --- | --- |"]
     for row in steps_to_threshold(mean_curves(rows, metric), metric):
-        lines.append(f"| {row['target']} | {STRATEGIES.get(row['weighting']).display_name} | "
-                     f"{STRATEGIES.get(row['baseline']).display_name} | {row['threshold']:.3f} | "
+        lines.append(f"| {row['target']} | {arm_name(row['weighting'])} | "
+                     f"{arm_name(row['baseline'])} | {row['threshold']:.3f} | "
                      f"{_fmt(row['steps_to_threshold'])} | {_fmt(row['speedup'])}{'×' if row['speedup'] else ''} |")
     lines += [""] + paired_lines(rows, measured, metric)
     check = lr_check_lines(rows, metric)

@@ -72,6 +72,41 @@ def test_grid_puts_complete_seed_pairs_first_then_the_rest_and_the_lr_check():
         ExperimentSpec(lr_check=[2.0]).validate()  # each run's config is checked, the lr check's too
 
 
+def test_sampler_and_adaptive_arms_join_the_paired_comparison():
+    spec = ExperimentSpec(weightings=["min_snr"], targets=["eps"], ablation_gammas=[], seeds=[0],
+                          paired_seeds=[0, 1, 2], samplings=["logit_normal"], adaptives=["edm2"])
+    runs = spec.runs()
+    assert [(r["seed"], r["weighting"]) for r in runs] == [
+        (s, w) for s in (0, 1, 2) for w in ("snr", "min_snr", "snr+logit_normal", "snr+edm2")]
+    arm = next(r for r in runs if r["weighting"] == "snr+logit_normal")
+    config = spec.config(arm)
+    assert (config.weighting, config.timestep_sampling, config.adaptive_weighting) == ("snr", "logit_normal", "none")
+    config = spec.config(next(r for r in runs if r["weighting"] == "snr+edm2"))
+    assert (config.weighting, config.timestep_sampling, config.adaptive_weighting) == ("snr", "uniform", "edm2")
+    # A grid without arms keeps the keys of the runs it already finished.
+    plain = ExperimentSpec(weightings=["min_snr"], targets=["eps"], ablation_gammas=[], seeds=[0]).runs()
+    assert [r["key"] for r in plain] == ["mnist_snr_eps_s0_n300", "mnist_min_snr-g5_eps_s0_n300"]
+    from minsnr_core.experiment import arm_name
+
+    assert arm_name("snr+logit_normal") == "SNR (= plain ε-MSE) + Logit-normal t"
+    assert arm_name("snr+edm2") == "SNR (= plain ε-MSE) × EDM2 learned (uncertainty)"
+    with pytest.raises(ValueError, match="unknown timestep sampler 'beta'"):
+        ExperimentSpec(samplings=["beta"]).runs()
+
+
+def test_a_grid_with_arms_trains_and_reports_them_by_name(tmp_path):
+    from minsnr_core.report import write_report
+
+    spec = ExperimentSpec(dataset="moons", weightings=["min_snr"], targets=["eps"], ablation_gammas=[], seeds=[0],
+                          paired_seeds=[0, 1], steps=20, eval_every=10, eval_samples=32, batch_size=64,
+                          samplings=["logit_normal"], adaptives=["edm2"], device="cpu")
+    rows = run_experiment(spec, tmp_path)
+    assert {r["weighting"] for r in rows} == {"snr", "min_snr", "snr+logit_normal", "snr+edm2"}
+    summary = write_report(rows, tmp_path, "swd").read_text()
+    for name in ("SNR (= plain ε-MSE) + Logit-normal t", "SNR (= plain ε-MSE) × EDM2 learned (uncertainty)"):
+        assert f"| eps | {name} |" in summary, name
+
+
 def test_steps_to_threshold_interpolates_against_the_baseline():
     curves = {"snr": [0.1, 0.2, 0.4], "min_snr": [0.2, 0.5, 0.6]}
     rows = [{"group": "comparison", "target": "eps", "weighting": w, "seed": 0, "step": s, "confident": v}
