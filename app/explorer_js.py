@@ -104,6 +104,7 @@ INSTALL_JS = r"""
     div.dataset.redraws = String(Number(div.dataset.redraws || 0) + 1);
   };
   const onInput = (event) => {
+    if (event.target.dataset && event.target.dataset.box) return;  // a log-scale slider: its box's input follows
     const holder = event.target.closest && event.target.closest('[id^="param-"]');
     const value = Number(event.target.value);
     if (!holder || event.target.value === '' || !Number.isFinite(value)) return;

@@ -10,9 +10,9 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from minsnr_core.experiment import BASELINE, mean_curves, read_csv
+from minsnr_core.experiment import BASELINE, arm_name, mean_curves, read_csv
 from minsnr_core.report import quality_figures
-from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS
+from minsnr_core.weighting import TARGET_NAMES, TARGETS
 
 RESULTS_CSV = Path(__file__).resolve().parents[1] / "docs" / "results" / "mnist_2000_results.csv"
 MEASURED_INTRO = """
@@ -38,7 +38,7 @@ def measured_figure(target: str, metric: str) -> tuple[go.Figure | None, str]:
         return None, f"No measured runs with the {TARGET_NAMES[target]} target."
     figure.update_layout(width=None, height=420, margin={"l": 60, "r": 20, "t": 50, "b": 40})
     seeds = {weighting: max(curve["n"]) for (t, weighting), curve in mean_curves(rows, metric).items() if t == target}
-    caption = "Seeds per line: " + ", ".join(f"{STRATEGIES.get(w).display_name} {n}" for w, n in seeds.items()) + "."
+    caption = "Seeds per line: " + ", ".join(f"{arm_name(w)} {n}" for w, n in seeds.items()) + "."
     return figure, caption
 
 
@@ -60,7 +60,7 @@ def budget_note(dataset: str, target: str, steps: float | None, weightings: list
     parts = []
     for weighting, curve in arms:
         i = curve["step"].index(step)
-        parts.append(f"{STRATEGIES.get(weighting).display_name} {curve['mean'][i]:.1%} (sd {curve['std'][i]:.1%}, "
+        parts.append(f"{arm_name(weighting)} {curve['mean'][i]:.1%} (sd {curve['std'][i]:.1%}, "
                      f"{curve['n'][i]} seeds)")
     head = (f"What this budget showed when measured (docs/results.md §1 and its settings, {TARGET_NAMES[target]} "
             f"target, step {step})" if evaluated else

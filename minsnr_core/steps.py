@@ -175,9 +175,10 @@ def draw_batch(run: RunState) -> Batch:
 
 def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step: the weighted loss (bf16 autocast on CUDA), backward, gradient norm clipped at 1,
-    AdamW at ``lr``, EMA update. Returns the detached (loss, per-sample losses). With ``check_finite`` a NaN or
-    infinite loss raises :class:`NonFiniteLoss` before any update (it costs a device sync, so a GPU run checks
-    only at its log steps)."""
+    AdamW at ``lr``, EMA update. Returns the detached (loss, per-sample losses); with an adaptive weighting the
+    loss is the reweighted one without EDM2's u(t) term (that term trains u but makes the objective negative).
+    With ``check_finite`` a NaN or infinite loss raises :class:`NonFiniteLoss` before any update (it costs a device
+    sync, so a GPU run checks only at its log steps)."""
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
                 else contextlib.nullcontext())
     adapting = run.config.adaptive_weighting != "none"
@@ -187,14 +188,18 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
         factor = learned if factor is None else factor * learned
     with autocast:
         loss, per_sample = run.diffusion.loss(run.forward, batch.x0, batch.t, batch.noise, batch.labels, factor)
-    if adapting:
-        loss = loss + run.adaptive.regulariser(batch.t).mean()
-    if check_finite and not torch.isfinite(loss).item():
-        raise NonFiniteLoss(float(loss.item()))
+    objective = loss
+    if adapting:  # EDM2's + u(t), reweighted like the loss so an importance sampler keeps its optimum e^u = E[w·ℓ]
+        regulariser = run.adaptive.regulariser(batch.t)
+        if batch.loss_factor is not None:
+            regulariser = regulariser * batch.loss_factor
+        objective = loss + regulariser.mean()
+    if check_finite and not torch.isfinite(objective).item():
+        raise NonFiniteLoss(float(objective.item()))
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    objective.backward()
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
     run.optimizer.step()
     run.ema.update_parameters(run.model)

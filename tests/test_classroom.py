@@ -150,7 +150,7 @@ def test_train_and_compare_gamma_move_on_a_log_scale_too(browser, app_url):
 def test_train_offers_the_timestep_samplers_with_only_the_chosen_ones_parameters(browser, app_url):
     page = page_at(browser, app_url, 1400, 1000)
     page.get_by_role("tab", name="Train").click()
-    page.get_by_text("Timestep sampling, model, batch size").first.click()
+    page.get_by_text("Timestep sampling, adaptive weighting").first.click()
     page.locator("#train-timestep-sampling").wait_for(timeout=10_000)
     assert not page.locator("#train-param-logit_mean").is_visible() and not page.locator("#train-param-history").is_visible()
     page.locator("#train-timestep-sampling input").click()
