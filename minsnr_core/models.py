@@ -198,6 +198,8 @@ def _preset(name: str, display: str, description: str, kind: str, build) -> None
 
 _preset("mnist", "MNIST UNet (fast)", "2×2 patches, widths 32/64/64 (14×14 → 4×4), attention at 4×4 — the CPU default",
         "image", lambda c, k: UNet(c, 32, (1, 2, 2), 1, attention=True, patch=2, num_classes=k))
+_preset("mnist-small", "MNIST UNet (small)", "2×2 patches, widths 16/32/32, attention at 4×4 — for budgets of a minute or two",
+        "image", lambda c, k: UNet(c, 16, (1, 2, 2), 1, attention=True, patch=2, num_classes=k))
 _preset("mnist-large", "MNIST UNet (large)", "2×2 patches, widths 64/128, attention at 7×7 — for a GPU",
         "image", lambda c, k: UNet(c, 64, (1, 2), 1, attention=True, patch=2, num_classes=k))
 _preset("cifar", "CIFAR UNet", "2×2 patches, widths 64/128/128, attention at 4×4",
