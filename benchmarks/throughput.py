@@ -19,7 +19,8 @@ from minsnr_core.config import TrainConfig, resolve_device
 from minsnr_core.models import MODEL_PRESETS, build_model, count_parameters
 from minsnr_core.steps import draw_batch, prepare_run, train_step
 
-SHAPES = {"mnist": (1, 28, 28), "mnist-small": (1, 28, 28), "mnist-large": (1, 28, 28), "cifar": (3, 32, 32), "cifar-large": (3, 32, 32),
+SHAPES = {"mnist": (1, 28, 28), "mnist-small": (1, 28, 28), "mnist-large": (1, 28, 28), "cifar": (3, 32, 32),
+          "cifar-large": (3, 32, 32),
           "toy-mlp": (2,)}
 
 

@@ -58,7 +58,8 @@ def test_sampler_arguments_are_checked(models_by_target):
 
 @pytest.mark.parametrize(("preset", "shape", "parameters"), [
     ("mnist", (2, 1, 28, 28), 1_064_228), ("cifar", (2, 3, 32, 32), 4_249_164),
-    ("mnist-large", (2, 1, 28, 28), 2_597_828), ("toy-mlp", (5, 2), 104_578)])
+    ("mnist-large", (2, 1, 28, 28), 2_597_828), ("mnist-small", (2, 1, 28, 28), 268_180),
+    ("toy-mlp", (5, 2), 104_578)])
 def test_model_presets_keep_the_input_shape(preset, shape, parameters):
     """The sizes docs/performance.md quotes (unconditional; a class embedding adds (K + 1) × width)."""
     model = build_model(preset, shape[1])
