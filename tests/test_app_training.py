@@ -141,3 +141,16 @@ def test_an_adaptive_weighting_run_shows_its_learned_curve_beside_the_fixed_one(
     files = [str(f) for f in job.outputs()[-1][6]]
     state = torch.load(next(f for f in files if f.endswith("checkpoint.pt")), weights_only=True)
     assert state["config"]["adaptive_weighting"] == "edm2"
+
+
+def test_compare_trains_its_arms_with_a_timestep_sampler_and_an_adaptive_weighting(app_url, data_root):
+    client = Client(app_url, verbose=False)
+    owner = "compare-arms-owner-token-01"
+    values = endpoint_values(owner, ["snr", "min_snr"], dataset="moons", data_root=str(data_root), target="eps",
+                             steps=40, preview_every=20, quality=False, timestep_sampling="logit_normal",
+                             adaptive_weighting="loss_ema")
+    job = client.submit(*values, api_name="/compare")
+    final = statuses(job, lambda s: "**done**" in s or "**error**" in s or "⚠️" in s)[-1]
+    assert "**done**" in final and "run 2 of 2" in final, final
+    loss_plot = job.outputs()[-1][1]
+    assert [t["name"] for t in json.loads(loss_plot["plot"])["data"]] == ["SNR (= plain ε-MSE)", "Min-SNR-γ"]
