@@ -24,6 +24,14 @@ from .training import train
 from .weighting import STRATEGIES, TARGETS, strategy_parameters
 
 
+def _add_parameter_flags(parser: argparse.ArgumentParser, registry) -> None:
+    """A ``--<name>`` flag for each parameter of a registry's entries (default None: the entry's own default)."""
+    for name, param in registry.parameters().items():
+        users = [e.name for e in registry if any(p.name == name for p in e.params)]
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
+                            help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
+
+
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minsnr-train", description="Train a diffusion model with a chosen loss weighting.")
     parser.add_argument("--dataset", choices=dataset_names(), default="mnist")
@@ -33,22 +41,13 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timesteps", type=int, default=1000)
     parser.add_argument("--zero-terminal-snr", action="store_true")
     parser.add_argument("--weighting", choices=STRATEGIES.names(), default="min_snr")
-    for name, param in strategy_parameters().items():
-        users = [e.name for e in STRATEGIES if any(p.name == name for p in e.params)]
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
-                            help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
+    _add_parameter_flags(parser, STRATEGIES)
     parser.add_argument("--timestep-sampling", choices=TIMESTEP_SAMPLERS.names(), default="uniform",
                         help="how each batch draws its timesteps (default uniform)")
-    for name, param in sampler_parameters().items():
-        users = [e.name for e in TIMESTEP_SAMPLERS if any(p.name == name for p in e.params)]
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
-                            help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
+    _add_parameter_flags(parser, TIMESTEP_SAMPLERS)
     parser.add_argument("--adaptive-weighting", choices=ADAPTIVE_WEIGHTINGS.names(), default="none",
                         help="a factor on the weighting learned while training (default none)")
-    for name, param in ADAPTIVE_WEIGHTINGS.parameters().items():
-        users = [e.name for e in ADAPTIVE_WEIGHTINGS if any(p.name == name for p in e.params)]
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=None,
-                            help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
+    _add_parameter_flags(parser, ADAPTIVE_WEIGHTINGS)
     parser.add_argument("--target", choices=TARGETS, default=None, help="default: eps for the toys, x0 for images")
     parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="default: by dataset")
     parser.add_argument("--unconditional", action="store_true",
