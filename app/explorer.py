@@ -213,8 +213,8 @@ SAMPLER_EXPLANATION = (
     r"weight $E_p[w] = \sum_t p(t)\,w(t)$, the number in each legend entry; *As a timestep distribution* draws "
     r"$T\,q(t)$ (1 = uniform). The expected loss is the same both ways, the gradient's variance is not: the "
     "Train tab's loss-aware importance sampler uses this to draw the steps with large losses more often, dividing "
-    "by how often. A constant factor such as E[w] scales the loss, and with plain SGD the learning rate; Adam's "
-    "update is nearly unchanged by it.")
+    "by how often. A constant factor such as E[w] scales the loss, and with plain SGD the learning rate; Adam "
+    "divides each update by the gradient's running scale, so there it cancels up to Adam's small ε.")
 
 
 def _float64_base64(values: np.ndarray) -> str:

@@ -21,6 +21,13 @@ def box(page, selector):
     return page.locator(selector).first.bounding_box()
 
 
+def move_log_slider(page, selector, position):
+    """Drag a log-scale γ slider to log10 γ = ``position`` as a user's drag ends: input, then change."""
+    page.evaluate("([selector, p]) => { const r = document.querySelector(selector); r.value = String(p);"
+                  " r.dispatchEvent(new Event('input', {bubbles: true}));"
+                  " r.dispatchEvent(new Event('change', {bubbles: true})); }", [selector, position])
+
+
 @pytest.mark.parametrize(("size", "width", "height"), [("desktop", 1400, 1000), ("phone", 390, 844)])
 def test_every_tab_is_reachable_and_photographed_at_both_sizes(browser, app_url, size, width, height):
     page = page_at(browser, app_url, width, height)
@@ -102,9 +109,7 @@ def test_gamma_moves_on_a_log_scale_from_above_zero(browser, app_url):
     assert float(log_range.get_attribute("min")) == -1, "γ starts at 0.1, never 0"
     plot = "document.querySelector('#explorer-plot .js-plotly-plot')"
     for position, gamma in ((0.30103, "2"), (0.3, "2"), (-0.5, "0.32"), (1.0, "10")):  # log10 γ; 0.3 snaps to the tick 2
-        page.evaluate("([p]) => { const r = document.querySelector('#param-gamma-log'); r.value = String(p);"
-                      " r.dispatchEvent(new Event('input', {bubbles: true}));"
-                      " r.dispatchEvent(new Event('change', {bubbles: true})); }", [position])
+        move_log_slider(page, "#param-gamma-log", position)
         page.wait_for_function(f"() => {plot}.data.some(t => t.name.startsWith('Min-SNR-γ (gamma={gamma}) · '))",
                                timeout=10_000)
         assert page.locator("#param-gamma input[type=number]").input_value() == gamma
@@ -127,9 +132,7 @@ def test_train_and_compare_gamma_move_on_a_log_scale_too(browser, app_url):
     log_range.wait_for(timeout=10_000)
     assert float(log_range.get_attribute("min")) == -1, "γ starts at 0.1, never 0"
     assert not page.locator("#train-param-gamma input[type=range]").is_visible(), "the linear track is replaced"
-    page.evaluate("() => { const r = document.querySelector('#train-param-gamma-log'); r.value = '0.3';"
-                  " r.dispatchEvent(new Event('input', {bubbles: true}));"
-                  " r.dispatchEvent(new Event('change', {bubbles: true})); }")
+    move_log_slider(page, "#train-param-gamma-log", 0.3)
     assert page.locator("#train-param-gamma input[type=number]").input_value() == "2", "0.3 snaps to the tick 2"
     # The Train tab's γ is a link setting: the explorer's link carries it.
     page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
@@ -137,9 +140,7 @@ def test_train_and_compare_gamma_move_on_a_log_scale_too(browser, app_url):
     page.screenshot(path=str(ARTIFACTS / "train-gamma-log.png"))
     # A value set by the app (Compare's preset, γ = 5) moves the log-scale slider with it.
     page.get_by_role("tab", name="Compare").click()
-    page.evaluate("() => { const r = document.querySelector('#compare-param-gamma-log'); r.value = '1';"
-                  " r.dispatchEvent(new Event('input', {bubbles: true}));"
-                  " r.dispatchEvent(new Event('change', {bubbles: true})); }")
+    move_log_slider(page, "#compare-param-gamma-log", 1)
     assert page.locator("#compare-param-gamma input[type=number]").input_value() == "10"
     page.get_by_role("button", name="Preset").first.click()
     page.wait_for_function("() => Math.abs(Number(document.querySelector('#compare-param-gamma-log').value)"

@@ -176,7 +176,9 @@ def test_an_importance_sampled_run_resumes_exactly(tmp_path):
     resumed = list(train(TrainConfig(**settings, steps=60, out_dir=str(tmp_path)), resume=tmp_path))
     assert [(e.step, e.loss) for e in first + resumed if e.kind == "log"] == straight
     other = TrainConfig(**{**settings, "timestep_sampling": "uniform", "timestep_params": {}}, steps=60)
-    with pytest.raises(Exception, match="timestep_sampling='importance'"):
+    from minsnr_core.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="timestep_sampling='importance'"):
         list(train(other, resume=tmp_path))
 
 
