@@ -13,14 +13,15 @@ from minsnr_core.schedules import Schedule, get_schedule
 from minsnr_core.timesteps import TIMESTEP_SAMPLERS, timestep_probabilities
 from minsnr_core.weighting import (
     STRATEGIES,
-    TARGET_NAMES,
-    TARGET_WEIGHT_LATEX,
     defined_everywhere,
     effective_weight,
     loss_weight,
     min_snr_clamp_active,
     schedule_weights,
     strategy_parameters,
+    target_name,
+    target_weight_latex,
+    x0_error_scale,
 )
 
 X_AXES = {"t": "timestep t", "log_snr": "log-SNR λ"}
@@ -127,7 +128,7 @@ def build_explorer(
             notices.append(f"{entry.display_name}: the weight is unbounded or undefined at SNR = 0; that point is left out.")
             target_weights = np.full_like(snr, np.inf)
             target_weights[finite_lambda] = loss_weight(name, snr[finite_lambda], target, density[finite_lambda],
-                                                        **values).numpy()
+                                                        process=sched.process, **values).numpy()
         mean = _mean_weight(probabilities, target_weights)
         mean_weights.append(mean)
         if view == "effective":
@@ -176,13 +177,14 @@ def build_explorer(
     all_params = {p.name: float(params.get(p.name, p.default)) for p in strategy_parameters().values()}
     figure.update_layout(meta=browser_meta(sched, strategies, target, x_axis, view, log_y, all_params, factor))
     if view == "sampler":
-        y_title = f"T·q(t), q ∝ p·w on the {TARGET_NAMES[target]} MSE (1 = uniform)"
+        y_title = f"T·q(t), q ∝ p·w on the {target_name(target, sched.process)} MSE (1 = uniform)"
     else:
-        y_title = VIEWS[view] + ("" if view == "effective" else f" on the {TARGET_NAMES[target]} MSE")
+        y_title = VIEWS[view] + ("" if view == "effective" else f" on the {target_name(target, sched.process)} MSE")
         if sampler != "uniform":
             y_title += " × T·p(t)"
     figure.update_layout(
-        title=f"{sched.name} schedule, T = {sched.num_timesteps}" + (", zero terminal SNR" if zero_terminal_snr else ""),
+        title=(f"rectified flow, T = {sched.num_timesteps} (t = 1 is pure noise)" if sched.process == "rf" else
+               f"{sched.name} schedule, T = {sched.num_timesteps}" + (", zero terminal SNR" if zero_terminal_snr else "")),
         xaxis_title=X_AXES[x_axis],
         yaxis_title=y_title,
         yaxis_type="log" if log_y else "linear",
@@ -191,7 +193,8 @@ def build_explorer(
         margin={"l": 60, "r": 20, "t": 50, "b": 40},
         height=520,
     )
-    return ExplorerResult(figure, explain_strategies(strategies, target, view, sampler), list(dict.fromkeys(notices)),
+    return ExplorerResult(figure, explain_strategies(strategies, target, view, sampler, sched.process),
+                          list(dict.fromkeys(notices)),
                           mean_weights)
 
 
@@ -224,11 +227,13 @@ def _float64_base64(values: np.ndarray) -> str:
 def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: str, view: str,
                  log_y: bool, params: dict[str, float], factor: np.ndarray) -> dict:
     """What the browser needs to redraw this figure for new parameter values without asking the server
-    (app/explorer_js.py): the schedule's SNR and log-SNR density per step, the timestep sampler's T·p(t), and each
-    strategy's weight as the registry's JavaScript expression."""
+    (app/explorer_js.py): the schedule's SNR and log-SNR density per step, the v target's error scale, the timestep
+    sampler's T·p(t), and each strategy's weight as the registry's JavaScript expression."""
     return {
         "minsnr": 1, "snr": _float64_base64(sched.snr.numpy()), "density": _float64_base64(sched.log_snr_density().numpy()),
         "factor": _float64_base64(factor),
+        # x0_error_scale of the v target, which depends on the process (VP: SNR + 1; rectified flow: (1 + √SNR)²).
+        "v_scale": _float64_base64(x0_error_scale("v", sched.snr, sched.process).numpy()),
         "target": target, "x_axis": x_axis, "view": view, "log_y": bool(log_y),
         "param_names": list(strategy_parameters()), "params": params,
         "param_ranges": {p.name: [p.minimum, p.maximum, p.exclusive_minimum] for p in strategy_parameters().values()},
@@ -238,21 +243,34 @@ def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: st
     }
 
 
+RF_EXPLANATION = (
+    "**Rectified flow** is not VP diffusion: $x_t = (1-t)\\,x_0 + t\\,\\varepsilon$ moves on a straight line "
+    "from the data (t = 0) to pure noise (t = 1), so $\\mathrm{SNR} = ((1-t)/t)^2$ and the model learns the "
+    "velocity $v = \\varepsilon - x_0$, not VP's $\\alpha\\varepsilon - \\sigma x_0$. For the same output, "
+    "$v - \\hat v = -(x_0 - \\hat x_0)/t$, so $\\|v-\\hat v\\|^2 = (1+\\sqrt{\\mathrm{SNR}})^2\\,"
+    "\\|x_0-\\hat x_0\\|^2$: a weighting moves into v space by dividing by $(1+\\sqrt{\\mathrm{SNR}})^2$, not by "
+    "SNR + 1. The plain velocity loss is the weight $(1+\\sqrt{\\mathrm{SNR}})^2$ on x₀. At t = 1 the ε target "
+    "cannot recover x₀ (train with v or x₀); sampling takes Euler steps along $\\hat v$.")
+
+
 def explain_strategies(strategies: Iterable[str], target: str = "eps", view: str = "weight",
-                       sampler: str = "uniform") -> str:
+                       sampler: str = "uniform", process: str = "vp") -> str:
     """Markdown: formula, intuition and reference of each ticked strategy, from the registry (and, for the effective
-    weight and for timestep sampling, what that view shows)."""
-    conversion = TARGET_WEIGHT_LATEX[target]
+    weight, timestep sampling and rectified flow, what that view shows)."""
+    conversion = target_weight_latex(target, process)
     lines = [EFFECTIVE_EXPLANATION, ""] if view == "effective" else []
     if view == "sampler" or sampler != "uniform":
         entry = TIMESTEP_SAMPLERS.get(sampler)
         lines += [SAMPLER_EXPLANATION, "", f"**{entry.display_name}** — ${entry.latex}$  \n{entry.description} "
                   f"*({entry.reference})*", ""]
+    if process == "rf":
+        lines += [RF_EXPLANATION, ""]
+    v_scale = r"(1+\sqrt{\mathrm{SNR}})^2" if process == "rf" else r"(\mathrm{SNR}+1)"
     lines += [
         "Each curve is one weighting strategy. A strategy is one function $w_{x_0}(\\mathrm{SNR})$ on the x₀ error; "
-        f"in the {TARGET_NAMES[target]} space it becomes ${conversion}$ because "
+        f"in the {target_name(target, process)} space it becomes ${conversion}$ because "
         "$\\|\\varepsilon-\\hat\\varepsilon\\|^2 = \\mathrm{SNR}\\,\\|x_0-\\hat x_0\\|^2$ and "
-        "$\\|v-\\hat v\\|^2 = (\\mathrm{SNR}+1)\\,\\|x_0-\\hat x_0\\|^2$.",
+        f"$\\|v-\\hat v\\|^2 = {v_scale}\\,\\|x_0-\\hat x_0\\|^2$.",
         "",
     ]
     for name in strategies:

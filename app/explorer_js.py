@@ -22,9 +22,10 @@ INSTALL_JS = r"""
     const decode = (b64) => new Float64Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
     if (!div._minsnr || div._minsnr.meta !== meta) {  // decoded once per server figure
       div._minsnr = {meta, snr: decode(meta.snr), density: decode(meta.density), factor: decode(meta.factor),
-                     params: {...meta.params}};
+                     vScale: decode(meta.v_scale), params: {...meta.params}};
     }
     const state = div._minsnr, snr = state.snr, density = state.density, factor = state.factor, T = snr.length;
+    const vScale = state.vScale;
     for (const [name, value] of Object.entries(overrides || {})) {  // what the server would refuse is not drawn
       const [low, high, exclusive] = meta.param_ranges[name] || [-Infinity, Infinity, false];
       if (!Number.isFinite(value) || value > high || (exclusive ? value <= low : value < low)) return;
@@ -49,7 +50,7 @@ INSTALL_JS = r"""
         let w = w0(s, p);
         if (st.per_unit) { if (!(density[i] > 0)) return NaN; w = w / density[i]; }
         if (target === "x0") return w;
-        if (target === "v") return w / (s + 1);
+        if (target === "v") return w / vScale[i];  // SNR + 1 (VP) or (1 + √SNR)² (rectified flow)
         if (s === 0) return limit === null ? NaN : limit;
         return w / s;
       };

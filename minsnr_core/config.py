@@ -16,9 +16,9 @@ from .checkpoint import CheckpointError
 from .data import LABELLED_DATASETS, TOY_DATASETS, data_kind, dataset_names
 from .models import MODEL_PRESETS
 from .sampling import check_guidance
-from .schedules import get_schedule
+from .schedules import SCHEDULES, get_schedule
 from .timesteps import TIMESTEP_SAMPLERS, timestep_probabilities
-from .weighting import STRATEGIES, check_target
+from .weighting import STRATEGIES, check_target, schedule_weights
 
 DEFAULT_MODELS = {"mnist": "mnist", "cifar10": "cifar", "folder": "cifar"}
 DEFAULT_BATCH = {"image": 64, "points": 512}
@@ -130,6 +130,9 @@ class TrainConfig:
         if cfg.zero_terminal_snr and cfg.target == "eps":
             raise ValueError("zero_terminal_snr needs target 'v' or 'x0': an ε-prediction cannot recover x0 at SNR = 0 "
                              "(Lin et al. 2023, Sec. 3.2)")
+        if SCHEDULES.get(cfg.schedule).process == "rf" and cfg.target == "eps":
+            raise ValueError("schedule 'rectified_flow' needs target 'v' (its velocity ε − x0) or 'x0': at t = 1 "
+                             "(SNR = 0) an ε-prediction cannot recover x0")
         for name, low in (("timesteps", 2), ("batch_size", 1), ("log_every", 1), ("preview_count", 1),
                           ("preview_sample_steps", 1), ("buckets", 1), ("image_size", 4), ("toy_size", 8),
                           ("metric_samples", 2), ("warmup_steps", 0), ("preview_every", 0), ("metric_every", 0),
@@ -154,6 +157,7 @@ class TrainConfig:
             raise ValueError(f"preview_sample_steps must be ≤ timesteps ({cfg.timesteps})")
         resolve_device(cfg.device)
         schedule = get_schedule(cfg.schedule, cfg.timesteps, zero_terminal_snr=cfg.zero_terminal_snr)
+        schedule_weights(cfg.weighting, schedule, cfg.target, **cfg.weighting_params)  # names an undefined weight
         if not isinstance(cfg.timestep_sampling, str):
             raise ValueError(f"timestep_sampling must be a sampler's name, got {cfg.timestep_sampling!r}")
         cfg.timestep_params = TIMESTEP_SAMPLERS.get(cfg.timestep_sampling).resolve_params(cfg.timestep_params)

@@ -1,7 +1,9 @@
 """Forward noising, the three prediction targets, conversions between them, and the weighted loss.
 
 VP diffusion (Ho et al. 2020): x_t = α·x0 + σ·ε with α² + σ² = 1; velocity v = α·ε − σ·x0
-(Salimans & Ho 2022, arXiv 2202.00512). Given x_t, any one of ε, x0, v determines the other two.
+(Salimans & Ho 2022, arXiv 2202.00512). Rectified flow (process "rf"): x_t = (1 − t)·x0 + t·ε with α = 1 − t,
+σ = t; velocity v = dx_t/dt = ε − x0 (Liu et al. 2022, arXiv 2209.03003). Given x_t, any one of ε, x0, v
+determines the other two.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 import torch
 
 from .schedules import Schedule
-from .weighting import check_target, schedule_weights
+from .weighting import check_process, check_target, schedule_weights
 
 
 def _broadcast(coefficient: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -26,26 +28,33 @@ def q_sample(x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigma: 
 
 
 def training_target(
-    target: str, x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor
+    target: str, x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
+    process: str = "vp",
 ) -> torch.Tensor:
-    """What a model predicting ``target`` should output: ε, x0, or v = α·ε − σ·x0."""
+    """What a model predicting ``target`` should output: ε, x0, or v (α·ε − σ·x0; rectified flow: ε − x0)."""
     check_target(target)
+    check_process(process)
     if target == "eps":
         return noise
     if target == "x0":
         return x0
+    if process == "rf":
+        return noise - x0
     return _broadcast(alpha, x0) * noise - _broadcast(sigma, x0) * x0
 
 
 def convert_prediction(
-    prediction: torch.Tensor, source: str, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor
+    prediction: torch.Tensor, source: str, x_t: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
+    process: str = "vp",
 ) -> dict[str, torch.Tensor]:
     """Express a prediction in ``source`` space as all three: {"eps", "x0", "v"}.
 
     From ε, x0 = (x_t − σ·ε)/α needs α > 0; from x0, ε = (x_t − α·x0)/σ needs σ > 0. From v both are
-    always defined: x0 = α·x_t − σ·v, ε = σ·x_t + α·v.
+    always defined: VP x0 = α·x_t − σ·v, ε = σ·x_t + α·v; rectified flow (α = 1 − t, σ = t, α + σ = 1)
+    x0 = x_t − σ·v, ε = x_t + α·v.
     """
     check_target(source)
+    check_process(process)
     a, s = _broadcast(alpha, x_t), _broadcast(sigma, x_t)
     if source == "eps":
         eps = prediction
@@ -53,10 +62,16 @@ def convert_prediction(
     elif source == "x0":
         x0 = prediction
         eps = (x_t - a * x0) / s
+    elif process == "rf":
+        x0 = x_t - s * prediction
+        eps = x_t + a * prediction
     else:
         x0 = a * x_t - s * prediction
         eps = s * x_t + a * prediction
-    v = prediction if source == "v" else a * eps - s * x0
+    if source == "v":
+        v = prediction
+    else:
+        v = eps - x0 if process == "rf" else a * eps - s * x0
     return {"eps": eps, "x0": x0, "v": v}
 
 
@@ -111,6 +126,6 @@ class Diffusion:
         alpha, sigma = self.alphas[t], self.sigmas[t]
         x_t = q_sample(x0, noise, alpha, sigma)
         prediction = model(x_t, t) if labels is None else model(x_t, t, labels)
-        target = training_target(self.target, x0, noise, alpha, sigma)
+        target = training_target(self.target, x0, noise, alpha, sigma, self.schedule.process)
         weights = self.weights[t] if loss_factor is None else self.weights[t] * loss_factor
         return weighted_mse(prediction, target, weights)

@@ -33,7 +33,7 @@ def task_gradient(model: torch.nn.Module, diffusion: Diffusion, x0: torch.Tensor
     alpha, sigma = diffusion.alphas[t], diffusion.sigmas[t]
     x_t = q_sample(x0, noise, alpha, sigma)
     prediction = model(x_t, t) if labels is None else model(x_t, t, labels)
-    target = training_target(diffusion.target, x0, noise, alpha, sigma)
+    target = training_target(diffusion.target, x0, noise, alpha, sigma, diffusion.schedule.process)
     loss, _ = weighted_mse(prediction, target, torch.ones(len(t), device=x0.device))
     grads = torch.autograd.grad(loss, params)
     return float(loss.detach()), torch.cat([g.flatten() for g in grads]).double()
@@ -118,7 +118,7 @@ def per_timestep_loss(model: torch.nn.Module, diffusion: Diffusion, x0: torch.Te
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         alpha, sigma = diffusion.alphas[t], diffusion.sigmas[t]
         prediction = model(q_sample(x0, noise, alpha, sigma), t)
-        target = training_target(diffusion.target, x0, noise, alpha, sigma)
+        target = training_target(diffusion.target, x0, noise, alpha, sigma, diffusion.schedule.process)
         losses.append(weighted_mse(prediction, target, torch.ones(len(t), device=x0.device))[0].double().cpu())
     return torch.stack(losses)
 

@@ -1,11 +1,14 @@
 """Samplers: DDPM ancestral and DDIM, for ε-, x0- and v-predicting models alike.
 
 Both are the generalized step of Song et al. 2021 (DDIM, arXiv 2010.02502, Eq. 12) over a subsequence τ of the
-training steps: from x_t, predict x̂0 and ε̂, then
-    x_s = √ᾱ_s·x̂0 + √(1 − ᾱ_s − c²)·ε̂ + c·z,   c = η·√((1 − ᾱ_s)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_s).
-η = 1 over all T steps is DDPM's ancestral sampler (Ho et al. 2020); η = 0 is deterministic DDIM.
+training steps, written for any x_t = α_t·x0 + σ_t·ε: from x_t, predict x̂0 and ε̂, then
+    x_s = α_s·x̂0 + √(σ_s² − c²)·ε̂ + c·z,   c = η·(σ_s/σ_t)·√(σ_t² − (α_t/α_s)²·σ_s²).
+For VP diffusion (α² = ᾱ, σ² = 1 − ᾱ) this is DDIM's c = η·√((1 − ᾱ_s)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_s).
+η = 1 over all T steps is DDPM's ancestral sampler (Ho et al. 2020; for rectified flow the same posterior step of
+its Gaussian x_t); η = 0 is deterministic DDIM. For rectified flow (α = 1 − t, σ = t) the η = 0 step is exactly
+the Euler step of the flow ODE, x_s = x_t + (s − t)·v̂ with v̂ = ε̂ − x̂0.
 x̂0 is clipped to [−clip, clip] (images: 1, the data range). Near t = T the conversion ε̂ → x̂0 divides by
-√ᾱ_T ≈ 5e-5 (cosine), so an unclipped x̂0 amplifies small ε errors without bound.
+α_T ≈ 5e-5 (cosine), so an unclipped x̂0 amplifies small ε errors without bound.
 
 A class-conditional model takes ``labels``; ``guidance`` w is classifier-free guidance (Ho & Salimans 2022,
 arXiv 2207.12598): the prediction is  uncond + w·(cond − uncond), with uncond the model's output for the "no label"
@@ -103,27 +106,31 @@ def _generalized_sample(
     check_labels(model, labels, shape[0], guidance)
     if labels is not None:
         labels = labels.to(device)
-    abar = diffusion.schedule.alphas_cumprod.to(device=device, dtype=torch.float32)
+    schedule = diffusion.schedule
+    # Float64 coefficients, with the clean end (α = 1, σ = 0) after the last step.
+    alphas = torch.cat([schedule.alphas, torch.ones(1, dtype=torch.float64)])
+    sigmas = torch.cat([schedule.sigmas, torch.zeros(1, dtype=torch.float64)])
     x = torch.randn(shape, generator=generator, device=device)
     trajectory = Trajectory([], [], [], []) if return_trajectory else None
     timesteps = sampling_timesteps(diffusion.num_timesteps, steps)
     for i, t in enumerate(timesteps):
         if stop is not None and stop():
             raise SamplingStopped(f"stopped at sampling step {i + 1} of {len(timesteps)}")
-        a_t = abar[t]
-        a_s = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else torch.ones((), device=device)
+        s = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        a_t, s_t, a_s, s_s = (float(v) for v in (alphas[t], sigmas[t], alphas[s], sigmas[s]))
         t_batch = torch.full((shape[0],), t, device=device, dtype=torch.long)
-        alpha, sigma = a_t.sqrt().expand(shape[0]), (1 - a_t).sqrt().expand(shape[0])
-        pred = convert_prediction(_predict(model, x, t_batch, labels, guidance), diffusion.target, x, alpha, sigma)
+        alpha, sigma = torch.full((shape[0],), a_t, device=device), torch.full((shape[0],), s_t, device=device)
+        pred = convert_prediction(_predict(model, x, t_batch, labels, guidance), diffusion.target, x, alpha, sigma,
+                                  schedule.process)
         x0 = pred["x0"].clamp(-clip, clip) if clip else pred["x0"]
         # Recompute ε̂ from the (clipped) x̂0 so the step stays on the line through x_t.
-        eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt().clamp(min=1e-8)
+        eps = (x - a_t * x0) / max(s_t, 1e-8)
         if trajectory is not None:
             trajectory.timesteps.append(t)
             for store, value in ((trajectory.x_t, x), (trajectory.x0_pred, x0), (trajectory.eps_pred, eps)):
                 store.append(value.cpu())
-        c = eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).clamp(min=0).sqrt()
-        x = a_s.sqrt() * x0 + (1 - a_s - c**2).clamp(min=0).sqrt() * eps
+        c = eta * s_s / s_t * max(s_t**2 - (a_t / a_s) ** 2 * s_s**2, 0.0) ** 0.5
+        x = a_s * x0 + max(s_s**2 - c**2, 0.0) ** 0.5 * eps
         if eta > 0 and i + 1 < len(timesteps):
             x = x + c * torch.randn(shape, generator=generator, device=device)
     return x, trajectory

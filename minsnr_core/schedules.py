@@ -1,8 +1,14 @@
-"""Noise schedules of variance-preserving diffusion, and every array derived from them.
+"""Noise schedules, and every array derived from them.
 
-Notation (Ho et al. 2020): x_t = α_t·x0 + σ_t·ε with α_t² = ᾱ_t and σ_t² = 1 − ᾱ_t;
-SNR(t) = ᾱ_t / (1 − ᾱ_t) and λ_t = log SNR(t). Timesteps are indexed 0 … T−1; index T−1 is the
-"t = T" of the papers. All arrays are float64 torch tensors of length T, computed once here.
+Two processes, both x_t = α_t·x0 + σ_t·ε with SNR(t) = α_t²/σ_t² and λ_t = log SNR(t):
+- **VP diffusion** (Ho et al. 2020): α_t² = ᾱ_t, σ_t² = 1 − ᾱ_t, so SNR = ᾱ_t/(1 − ᾱ_t); the schedules differ in ᾱ.
+- **Rectified flow** (Liu et al. 2022, arXiv 2209.03003; Esser et al. 2024, arXiv 2403.03206): the straight line
+  x_t = (1 − t)·x0 + t·ε, so α = 1 − t, σ = t, SNR = ((1 − t)/t)², and α + σ = 1 instead of α² + σ² = 1.
+  Step i of T is the time t = (i + 1)/T: the last step is pure noise (t = 1, SNR = 0, a zero terminal SNR by
+  construction) and t = 0 (SNR = ∞) is never drawn.
+
+Timesteps are indexed 0 … T−1; index T−1 is the "t = T" of the papers. All arrays are float64 torch tensors of
+length T, computed once here.
 """
 
 from __future__ import annotations
@@ -17,7 +23,17 @@ from .registry import Entry, Registry
 
 MAX_BETA = 0.999  # Nichol & Dhariwal 2021: clip β to avoid a singularity at t = T.
 
-SCHEDULES: Registry[Entry] = Registry("schedule")
+PROCESSES = {"vp": "VP diffusion", "rf": "rectified flow"}
+
+
+@dataclass(frozen=True)
+class ScheduleEntry(Entry):
+    """A registered schedule: ``function(T)`` gives the VP betas, or for rectified flow the times t_i."""
+
+    process: str = "vp"
+
+
+SCHEDULES: Registry[ScheduleEntry] = Registry("schedule")
 
 
 def _betas_from_alpha_bar(alpha_bar: Callable[[torch.Tensor], torch.Tensor], T: int) -> torch.Tensor:
@@ -62,6 +78,11 @@ def sigmoid_betas(T: int, start: float = -3.0, end: float = 3.0, tau: float = 1.
     return _betas_from_alpha_bar(alpha_bar, T)
 
 
+def rectified_flow_times(T: int) -> torch.Tensor:
+    """t_i = (i + 1)/T for i = 0 … T−1: from one step's worth of noise to pure noise at t = 1."""
+    return torch.arange(1, T + 1, dtype=torch.float64) / T
+
+
 def rescale_zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
     """Lin et al. 2023 (arXiv 2305.08891), Alg. 1: shift and scale r = √ᾱ so that r_T = 0, r_1 unchanged."""
     root = alphas_cumprod.sqrt()
@@ -72,17 +93,24 @@ def rescale_zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A discrete VP noise schedule: every derived array in one place (float64, length T)."""
+    """A discrete noise schedule: every derived array in one place (float64, length T).
+
+    ``alphas_cumprod`` is ᾱ_t = α_t², the signal's share of the variance; ``betas`` = 1 − ᾱ_t/ᾱ_{t−1} is the VP
+    chain's per-step noise (for rectified flow the same ratio, which no part of that process uses)."""
 
     name: str
     num_timesteps: int
     zero_terminal_snr: bool
     betas: torch.Tensor
     alphas_cumprod: torch.Tensor
+    process: str = "vp"
 
     @property
     def snr(self) -> torch.Tensor:
-        """SNR(t) = ᾱ_t / (1 − ᾱ_t); exactly 0 at t = T under zero terminal SNR."""
+        """SNR(t) = α_t²/σ_t²: ᾱ_t/(1 − ᾱ_t) for VP, ((1 − t)/t)² for rectified flow; exactly 0 at t = T under zero
+        terminal SNR (always, for rectified flow)."""
+        if self.process == "rf":
+            return (self.alphas / self.sigmas) ** 2
         return self.alphas_cumprod / (1 - self.alphas_cumprod)
 
     @property
@@ -91,14 +119,19 @@ class Schedule:
         return torch.log(self.snr)
 
     @property
+    def times(self) -> torch.Tensor:
+        """Rectified flow's t_i = (i + 1)/T (σ_t); for VP diffusion the index fraction (i + 1)/T as well."""
+        return rectified_flow_times(self.num_timesteps)
+
+    @property
     def alphas(self) -> torch.Tensor:
-        """α_t = √ᾱ_t, the signal coefficient."""
-        return self.alphas_cumprod.sqrt()
+        """α_t, the signal coefficient: √ᾱ_t (VP), 1 − t (rectified flow)."""
+        return 1 - self.times if self.process == "rf" else self.alphas_cumprod.sqrt()
 
     @property
     def sigmas(self) -> torch.Tensor:
-        """σ_t = √(1 − ᾱ_t), the noise coefficient."""
-        return (1 - self.alphas_cumprod).sqrt()
+        """σ_t, the noise coefficient: √(1 − ᾱ_t) (VP), t (rectified flow)."""
+        return self.times if self.process == "rf" else (1 - self.alphas_cumprod).sqrt()
 
     def log_snr_density(self) -> torch.Tensor:
         """Density p(λ) of λ = log SNR(t) when t is uniform on the T steps (Kingma & Gao 2023).
@@ -116,8 +149,8 @@ class Schedule:
         return density
 
 
-def _register(name: str, display: str, latex: str, description: str, reference: str, fn) -> None:
-    SCHEDULES.register(Entry(name, display, latex, description, reference, fn))
+def _register(name: str, display: str, latex: str, description: str, reference: str, fn, process: str = "vp") -> None:
+    SCHEDULES.register(ScheduleEntry(name, display, latex, description, reference, fn, process=process))
 
 
 _register(
@@ -153,6 +186,17 @@ _register(
     sigmoid_betas,
 )
 
+_register(
+    "rectified_flow",
+    "Rectified flow",
+    r"x_t = (1-t)\,x_0 + t\,\varepsilon,\ \mathrm{SNR} = \left(\tfrac{1-t}{t}\right)^2",
+    "Not VP diffusion: a straight line from data to noise (α = 1 − t, σ = t), trained on the velocity v = ε − x₀ "
+    "and sampled with Euler steps. t = 1 is pure noise (SNR = 0), so an ε target cannot recover x₀ there.",
+    "Liu et al. 2022, arXiv 2209.03003; Lipman et al. 2022, arXiv 2210.02747; Esser et al. 2024, arXiv 2403.03206",
+    rectified_flow_times,
+    process="rf",
+)
+
 
 def list_schedules() -> list[Entry]:
     """All schedules, each with display name, formula, description and reference."""
@@ -162,13 +206,18 @@ def list_schedules() -> list[Entry]:
 def get_schedule(name: str, num_timesteps: int = 1000, *, zero_terminal_snr: bool = False) -> Schedule:
     """Build a schedule by name (see :func:`list_schedules`) for any T ≥ 2.
 
-    ``zero_terminal_snr`` applies the rescale of Lin et al. 2023 so that SNR(T) = 0.
+    ``zero_terminal_snr`` applies the rescale of Lin et al. 2023 so that SNR(T) = 0. Rectified flow has SNR(T) = 0
+    by construction: the flag changes nothing there, and its schedule reports ``zero_terminal_snr=True``.
     """
     entry = SCHEDULES.get(name)
     if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 2:
         raise ValueError(f"num_timesteps must be an integer ≥ 2, got {num_timesteps!r}")
     if not isinstance(zero_terminal_snr, bool):
         raise ValueError(f"zero_terminal_snr must be True or False, got {zero_terminal_snr!r}")
+    if entry.process == "rf":
+        alphas_cumprod = (1 - entry.function(num_timesteps)) ** 2
+        previous = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
+        return Schedule(name, num_timesteps, True, 1 - alphas_cumprod / previous, alphas_cumprod, "rf")
     betas = entry.function(num_timesteps)
     alphas_cumprod = torch.cumprod(1 - betas, dim=0)
     if zero_terminal_snr:

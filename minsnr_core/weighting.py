@@ -6,6 +6,11 @@ so one strategy is one function w_x0(SNR), and in the other spaces
     w_ε = w_x0 / SNR,   w_v = w_x0 / (SNR + 1)
 (Hang et al. 2023, arXiv 2303.09556, Sec. 3.4). That factor lives only in :func:`x0_error_scale`.
 
+Rectified flow (x_t = (1 − t)·x0 + t·ε) has the velocity v = ε − x0, not VP's α·ε − σ·x0. At fixed x_t,
+t·(ε̂ − ε) = −(1 − t)·(x̂0 − x0), so v̂ − v = −(x̂0 − x0)/t and, with √SNR = (1 − t)/t,
+    ‖v − v̂‖² = (1 + √SNR)² · ‖x0 − x̂0‖²,   w_v = w_x0 / (1 + √SNR)²;
+the ε rule (any x_t = α·x0 + σ·ε) is the same as VP's.
+
 Zero SNR (zero-terminal-SNR schedules, Lin et al. 2023): w_x0 and w_v are always finite. In ε space
 w_x0/SNR is 0/0 or x/0 at SNR = 0. Where the limit is finite (e.g. Min-SNR: min(1, γ/SNR) → 1) the registry
 holds it in ``eps_weight_at_zero_snr`` and it is used; where the weight is genuinely unbounded (constant-x0,
@@ -33,6 +38,19 @@ TARGET_NAMES = {"eps": "ε (noise)", "x0": "x₀ (clean image)", "v": "v (veloci
 # The conversion that loss_weight applies, as LaTeX for the app and the notebooks.
 TARGET_WEIGHT_LATEX = {"eps": r"w_\varepsilon = w_{x_0}/\mathrm{SNR}", "x0": r"w_{x_0}",
                        "v": r"w_v = w_{x_0}/(\mathrm{SNR}+1)"}
+# Rectified flow's velocity ε − x0 (the other two spaces are the same as VP's).
+RF_TARGET_NAMES = {**TARGET_NAMES, "v": "v = ε − x₀ (flow velocity)"}
+RF_TARGET_WEIGHT_LATEX = {**TARGET_WEIGHT_LATEX, "v": r"w_v = w_{x_0}/(1+\sqrt{\mathrm{SNR}})^2"}
+
+
+def target_name(target: str, process: str = "vp") -> str:
+    """The display name of a prediction target under ``process`` ("vp" or "rf")."""
+    return (RF_TARGET_NAMES if process == "rf" else TARGET_NAMES)[target]
+
+
+def target_weight_latex(target: str, process: str = "vp") -> str:
+    """The conversion :func:`loss_weight` applies in ``target`` space under ``process``, as LaTeX."""
+    return (RF_TARGET_WEIGHT_LATEX if process == "rf" else TARGET_WEIGHT_LATEX)[target]
 DEFAULT_GAMMA = 5.0
 
 @dataclass(frozen=True)
@@ -102,6 +120,15 @@ def trunc_snr_weight(snr: torch.Tensor) -> torch.Tensor:
            "Salimans & Ho 2022, arXiv 2202.00512", js="s + 1")
 def snr_plus_one_weight(snr: torch.Tensor) -> torch.Tensor:
     return snr + 1.0
+
+
+@_strategy("flow_velocity", "(1 + √SNR)² (= plain flow-matching MSE)", r"w_{x_0} = (1 + \sqrt{\mathrm{SNR}})^2",
+           "The plain loss of rectified flow: weight 1 on the velocity ε − x₀, whose error is (1 + √SNR)² × the x₀ "
+           "error, so the clean steps dominate in x₀ space, less steeply than with the ε loss.",
+           "Liu et al. 2022, arXiv 2209.03003; Lipman et al. 2022, arXiv 2210.02747",
+           js="Math.pow(1 + Math.sqrt(s), 2)")
+def flow_velocity_weight(snr: torch.Tensor) -> torch.Tensor:
+    return (1.0 + snr.sqrt()) ** 2
 
 
 @_strategy("min_snr", "Min-SNR-γ", r"w_{x_0} = \min(\mathrm{SNR}, \gamma)",
@@ -185,6 +212,9 @@ def _as_snr_tensor(snr: Any) -> torch.Tensor:
         raise ValueError("snr must not contain NaN")
     if (tensor < 0).any():
         raise ValueError("snr must be ≥ 0")
+    if torch.isinf(tensor).any():  # t = 0 of rectified flow: no schedule here has a step there
+        raise ValueError("snr must be finite: SNR = ∞ is the clean data itself (t = 0), where no weight is defined "
+                         "and no schedule here draws a step")
     return tensor
 
 
@@ -194,17 +224,28 @@ def check_target(target: str) -> str:
     return target
 
 
-def x0_error_scale(target: str, snr: Any) -> torch.Tensor:
-    """s with ‖target − prediction‖² = s · ‖x0 − x̂0‖² for the same network output: SNR for ε, SNR + 1 for v, 1 for
-    x0 (Hang et al. 2023, Sec. 3.4). A target-space weight is w_x0 / s; a target-space error / s is the x0 error."""
+def check_process(process: str) -> str:
+    if process not in ("vp", "rf"):
+        raise ValueError(f"process must be 'vp' (VP diffusion) or 'rf' (rectified flow); got {process!r}")
+    return process
+
+
+def x0_error_scale(target: str, snr: Any, process: str = "vp") -> torch.Tensor:
+    """s with ‖target − prediction‖² = s · ‖x0 − x̂0‖² for the same network output: SNR for ε, 1 for x0, and for v
+    SNR + 1 (VP, Hang et al. 2023, Sec. 3.4) or (1 + √SNR)² (rectified flow's v = ε − x0, module docstring).
+    A target-space weight is w_x0 / s; a target-space error / s is the x0 error."""
     check_target(target)
+    check_process(process)
     snr = _as_snr_tensor(snr)
-    return snr.clone() if target == "eps" else snr + 1.0 if target == "v" else torch.ones_like(snr)
+    if target == "v":
+        return (1.0 + snr.sqrt()) ** 2 if process == "rf" else snr + 1.0
+    return snr.clone() if target == "eps" else torch.ones_like(snr)
 
 
-def loss_weight(strategy: str, snr: Any, target: str = "eps", log_snr_density: Any = None,
-                **params: Any) -> torch.Tensor:
-    """Per-sample weight on the MSE in ``target`` space ("eps", "x0" or "v") for ``strategy``.
+def loss_weight(strategy: str, snr: Any, target: str = "eps", log_snr_density: Any = None, *,
+                process: str = "vp", **params: Any) -> torch.Tensor:
+    """Per-sample weight on the MSE in ``target`` space ("eps", "x0" or "v") for ``strategy``; ``process`` "rf"
+    makes v rectified flow's velocity ε − x0.
 
     ``snr`` is a tensor (or array/float) of SNR values ≥ 0; parameters default from the registry
     (γ = 5). Raises ``ValueError`` for unknown names, bad parameters, and for ε-space weights that are
@@ -232,7 +273,7 @@ def loss_weight(strategy: str, snr: Any, target: str = "eps", log_snr_density: A
                              "its per-sample weight divides by the log-SNR density, which is 0 there; use a schedule "
                              "without zero terminal SNR or another strategy")
         w_x0 = w_x0 / density
-    scale = x0_error_scale(target, snr)
+    scale = x0_error_scale(target, snr, process)
     zero = scale == 0  # only ε at SNR = 0
     if not zero.any():
         return w_x0 / scale
@@ -249,7 +290,8 @@ def loss_weight(strategy: str, snr: Any, target: str = "eps", log_snr_density: A
 
 def schedule_weights(strategy: str, schedule: Schedule, target: str = "eps", **params: Any) -> torch.Tensor:
     """Per-sample weight of ``strategy`` at each of the schedule's T steps, in ``target`` space."""
-    return loss_weight(strategy, schedule.snr, target, log_snr_density=schedule.log_snr_density(), **params)
+    return loss_weight(strategy, schedule.snr, target, log_snr_density=schedule.log_snr_density(),
+                       process=schedule.process, **params)
 
 
 def defined_everywhere(strategy: str, schedule: Schedule, target: str, **params: Any) -> bool:

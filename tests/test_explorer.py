@@ -38,12 +38,25 @@ def test_log_snr_axis_and_hover_data():
     assert "SNR" in trace.hovertemplate and "t=" in trace.hovertemplate
 
 
-def test_all_eleven_strategies_at_zero_terminal_snr_draw_finite_curves_with_notices():
-    result = build_explorer("cosine", 1000, STRATEGIES.names(), {}, "eps", "t", zero_terminal_snr=True)
-    assert len(result.figure.data) == 11
+@pytest.mark.parametrize("schedule", ["cosine", "rectified_flow"])
+def test_every_strategy_at_zero_terminal_snr_draws_a_finite_curve_with_notices(schedule):
+    result = build_explorer(schedule, 1000, STRATEGIES.names(), {}, "eps", "t", zero_terminal_snr=True)
+    assert len(result.figure.data) == len(STRATEGIES.names())
     for trace in result.figure.data:
         assert np.isfinite(np.asarray(trace.y, dtype=float)).all()
     assert any("unbounded" in notice for notice in result.notices)
+
+
+def test_rectified_flow_converts_into_its_own_velocity_space():
+    """The explorer's v curve under rectified flow is w_x0/(1 + √SNR)², the plain velocity loss is flat at 1, and the
+    explanation says which conversion it drew."""
+    result = build_explorer("rectified_flow", 1000, ["min_snr", "flow_velocity"], {"gamma": 5.0}, "v", "t", log_y=False)
+    snr = get_schedule("rectified_flow", 1000).snr.numpy()
+    assert np.allclose(result.figure.data[0].y, np.minimum(snr, 5.0) / (1 + np.sqrt(snr)) ** 2, rtol=1e-12)
+    assert np.allclose(result.figure.data[1].y, 1.0)
+    assert "(1+\\sqrt{\\mathrm{SNR}})^2" in result.explanation and "rectified flow" in result.figure.layout.title.text
+    vp = build_explorer("cosine", 1000, ["min_snr"], {"gamma": 5.0}, "v", "t")
+    assert "(\\mathrm{SNR}+1)" in vp.explanation and "Rectified flow" not in vp.explanation
 
 
 def test_effective_weight_view():

@@ -46,7 +46,9 @@ CASES = [
     {"schedule": "sigmoid", "T": 500, "target": "x0", "x": "t", "view": "weight", "log_y": False, "zero_snr": False},
     {"schedule": "scaled_linear", "T": 1000, "target": "eps", "x": "log_snr", "view": "effective", "log_y": True,
      "zero_snr": False},
-    {"schedule": "cosine", "T": 800, "target": "v", "x": "t", "view": "weight", "log_y": True, "zero_snr": True},
+    # Rectified flow: its velocity's own conversion w_v = w_x0/(1 + √SNR)², SNR = 0 at t = 1.
+    {"schedule": "rectified_flow", "T": 800, "target": "v", "x": "t", "view": "weight", "log_y": True,
+     "zero_snr": False},
     {"schedule": "linear", "T": 1000, "target": "eps", "x": "t", "view": "weight", "log_y": False, "zero_snr": True},
     # Timestep samplers: the weights of the same expected loss under uniform t, and each weighting as a sampler.
     {"schedule": "cosine", "T": 1000, "target": "eps", "x": "t", "view": "weight", "log_y": True, "zero_snr": False,

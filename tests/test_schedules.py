@@ -53,8 +53,8 @@ def test_any_T_gives_a_valid_decreasing_schedule(name, T, zero):
     assert torch.isfinite(schedule.betas).all() and (schedule.betas > 0).all() and (schedule.betas <= 1).all()
     assert (snr[1:] <= snr[:-1]).all(), "SNR must not increase with t"
     assert (snr >= 0).all() and torch.isfinite(snr).all()
-    if zero:
-        assert snr[-1].item() == 0.0
+    if zero or schedule.process == "rf":  # rectified flow ends in pure noise whatever the flag
+        assert snr[-1].item() == 0.0 and schedule.zero_terminal_snr
         assert schedule.alphas_cumprod[0].item() == pytest.approx(get_schedule(name, T).alphas_cumprod[0].item())
     else:
         assert snr[-1].item() > 0
@@ -79,7 +79,7 @@ def test_log_snr_density_integrates_to_one():
 
 def test_registry_lists_every_schedule_with_its_description():
     entries = list_schedules()
-    assert [e.name for e in entries] == ["linear", "cosine", "scaled_linear", "sigmoid"]
+    assert [e.name for e in entries] == ["linear", "cosine", "scaled_linear", "sigmoid", "rectified_flow"]
     for entry in entries:
         assert entry.display_name and entry.latex and entry.description and entry.reference
 
@@ -91,5 +91,5 @@ def test_bad_num_timesteps_names_the_parameter(bad):
 
 
 def test_unknown_schedule_lists_allowed_names():
-    with pytest.raises(ValueError, match="linear, cosine, scaled_linear, sigmoid"):
+    with pytest.raises(ValueError, match="linear, cosine, scaled_linear, sigmoid, rectified_flow"):
         get_schedule("quadratic")

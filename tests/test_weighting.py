@@ -23,8 +23,8 @@ ALL = STRATEGIES.names()
 SNRS = torch.logspace(-6, 6, 200, dtype=torch.float64)
 
 
-def test_all_eleven_strategies_are_registered_with_metadata():
-    assert ALL == ["constant", "snr", "trunc_snr", "snr_plus_one", "min_snr", "max_snr", "soft_min_snr",
+def test_all_twelve_strategies_are_registered_with_metadata():
+    assert ALL == ["constant", "snr", "trunc_snr", "snr_plus_one", "flow_velocity", "min_snr", "max_snr", "soft_min_snr",
                    "p2", "edm", "debiased", "sigmoid"]
     for entry in list_strategies():
         assert entry.display_name and entry.latex and entry.description and entry.reference
@@ -39,6 +39,7 @@ def test_all_eleven_strategies_are_registered_with_metadata():
         ("snr", lambda s: s),
         ("trunc_snr", lambda s: torch.maximum(s, torch.ones_like(s))),
         ("snr_plus_one", lambda s: s + 1),
+        ("flow_velocity", lambda s: (1 + s.sqrt()) ** 2),
         ("min_snr", lambda s: torch.minimum(s, torch.full_like(s, 5.0))),
         ("max_snr", lambda s: torch.maximum(s, torch.full_like(s, 5.0))),
         ("soft_min_snr", lambda s: s * 5 / (s + 5)),
