@@ -145,7 +145,7 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
                                        "images)", precision=0, minimum=0, elem_id=f"{prefix}-preview")
         c["quality"] = gr.Checkbox(value["quality"], label="Measure sample quality", elem_id=f"{prefix}-measure")
     with gr.Row():
-        c["target"] = gr.Radio([("automatic (ε for toys, x₀ for images)", "auto"),
+        c["target"] = gr.Radio([("automatic (ε for toys, x₀ for images, v for rectified flow)", "auto"),
                                 *[(TARGET_NAMES[t], t) for t in TARGETS]], value=value["target"],
                                label="Prediction target")
         holders: dict[str, gr.blocks.BlockContext] = {}

@@ -108,7 +108,9 @@ class TrainConfig:
             from .metrics import CLASSIFIERS  # the datasets whose samples can be scored
 
             cfg.metric_every = cfg.preview_every if is_toy or cfg.dataset in CLASSIFIERS else 0
-        cfg.target = DEFAULT_TARGETS[kind] if cfg.target is None else cfg.target
+        if cfg.target is None:  # rectified flow trains on its velocity (ε cannot recover x0 at its t = 1)
+            rf = isinstance(cfg.schedule, str) and cfg.schedule in SCHEDULES and SCHEDULES.get(cfg.schedule).process == "rf"
+            cfg.target = "v" if rf else DEFAULT_TARGETS[kind]
         if cfg.class_conditional is None:
             cfg.class_conditional = cfg.dataset in LABELLED_DATASETS
         if not isinstance(cfg.class_conditional, bool):

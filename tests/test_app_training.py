@@ -1,6 +1,7 @@
 """The Train tab through the running app's API: streamed updates, stop, queue, ownership and request limits."""
 
 import json
+import math
 import time
 import urllib.error
 import urllib.request
@@ -143,14 +144,17 @@ def test_an_adaptive_weighting_run_shows_its_learned_curve_beside_the_fixed_one(
     assert state["config"]["adaptive_weighting"] == "edm2"
 
 
-def test_compare_trains_its_arms_with_a_timestep_sampler_and_an_adaptive_weighting(app_url, data_root):
+def test_compare_trains_rectified_flow_arms_with_a_timestep_sampler_and_an_adaptive_weighting(app_url, data_root):
     client = Client(app_url, verbose=False)
     owner = "compare-arms-owner-token-01"
-    values = endpoint_values(owner, ["snr", "min_snr"], dataset="moons", data_root=str(data_root), target="eps",
-                             steps=40, preview_every=20, quality=False, timestep_sampling="logit_normal",
-                             adaptive_weighting="loss_ema")
+    values = endpoint_values(owner, ["flow_velocity", "min_snr"], dataset="moons", data_root=str(data_root),
+                             schedule="rectified_flow", target="auto", steps=40, preview_every=20, quality=False,
+                             timestep_sampling="logit_normal", adaptive_weighting="loss_ema")
     job = client.submit(*values, api_name="/compare")
     final = statuses(job, lambda s: "**done**" in s or "**error**" in s or "⚠️" in s)[-1]
     assert "**done**" in final and "run 2 of 2" in final, final
-    loss_plot = job.outputs()[-1][1]
-    assert [t["name"] for t in json.loads(loss_plot["plot"])["data"]] == ["SNR (= plain ε-MSE)", "Min-SNR-γ"]
+    loss_plot = json.loads(job.outputs()[-1][1]["plot"])
+    assert [t["name"] for t in loss_plot["data"]] == ["(1 + √SNR)² (= plain flow-matching MSE)", "Min-SNR-γ"]
+    assert all(len(t["y"]) >= 2 and all(math.isfinite(y) for y in t["y"]) for t in loss_plot["data"])
+    # "automatic" chose rectified flow's velocity target: the shared unweighted axis is the v MSE.
+    assert loss_plot["layout"]["yaxis"]["title"]["text"].startswith("v ")
