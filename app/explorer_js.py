@@ -122,6 +122,24 @@ INSTALL_JS = r"""
     redraw(overrides);
   };
   document.addEventListener('input', onInput, true);
+  // A parameter moved while the page still showed its static first paint (app/first_paint.py) is drawn as soon as
+  // Plotly's chart exists: that chart starts from the server's figure.
+  const syncFirstChart = () => {
+    const div = document.querySelector('#explorer-plot .js-plotly-plot');
+    const meta = div && div.layout && div.layout.meta;
+    if (!meta || meta.minsnr !== 1 || !window.Plotly) return false;
+    const overrides = {};
+    for (const name of meta.param_names) {
+      const box = document.querySelector('#param-' + name + ' input[type=number]');
+      if (box && box.value !== '' && Number(box.value) !== meta.params[name]) overrides[name] = Number(box.value);
+    }
+    if (Object.keys(overrides).length) redraw(overrides);
+    return true;
+  };
+  if (!syncFirstChart()) {
+    const watcher = new MutationObserver(() => { if (syncFirstChart()) watcher.disconnect(); });
+    watcher.observe(document.body, {childList: true, subtree: true});
+  }
   window.minsnrExplorer = {redraw, fromValues};
 }
 """

@@ -32,6 +32,7 @@ from .explorer import (
     explorer_sampler_parameters,
 )
 from .explorer_js import GAMMA_LOG_CSS, GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
+from .first_paint import FIRST_PAINT_CSS, FIRST_PAINT_JS, figure_svg
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
 from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
@@ -92,7 +93,8 @@ def link_fields(limits: ClassLimits) -> list[us.Field]:
 # history.replaceState made Chromium fetch the whole page again (265 kB per change, benchmarks/explorer_speed.py).
 WRITE_URL_JS = "(query) => window.location.origin + window.location.pathname + (query ? '?' + query : '')"
 # Narrow screens (phones): the explorer's chart above its controls.
-CSS = "@media (max-width: 700px) { #explorer-row { flex-direction: column-reverse; } }\n" + GAMMA_LOG_CSS
+CSS = ("@media (max-width: 700px) { #explorer-row { flex-direction: column-reverse; } }\n" + GAMMA_LOG_CSS + "\n"
+       + FIRST_PAINT_CSS)
 
 
 # What the title may claim is what docs/results.md measured (section 1: MNIST, 2000 steps, 5 paired seeds).
@@ -122,15 +124,6 @@ def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log
         return gr.skip(), gr.skip(), f"⚠️ {error}"
     notices = "\n".join(f"- {n}" for n in result.notices)
     return result.figure, result.explanation, notices
-
-
-def linked_explorer(*values):
-    """On page load: the explorer for a link's settings; nothing to send when the page opens at the defaults (the
-    page already holds that figure)."""
-    defaults = [f.default for f in explorer_fields()]
-    if [list(v) if isinstance(v, tuple) else v for v in values] == defaults:
-        return gr.skip(), gr.skip(), gr.skip()
-    return update_explorer(*values)
 
 
 def link_handlers(fields: list[us.Field]):
@@ -184,10 +177,13 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
                 for p in explorer_sampler_parameters().values()
             ]
         with gr.Column(scale=3):
-            # The default view is drawn when the app starts, so a page shows it as soon as it renders.
+            # The default view is drawn when the app starts, as a static SVG in the page's first render; Plotly's
+            # chart comes with the page's load event. Putting that figure (225 kB) in the page's config as well made
+            # the first paint 0.17 s later (median of 8 loads, benchmarks/explorer_speed.py, docs/performance.md).
             default = build_explorer(params={p.name: p.default for p in strategy_parameters().values()})
             notices = gr.Markdown(elem_id="explorer-notices")
-            plot = gr.Plot(default.figure, label="Weight curves", elem_id="explorer-plot")
+            gr.HTML(figure_svg(default.figure), elem_id="explorer-first-paint", js_on_load=FIRST_PAINT_JS)
+            plot = gr.Plot(None, label="Weight curves", elem_id="explorer-plot")
             link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
                               interactive=False, buttons=["copy"])
             explanation = gr.Markdown(default.explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
@@ -245,7 +241,7 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         query.change(None, query, link, js=WRITE_URL_JS)
         demo.load(None, None, None, js=INSTALL_JS)
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
-            linked_explorer, inputs, outputs, api_visibility="undocumented"
+            update_explorer, inputs, outputs, api_visibility="undocumented"
         ).then(describe, weighting, describe_outputs, api_visibility="undocumented").then(
             update_link, link_inputs, query, api_visibility="undocumented").then(None, query, link, js=WRITE_URL_JS)
         reattach = _reattach(manager, len(train_outputs), train_render, len(compare_outputs), compare_render)

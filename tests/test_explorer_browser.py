@@ -11,6 +11,7 @@ import torch
 from app.explorer import build_explorer
 from minsnr_core.weighting import STRATEGIES
 
+from .conftest import ARTIFACTS
 from .test_classroom import page_at
 
 pytestmark = pytest.mark.browser
@@ -90,4 +91,38 @@ def test_browser_redraw_equals_the_python_curves(browser, app_url, case):
     assert drawn["shapes"] == [[s.x0, s.x1] for s in want.layout.shapes]
     assert drawn["notes"] == [a.text for a in want.layout.annotations]
     assert drawn["ms"] >= 0, "the last redraw was the browser's"
+    page.close()
+
+
+def test_the_first_chart_is_drawn_before_plotly_and_replaced_by_it(browser, app_url):
+    """The server's static first paint shows the default curves while Plotly's module is held back; a γ typed in that
+    time is drawn once Plotly's chart exists, which then replaces the first paint. A linked page shows none."""
+    want = build_explorer(params={"gamma": 5.0}).figure
+    for width, height in ((1400, 1000), (390, 844)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        held = []
+        page.route("**/PlotlyPlot-*.js", lambda route, held=held: held.append(route))  # Plotly's chunk waits until released below
+        page.goto(app_url)
+        page.wait_for_selector("#explorer-first-paint svg", timeout=30_000)
+        titles = page.eval_on_selector_all("#explorer-first-paint polyline title", "els => els.map(e => e.textContent)")
+        assert titles == [t.name for t in want.data]
+        assert page.locator("#explorer-first-paint svg").bounding_box()["height"] > 0.4 * min(width, 900) * 520 / 900
+        assert page.locator("#explorer-plot").bounding_box()["height"] < 5  # the empty Plotly box takes no room
+        page.screenshot(path=str(ARTIFACTS / f"explorer-first-paint-{width}x{height}.png"))
+        box = page.locator("#param-gamma input[type=number]")
+        box.fill("2.5")
+        box.press("Enter")
+        page.wait_for_function("() => document.querySelector('#param-gamma input[type=number]').value === '2.5'")
+        page.wait_for_timeout(300)
+        assert held, "the page did not ask for Plotly's module"
+        for route in held:
+            route.continue_()
+        page.wait_for_function("() => { const d = document.querySelector('#explorer-plot .js-plotly-plot');"
+                               " return d && d.data && d.data.some(t => t.name.includes('gamma=2.5')); }", timeout=30_000)
+        assert not page.locator("#explorer-first-paint").is_visible()
+        page.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url + "?gamma=2")
+    page.wait_for_selector("#explorer-plot .js-plotly-plot", timeout=30_000)
+    assert page.eval_on_selector("#explorer-first-paint", "e => e.classList.contains('linked')")
     page.close()

@@ -1,0 +1,139 @@
+"""The explorer's first chart as a static SVG, so a page shows its curves before Plotly has loaded.
+
+Gradio mounts the explorer's controls about 1.5 s after a page is opened on a 2-core laptop; Plotly's 1.3 MB module
+then takes another 1.2–1.7 s to compile and run before it draws (docs/performance.md). The server draws the same
+figure's traces, axes, clamp band and legend as SVG into the page; Plotly's interactive chart replaces it as soon as
+it exists (CSS in :data:`FIRST_PAINT_CSS`). A page opened from a link with settings shows no first paint: its chart
+is not the default one.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+# Plotly's default colour sequence, so each curve keeps its colour when Plotly takes over.
+COLORWAY = ("#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880", "#FF97FF",
+            "#FECB52")
+WIDTH, HEIGHT = 900, 520
+LEFT, RIGHT, TOP = 70, 20, 50
+LEGEND_COLUMNS = 2
+
+# The first paint is hidden once Plotly's chart exists; until then the empty Plotly box takes no room.
+FIRST_PAINT_CSS = (
+    "body:has(#explorer-plot .js-plotly-plot) #explorer-first-paint, #explorer-first-paint.linked "
+    "{ display: none; }\n"
+    "body:not(:has(#explorer-plot .js-plotly-plot)):has(#explorer-first-paint:not(.linked)) #explorer-plot "
+    "{ height: 0; min-height: 0; overflow: hidden; padding: 0; border: 0; }"
+)
+# A page opened with settings in its address will draw another chart: no first paint of the default one.
+FIRST_PAINT_JS = ("if (window.location.search.length > 1) "
+                  "document.getElementById('explorer-first-paint')?.classList.add('linked');")
+
+
+def _nice_step(span: float, count: int = 5) -> float:
+    """A step of 1, 2 or 5 × 10^k giving about ``count`` ticks over ``span``."""
+    raw = span / max(count, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _format(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e4 or abs(value) < 1e-3:
+        return f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+    return f"{value:g}"
+
+
+def _text(x: float, y: float, text: str, anchor: str = "middle", size: int = 12, extra: str = "") -> str:
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="#444" {extra}>'
+            f"{html.escape(text)}</text>")
+
+
+def figure_svg(figure: go.Figure) -> str:
+    """The figure's line traces, axes (linear or log y), rectangle shapes, annotations, title and legend as one SVG
+    string of :data:`WIDTH` × :data:`HEIGHT` user units that scales down to a narrow column."""
+    layout = figure.layout
+    traces = [(t.name or "", np.asarray(t.x, dtype=float), np.asarray(t.y, dtype=float), t.line.color, t.line.dash)
+              for t in figure.data]
+    log_y = layout.yaxis.type == "log"
+    legend_rows = math.ceil(len(traces) / LEGEND_COLUMNS)
+    bottom = HEIGHT - 62 - 18 * legend_rows
+    xs = np.concatenate([x for _, x, _, _, _ in traces]) if traces else np.array([0.0, 1.0])
+    ys = np.concatenate([y for _, _, y, _, _ in traces]) if traces else np.array([1.0, 10.0])
+    ys = ys[np.isfinite(ys) & ((ys > 0) if log_y else True)]
+    x_low, x_high = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
+    if x_high <= x_low:
+        x_high = x_low + 1
+    if log_y:
+        y_low = math.floor(math.log10(ys.min())) if ys.size else 0
+        y_high = math.ceil(math.log10(ys.max())) if ys.size else 1
+        y_high = max(y_high, y_low + 1)
+    else:
+        y_low, y_high = (min(0.0, float(ys.min())), float(ys.max())) if ys.size else (0.0, 1.0)
+        y_high = y_high if y_high > y_low else y_low + 1
+
+    def px(x: np.ndarray | float) -> np.ndarray | float:
+        return LEFT + (np.asarray(x) - x_low) / (x_high - x_low) * (WIDTH - LEFT - RIGHT)
+
+    def py(y: np.ndarray | float) -> np.ndarray | float:
+        value = np.log10(np.asarray(y, dtype=float)) if log_y else np.asarray(y, dtype=float)
+        return bottom - (value - y_low) / (y_high - y_low) * (bottom - TOP)
+
+    parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" style="max-width:{WIDTH}px;display:block" '
+             f'role="img" aria-label="{html.escape(layout.title.text or "chart")}" font-family="sans-serif">',
+             f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" height="{bottom - TOP}" fill="#E5ECF6"/>']
+    for shape in layout.shapes or ():  # Plotly's vrect: x in data units, y over the plot's height
+        x0, x1 = sorted((float(px(shape.x0)), float(px(shape.x1))))
+        parts.append(f'<rect x="{x0:.1f}" y="{TOP}" width="{max(x1 - x0, 1):.1f}" height="{bottom - TOP}" '
+                     f'fill="{html.escape(shape.fillcolor or "rgba(0,0,0,0.1)")}"/>')
+    # Grid and tick labels.
+    if log_y:
+        stride = max(1, math.ceil((y_high - y_low) / 8))
+        y_ticks = [10.0**k for k in range(y_low, y_high + 1, stride)]
+    else:
+        step = _nice_step(y_high - y_low)
+        y_ticks = [k * step for k in range(math.ceil(y_low / step), math.floor(y_high / step) + 1)]
+    for tick in y_ticks:
+        y = float(py(tick))
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="white"/>')
+        parts.append(_text(LEFT - 6, y + 4, _format(tick), "end", 11))
+    step = _nice_step(x_high - x_low, 9)
+    for k in range(math.ceil(x_low / step), math.floor(x_high / step) + 1):
+        x = float(px(k * step))
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{bottom}" stroke="white"/>')
+        parts.append(_text(x, bottom + 16, _format(k * step), size=11))
+    # The curves, one point per 2 units of width at most (smooth curves; a third of the bytes).
+    for index, (name, x, y, color, dash) in enumerate(traces):
+        keep = np.isfinite(x) & np.isfinite(y) & ((y > 0) if log_y else True)
+        points_x, points_y = px(x[keep]), py(y[keep])
+        coordinates, last = [], -math.inf
+        for i, (a, b) in enumerate(zip(points_x, points_y, strict=True)):
+            if a - last >= 2 or i == len(points_x) - 1:
+                coordinates.append(f"{a:.1f},{b:.1f}")
+                last = a
+        stroke = color or COLORWAY[index % len(COLORWAY)]
+        dashes = ' stroke-dasharray="4 3"' if dash in ("dot", "dash") else ""
+        parts.append(f'<polyline fill="none" stroke="{html.escape(stroke)}" stroke-width="2"{dashes} '
+                     f'points="{" ".join(coordinates)}"><title>{html.escape(name)}</title></polyline>')
+    for note in layout.annotations or ():
+        parts.append(_text(float(px(note.x)) + 4, TOP + 14, note.text or "", "start", 11))
+    parts.append(_text(LEFT, 30, layout.title.text or "", "start", 16))
+    parts.append(_text((LEFT + WIDTH - RIGHT) / 2, bottom + 36, layout.xaxis.title.text or "", size=12))
+    parts.append(_text(16, (TOP + bottom) / 2, layout.yaxis.title.text or "", size=12,
+                       extra=f'transform="rotate(-90 16 {(TOP + bottom) / 2:.1f})"'))
+    for index, (name, *_rest, color, dash) in enumerate(traces):
+        row, column = divmod(index, LEGEND_COLUMNS)
+        x = LEFT + column * (WIDTH - LEFT) / LEGEND_COLUMNS
+        y = bottom + 58 + 18 * row
+        stroke = color or COLORWAY[index % len(COLORWAY)]
+        dashes = ' stroke-dasharray="4 3"' if dash in ("dot", "dash") else ""
+        parts.append(f'<line x1="{x:.1f}" x2="{x + 24:.1f}" y1="{y - 4:.1f}" y2="{y - 4:.1f}" '
+                     f'stroke="{html.escape(stroke)}" stroke-width="2"{dashes}/>')
+        parts.append(_text(x + 30, y, name, "start", 12))
+    parts.append("</svg>")
+    return "".join(parts)
