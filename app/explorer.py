@@ -185,7 +185,8 @@ def build_explorer(
     figure.update_layout(
         title=(f"rectified flow, T = {sched.num_timesteps} (t = 1 is pure noise)" if sched.process == "rf" else
                f"{sched.name} schedule, T = {sched.num_timesteps}" + (", zero terminal SNR" if zero_terminal_snr else "")),
-        xaxis_title=X_AXES[x_axis],
+        xaxis_title=("timestep index i (rectified flow's t = (i + 1)/T)" if x_axis == "t" and sched.process == "rf"
+                     else X_AXES[x_axis]),
         yaxis_title=y_title,
         yaxis_type="log" if log_y else "linear",
         hovermode="closest",

@@ -128,6 +128,7 @@ INSTALL_JS = r"""
     const div = document.querySelector('#explorer-plot .js-plotly-plot');
     const meta = div && div.layout && div.layout.meta;
     if (!meta || meta.minsnr !== 1 || !window.Plotly) return false;
+    document.getElementById('explorer-first-paint')?.classList.add('replaced');  // also without CSS :has
     const overrides = {};
     for (const name of meta.param_names) {
       const box = document.querySelector('#param-' + name + ' input[type=number]');
@@ -139,6 +140,7 @@ INSTALL_JS = r"""
   if (!syncFirstChart()) {
     const watcher = new MutationObserver(() => { if (syncFirstChart()) watcher.disconnect(); });
     watcher.observe(document.body, {childList: true, subtree: true});
+    setTimeout(() => watcher.disconnect(), 120000);  // a page whose chart never came stops watching
   }
   window.minsnrExplorer = {redraw, fromValues};
 }

@@ -22,16 +22,23 @@ WIDTH, HEIGHT = 900, 520
 LEFT, RIGHT, TOP = 70, 20, 50
 LEGEND_COLUMNS = 2
 
-# The first paint is hidden once Plotly's chart exists; until then the empty Plotly box takes no room.
+# The first paint is hidden once Plotly's chart exists (also by app/explorer_js.py, for browsers without :has);
+# until then the empty Plotly box takes no room. Each selector list in its own rule: a browser drops a whole rule
+# whose selector it cannot parse.
 FIRST_PAINT_CSS = (
-    "body:has(#explorer-plot .js-plotly-plot) #explorer-first-paint, #explorer-first-paint.linked "
-    "{ display: none; }\n"
+    "#explorer-first-paint.linked, #explorer-first-paint.replaced { display: none; }\n"
+    "body:has(#explorer-plot .js-plotly-plot) #explorer-first-paint { display: none; }\n"
     "body:not(:has(#explorer-plot .js-plotly-plot)):has(#explorer-first-paint:not(.linked)) #explorer-plot "
     "{ height: 0; min-height: 0; overflow: hidden; padding: 0; border: 0; }"
 )
-# A page opened with settings in its address will draw another chart: no first paint of the default one.
-FIRST_PAINT_JS = ("if (window.location.search.length > 1) "
-                  "document.getElementById('explorer-first-paint')?.classList.add('linked');")
+
+
+def first_paint_js(link_fields: list[str]) -> str:
+    """A page opened from a link that sets any of the explorer's ``link_fields`` draws another chart: no first paint
+    of the default one (other query parameters, e.g. Gradio's theme, keep it)."""
+    return (f"const fields = {link_fields!r}; const query = new URLSearchParams(window.location.search);"
+            " if (fields.some((name) => query.has(name)))"
+            " document.getElementById('explorer-first-paint')?.classList.add('linked');")
 
 
 def _nice_step(span: float, count: int = 5) -> float:
@@ -41,12 +48,11 @@ def _nice_step(span: float, count: int = 5) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-def _format(value: float) -> str:
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-3:
-        return f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
-    return f"{value:g}"
+def _format(value: float, power_of_ten: bool = False) -> str:
+    """A tick label: 1e-5 … 1e9 for a log axis's decades, otherwise three significant digits."""
+    if power_of_ten and (abs(value) >= 1e4 or abs(value) < 1e-3):
+        return f"1e{round(math.log10(abs(value)))}"
+    return f"{value:.3g}"
 
 
 def _text(x: float, y: float, text: str, anchor: str = "middle", size: int = 12, extra: str = "") -> str:
@@ -64,6 +70,7 @@ def figure_svg(figure: go.Figure) -> str:
     legend_rows = math.ceil(len(traces) / LEGEND_COLUMNS)
     bottom = HEIGHT - 62 - 18 * legend_rows
     xs = np.concatenate([x for _, x, _, _, _ in traces]) if traces else np.array([0.0, 1.0])
+    xs = xs[np.isfinite(xs)]
     ys = np.concatenate([y for _, _, y, _, _ in traces]) if traces else np.array([1.0, 10.0])
     ys = ys[np.isfinite(ys) & ((ys > 0) if log_y else True)]
     x_low, x_high = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
@@ -101,7 +108,7 @@ def figure_svg(figure: go.Figure) -> str:
     for tick in y_ticks:
         y = float(py(tick))
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="white"/>')
-        parts.append(_text(LEFT - 6, y + 4, _format(tick), "end", 11))
+        parts.append(_text(LEFT - 6, y + 4, _format(tick, log_y), "end", 11))
     step = _nice_step(x_high - x_low, 9)
     for k in range(math.ceil(x_low / step), math.floor(x_high / step) + 1):
         x = float(px(k * step))
@@ -111,9 +118,9 @@ def figure_svg(figure: go.Figure) -> str:
     for index, (name, x, y, color, dash) in enumerate(traces):
         keep = np.isfinite(x) & np.isfinite(y) & ((y > 0) if log_y else True)
         points_x, points_y = px(x[keep]), py(y[keep])
-        coordinates, last = [], -math.inf
+        coordinates, last = [], math.inf
         for i, (a, b) in enumerate(zip(points_x, points_y, strict=True)):
-            if a - last >= 2 or i == len(points_x) - 1:
+            if abs(a - last) >= 2 or i == len(points_x) - 1:  # x falls along t on a log-SNR axis
                 coordinates.append(f"{a:.1f},{b:.1f}")
                 last = a
         stroke = color or COLORWAY[index % len(COLORWAY)]

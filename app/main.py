@@ -32,7 +32,7 @@ from .explorer import (
     explorer_sampler_parameters,
 )
 from .explorer_js import GAMMA_LOG_CSS, GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
-from .first_paint import FIRST_PAINT_CSS, FIRST_PAINT_JS, figure_svg
+from .first_paint import FIRST_PAINT_CSS, figure_svg, first_paint_js
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
 from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
@@ -126,6 +126,15 @@ def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log
     return result.figure, result.explanation, notices
 
 
+def linked_explorer(*values):
+    """On page load: the explorer for a link's settings; nothing to send when the page opens at the defaults (the
+    page already holds that figure)."""
+    defaults = [f.default for f in explorer_fields()]
+    if [list(v) if isinstance(v, tuple) else v for v in values] == defaults:
+        return gr.skip(), gr.skip(), gr.skip()
+    return update_explorer(*values)
+
+
 def link_handlers(fields: list[us.Field]):
     """(update_link, load_from_url) for these link fields."""
 
@@ -177,13 +186,13 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
                 for p in explorer_sampler_parameters().values()
             ]
         with gr.Column(scale=3):
-            # The default view is drawn when the app starts, as a static SVG in the page's first render; Plotly's
-            # chart comes with the page's load event. Putting that figure (225 kB) in the page's config as well made
-            # the first paint 0.17 s later (median of 8 loads, benchmarks/explorer_speed.py, docs/performance.md).
+            # The default view is drawn when the app starts: as a static SVG, shown with the page's first render,
+            # and as the Plotly figure that replaces it once Plotly's module has loaded (app/first_paint.py).
             default = build_explorer(params={p.name: p.default for p in strategy_parameters().values()})
             notices = gr.Markdown(elem_id="explorer-notices")
-            gr.HTML(figure_svg(default.figure), elem_id="explorer-first-paint", js_on_load=FIRST_PAINT_JS)
-            plot = gr.Plot(None, label="Weight curves", elem_id="explorer-plot")
+            gr.HTML(figure_svg(default.figure), elem_id="explorer-first-paint", js_on_load=first_paint_js(
+                [f.key for f in explorer_fields()]))
+            plot = gr.Plot(default.figure, label="Weight curves", elem_id="explorer-plot")
             link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
                               interactive=False, buttons=["copy"])
             explanation = gr.Markdown(default.explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
@@ -241,7 +250,7 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         query.change(None, query, link, js=WRITE_URL_JS)
         demo.load(None, None, None, js=INSTALL_JS)
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
-            update_explorer, inputs, outputs, api_visibility="undocumented"
+            linked_explorer, inputs, outputs, api_visibility="undocumented"
         ).then(describe, weighting, describe_outputs, api_visibility="undocumented").then(
             update_link, link_inputs, query, api_visibility="undocumented").then(None, query, link, js=WRITE_URL_JS)
         reattach = _reattach(manager, len(train_outputs), train_render, len(compare_outputs), compare_render)

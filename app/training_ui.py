@@ -48,7 +48,8 @@ Min-SNR-γ clamps their weight at γ, which the paper reports to be close to the
 Notebook 04 computes those weights for a small MNIST model: there they are noisy and follow Min-SNR's only loosely.
 
 **Read the plot in its space** (the y-axis names it: the space the model predicts). For the same prediction the
-ε error is SNR × the x₀ error and the v error (SNR + 1) × the x₀ error: an error at a nearly clean step (large SNR)
+ε error is SNR × the x₀ error and the v error (SNR + 1) × the x₀ error ((1 + √SNR)² for rectified flow's v): an
+error at a nearly clean step (large SNR)
 looks large in ε space and small in x₀ space, and at a noisy step (SNR near 0) the other way round.
 """
 COMPARE_INTRO = """

@@ -48,7 +48,8 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adaptive-weighting", choices=ADAPTIVE_WEIGHTINGS.names(), default="none",
                         help="a factor on the weighting learned while training (default none)")
     _add_parameter_flags(parser, ADAPTIVE_WEIGHTINGS)
-    parser.add_argument("--target", choices=TARGETS, default=None, help="default: eps for the toys, x0 for images")
+    parser.add_argument("--target", choices=TARGETS, default=None,
+                        help="default: eps for the toys, x0 for images, v for rectified flow")
     parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="default: by dataset")
     parser.add_argument("--unconditional", action="store_true",
                         help="ignore the class labels (default: class-conditional on mnist, cifar10 and folder)")

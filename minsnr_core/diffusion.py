@@ -97,6 +97,9 @@ class Diffusion:
 
     def __post_init__(self) -> None:
         check_target(self.target)
+        if self.target == "eps" and bool((self.schedule.snr == 0).any()):
+            raise ValueError(f"target 'eps' cannot be trained or sampled on schedule {self.schedule.name!r}: its last step "
+                             "has SNR = 0, where x0 = (x_t − σ·ε)/α divides by α = 0; use target 'v' or 'x0'")
         self.weights = schedule_weights(self.weighting, self.schedule, self.target, **self.weighting_params)
         self.alphas = self.schedule.alphas
         self.sigmas = self.schedule.sigmas

@@ -95,8 +95,9 @@ def rescale_zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
 class Schedule:
     """A discrete noise schedule: every derived array in one place (float64, length T).
 
-    ``alphas_cumprod`` is ᾱ_t = α_t², the signal's share of the variance; ``betas`` = 1 − ᾱ_t/ᾱ_{t−1} is the VP
-    chain's per-step noise (for rectified flow the same ratio, which no part of that process uses)."""
+    ``alphas_cumprod`` is ᾱ_t = α_t² (for VP diffusion the signal's share of the variance; for rectified flow,
+    where α² + σ² < 1 inside (0, 1), not); ``betas`` = 1 − ᾱ_t/ᾱ_{t−1} is the VP chain's per-step noise (for
+    rectified flow the same ratio, which no part of that process uses)."""
 
     name: str
     num_timesteps: int
@@ -120,7 +121,9 @@ class Schedule:
 
     @property
     def times(self) -> torch.Tensor:
-        """Rectified flow's t_i = (i + 1)/T (σ_t); for VP diffusion the index fraction (i + 1)/T as well."""
+        """Rectified flow's t_i = (i + 1)/T (= σ_t); VP diffusion has no such time (its steps are indices)."""
+        if self.process != "rf":
+            raise ValueError(f"schedule {self.name!r} is VP diffusion: its steps have no rectified-flow time t")
         return rectified_flow_times(self.num_timesteps)
 
     @property

@@ -14,7 +14,7 @@ the ε rule (any x_t = α·x0 + σ·ε) is the same as VP's.
 Zero SNR (zero-terminal-SNR schedules, Lin et al. 2023): w_x0 and w_v are always finite. In ε space
 w_x0/SNR is 0/0 or x/0 at SNR = 0. Where the limit is finite (e.g. Min-SNR: min(1, γ/SNR) → 1) the registry
 holds it in ``eps_weight_at_zero_snr`` and it is used; where the weight is genuinely unbounded (constant-x0,
-truncated SNR, SNR+1, Max-SNR, EDM, debiased) :func:`loss_weight` raises a ``ValueError``: no clamp, no NaN.
+truncated SNR, SNR+1, (1 + √SNR)², Max-SNR, EDM, debiased) :func:`loss_weight` raises a ``ValueError``: no clamp, no NaN.
 
 Kingma & Gao's sigmoid weighting is a weight per unit log-SNR, w(λ) = sigmoid(b − λ), as in their loss; the
 per-sample weight is w(λ)/p(λ) with p the schedule's log-SNR density, so it needs the schedule

@@ -113,3 +113,24 @@ def test_a_timestep_sampler_reweights_the_curves_and_each_weighting_becomes_a_sa
     assert any("no timestep distribution reproduces it" in notice for notice in unbounded.notices)
     with pytest.raises(ValueError, match="sampler must be one of uniform, logit_normal, log_normal"):
         build_explorer(sampler="importance")
+
+
+def test_the_first_paint_draws_every_curve_on_either_axis():
+    """The static SVG (app/first_paint.py) holds one polyline per trace with the trace's name, keeps the curve's shape
+    when x falls along t (the log-SNR axis), and writes no NaN for non-finite values."""
+    import re
+
+    from app.first_paint import figure_svg
+
+    for x_axis in ("t", "log_snr"):
+        figure = build_explorer("cosine", 1000, ["snr", "min_snr"], {"gamma": 5.0}, "eps", x_axis).figure
+        svg = figure_svg(figure)
+        lines = re.findall(r'<polyline[^>]*points="([^"]*)"><title>([^<]*)</title>', svg)
+        assert [name for _, name in lines] == [t.name for t in figure.data]
+        for points, _ in lines:
+            assert len(points.split()) > 100, x_axis  # one point per 2 units of the 810-wide plot, not 2 in all
+        assert "nan" not in svg.lower() and "Min-SNR clamp active" in svg
+    figure = build_explorer("cosine", 100, ["min_snr"], {"gamma": 5.0}, "eps", "t", log_y=False).figure
+    figure.data[0].x = [float("nan"), *list(figure.data[0].x)[1:]]
+    svg = figure_svg(figure)
+    assert "nan" not in svg.lower() and "<polyline" in svg

@@ -101,7 +101,7 @@ def test_the_first_chart_is_drawn_before_plotly_and_replaced_by_it(browser, app_
     for width, height in ((1400, 1000), (390, 844)):
         page = browser.new_page(viewport={"width": width, "height": height})
         held = []
-        page.route("**/PlotlyPlot-*.js", lambda route, held=held: held.append(route))  # Plotly's chunk waits until released below
+        page.route("**/PlotlyPlot-*.js", lambda route: held.append(route))  # noqa: B023 (used in this iteration)
         page.goto(app_url)
         page.wait_for_selector("#explorer-first-paint svg", timeout=30_000)
         titles = page.eval_on_selector_all("#explorer-first-paint polyline title", "els => els.map(e => e.textContent)")
@@ -120,9 +120,11 @@ def test_the_first_chart_is_drawn_before_plotly_and_replaced_by_it(browser, app_
         page.wait_for_function("() => { const d = document.querySelector('#explorer-plot .js-plotly-plot');"
                                " return d && d.data && d.data.some(t => t.name.includes('gamma=2.5')); }", timeout=30_000)
         assert not page.locator("#explorer-first-paint").is_visible()
+        assert page.eval_on_selector("#explorer-first-paint", "e => e.classList.contains('replaced')")
         page.close()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(app_url + "?gamma=2")
     page.wait_for_selector("#explorer-plot .js-plotly-plot", timeout=30_000)
     assert page.eval_on_selector("#explorer-first-paint", "e => e.classList.contains('linked')")
+    assert not page.locator("#explorer-first-paint").is_visible()
     page.close()

@@ -69,7 +69,7 @@ def test_the_same_output_gives_the_same_weighted_loss_in_every_space(name, sourc
 def test_the_plain_velocity_loss_is_a_constant_weight_on_v():
     schedule = get_schedule("rectified_flow", 1000)
     assert torch.allclose(schedule_weights("flow_velocity", schedule, "v"), torch.ones(1000, dtype=torch.float64))
-    # …and Min-SNR-γ on the velocity is min(SNR, γ)/(1 + √SNR)², 1 at t = 1 (pure noise).
+    # …and Min-SNR-γ on the velocity is min(SNR, γ)/(1 + √SNR)², 0 at t = 1 (pure noise, SNR = 0).
     weights = schedule_weights("min_snr", schedule, "v", gamma=5.0)
     snr = schedule.snr
     assert torch.allclose(weights, snr.clamp(max=5.0) / (1 + snr.sqrt()) ** 2) and weights[-1].item() == 0.0
@@ -133,16 +133,55 @@ class _PointMass(torch.nn.Module):
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_both_samplers_keep_the_process_marginals_with_an_exact_model(eta):
     """With the exact denoiser of a point mass c, every x_t the sampler visits must be distributed as the process's
-    x_t = (1 − t)·c + t·ε: mean α_t·c and standard deviation σ_t — for the ancestral step (η = 1) as for Euler."""
+    x_t = (1 − t)·c + t·ε: mean α_t·c and standard deviation σ_t — for the ancestral step (η = 1) as for Euler. The
+    covariance of consecutive states tells the two apart: σ_t·σ_s for Euler (one noise throughout), (α_t/α_s)·σ_s²
+    for the ancestral step (the Gaussian posterior of rectified flow's x_s given x_t)."""
     schedule = get_schedule("rectified_flow", 10)
     diffusion = Diffusion(schedule, "x0", "constant")
     _, trajectory = ddim_sample(_PointMass(0.5), diffusion, (40_000, 1), 10, eta, clip=None, return_trajectory=True,
                                 generator=torch.Generator().manual_seed(1))
+    alphas, sigmas = schedule.alphas.tolist(), schedule.sigmas.tolist()
     for step, x_t in zip(trajectory.timesteps, trajectory.x_t, strict=True):
-        assert x_t.mean().item() == pytest.approx(schedule.alphas[step].item() * 0.5, abs=0.02)
-        assert x_t.std().item() == pytest.approx(schedule.sigmas[step].item(), rel=0.03)
+        assert x_t.mean().item() == pytest.approx(alphas[step] * 0.5, abs=0.02)
+        assert x_t.std().item() == pytest.approx(sigmas[step], rel=0.03)
+    states = list(zip(trajectory.timesteps, trajectory.x_t, strict=True))
+    for (t, x_t), (s, x_s) in zip(states, states[1:], strict=False):
+        covariance = ((x_t - x_t.mean()) * (x_s - x_s.mean())).mean().item()
+        expected = sigmas[t] * sigmas[s] if eta == 0 else alphas[t] / alphas[s] * sigmas[s] ** 2
+        assert covariance == pytest.approx(expected, abs=0.015), (t, s)
     x, _ = ddpm_sample(_PointMass(0.5), diffusion, (100, 1), clip=None, generator=torch.Generator().manual_seed(2))
     assert torch.allclose(x, torch.full_like(x, 0.5))
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_vp_sampling_is_still_ddims_step_in_its_alpha_bar_form(eta):
+    """The α/σ form of the sampler gives VP schedules DDIM's own step (Song et al. 2021, Eq. 12, in ᾱ), written
+    out here independently, with clipping, for a model whose prediction depends on x and t."""
+    schedule = get_schedule("cosine", 50)
+    diffusion = Diffusion(schedule, "eps", "snr")
+    model = _LinearVelocity()  # any fixed function of (x, t) serves as an ε-model here
+    shape = (6, 4)
+    got, _ = ddim_sample(model, diffusion, shape, 10, eta, generator=torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    abar = schedule.alphas_cumprod.to(torch.float32)
+    x = torch.randn(shape, generator=generator)
+    steps = torch.linspace(49, 0, 10).round().long().tolist()
+    for i, t in enumerate(steps):
+        a_t = abar[t]
+        a_s = abar[steps[i + 1]] if i + 1 < len(steps) else torch.tensor(1.0)
+        eps = model(x, torch.full((6,), t))
+        x0 = ((x - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-1, 1)
+        eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        c = eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)).clamp(min=0).sqrt()
+        x = a_s.sqrt() * x0 + (1 - a_s - c**2).clamp(min=0).sqrt() * eps
+        if eta > 0 and i + 1 < len(steps):
+            x = x + c * torch.randn(shape, generator=generator)
+    assert torch.allclose(got, x, atol=1e-5)
+
+
+def test_a_diffusion_refuses_the_eps_target_where_snr_reaches_zero():
+    with pytest.raises(ValueError, match="target 'eps' cannot be trained or sampled on schedule 'rectified_flow'"):
+        Diffusion(get_schedule("rectified_flow", 100), "eps", "min_snr")
 
 
 def test_training_config_refuses_what_rectified_flow_cannot_train():
