@@ -302,12 +302,15 @@ def follow(manager: JobManager, job: Job, render):
     shown = None
     while manager.job(job.owner) is job:
         manager.touch(job.owner)
+        # Read before rendering: a job that ends while it is being rendered gets one more render, its final one
+        # (else the page kept the last running status forever).
+        finished = job.finished
         history = job.histories[job.current]
         key = (job.status, job.current, history.step, history.samples_step, len(history.metrics),
                *(h.step for h in job.histories), manager.queue_position(job), manager.expected_wait_s(job) is None)
         if key != shown:
             shown = key
             yield render(job)
-        if job.finished:
+        if finished:
             return
         time.sleep(UPDATE_EVERY_S)

@@ -134,3 +134,25 @@ print(before - rss())
     freed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                            cwd=Path(__file__).resolve().parents[1]).stdout
     assert float(freed) > 300, f"release_memory freed only {freed.strip()} MB of 400 MB"
+
+
+def test_a_page_following_a_job_gets_its_final_state_even_when_it_ends_during_a_render(tmp_path):
+    """The Compare test once waited four minutes on a page stuck at "measuring sample quality…": the job had ended while
+    its last running state was rendered, and the follower stopped without showing the end."""
+    from app.training_ui import follow
+
+    manager = JobManager(1, tmp_path)
+    job = manager.submit(OWNERS[0], [toy(steps=200)])
+    wait(lambda: job.status == "running")
+    slowed = []
+
+    def render(followed):
+        status = followed.status
+        if status == "running" and not slowed:  # the job ends while this render is being drawn
+            slowed.append(True)
+            wait(lambda: followed.finished)
+        return status
+
+    shown = list(follow(manager, job, render))
+    assert slowed and shown[-1] == "done", shown
+    manager.close()
