@@ -14,6 +14,7 @@ import torch
 from .adaptive import ADAPTIVE_WEIGHTINGS, build_adaptive
 from .checkpoint import CheckpointError
 from .data import LABELLED_DATASETS, TOY_DATASETS, data_kind, dataset_names
+from .diffusion import check_target_fits
 from .models import MODEL_PRESETS
 from .sampling import check_guidance
 from .schedules import SCHEDULES, get_schedule
@@ -109,8 +110,7 @@ class TrainConfig:
 
             cfg.metric_every = cfg.preview_every if is_toy or cfg.dataset in CLASSIFIERS else 0
         if cfg.target is None:  # rectified flow trains on its velocity (ε cannot recover x0 at its t = 1)
-            rf = isinstance(cfg.schedule, str) and cfg.schedule in SCHEDULES and SCHEDULES.get(cfg.schedule).process == "rf"
-            cfg.target = "v" if rf else DEFAULT_TARGETS[kind]
+            cfg.target = "v" if SCHEDULES.get(cfg.schedule).process == "rf" else DEFAULT_TARGETS[kind]
         if cfg.class_conditional is None:
             cfg.class_conditional = cfg.dataset in LABELLED_DATASETS
         if not isinstance(cfg.class_conditional, bool):
@@ -132,9 +132,6 @@ class TrainConfig:
         if cfg.zero_terminal_snr and cfg.target == "eps":
             raise ValueError("zero_terminal_snr needs target 'v' or 'x0': an ε-prediction cannot recover x0 at SNR = 0 "
                              "(Lin et al. 2023, Sec. 3.2)")
-        if SCHEDULES.get(cfg.schedule).process == "rf" and cfg.target == "eps":
-            raise ValueError("schedule 'rectified_flow' needs target 'v' (its velocity ε − x0) or 'x0': at t = 1 "
-                             "(SNR = 0) an ε-prediction cannot recover x0")
         for name, low in (("timesteps", 2), ("batch_size", 1), ("log_every", 1), ("preview_count", 1),
                           ("preview_sample_steps", 1), ("buckets", 1), ("image_size", 4), ("toy_size", 8),
                           ("metric_samples", 2), ("warmup_steps", 0), ("preview_every", 0), ("metric_every", 0),
@@ -159,6 +156,7 @@ class TrainConfig:
             raise ValueError(f"preview_sample_steps must be ≤ timesteps ({cfg.timesteps})")
         resolve_device(cfg.device)
         schedule = get_schedule(cfg.schedule, cfg.timesteps, zero_terminal_snr=cfg.zero_terminal_snr)
+        check_target_fits(cfg.target, schedule)
         schedule_weights(cfg.weighting, schedule, cfg.target, **cfg.weighting_params)  # names an undefined weight
         if not isinstance(cfg.timestep_sampling, str):
             raise ValueError(f"timestep_sampling must be a sampler's name, got {cfg.timestep_sampling!r}")

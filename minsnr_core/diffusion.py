@@ -17,6 +17,15 @@ from .schedules import Schedule
 from .weighting import check_process, check_target, schedule_weights
 
 
+def check_target_fits(target: str, schedule: Schedule) -> None:
+    """Refuse the ε target where the schedule reaches SNR = 0 (zero terminal SNR, rectified flow's t = 1): there
+    x0 = (x_t − σ·ε)/α divides by α = 0 (Lin et al. 2023, Sec. 3.2)."""
+    check_target(target)
+    if target == "eps" and bool((schedule.snr == 0).any()):
+        raise ValueError(f"target 'eps' cannot be trained or sampled on schedule {schedule.name!r}: its last step "
+                         "has SNR = 0, where x0 = (x_t − σ·ε)/α divides by α = 0; use target 'v' or 'x0'")
+
+
 def _broadcast(coefficient: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Shape a per-sample coefficient (B,) so that it multiplies a (B, …) tensor."""
     return coefficient.reshape(-1, *([1] * (like.dim() - 1))).to(like.dtype)
@@ -96,10 +105,7 @@ class Diffusion:
     weighting_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_target(self.target)
-        if self.target == "eps" and bool((self.schedule.snr == 0).any()):
-            raise ValueError(f"target 'eps' cannot be trained or sampled on schedule {self.schedule.name!r}: its last step "
-                             "has SNR = 0, where x0 = (x_t − σ·ε)/α divides by α = 0; use target 'v' or 'x0'")
+        check_target_fits(self.target, self.schedule)
         self.weights = schedule_weights(self.weighting, self.schedule, self.target, **self.weighting_params)
         self.alphas = self.schedule.alphas
         self.sigmas = self.schedule.sigmas

@@ -187,7 +187,7 @@ def test_a_diffusion_refuses_the_eps_target_where_snr_reaches_zero():
 def test_training_config_refuses_what_rectified_flow_cannot_train():
     from minsnr_core.config import TrainConfig
 
-    with pytest.raises(ValueError, match="'rectified_flow' needs target 'v'"):
+    with pytest.raises(ValueError, match="target 'eps' cannot be trained or sampled on schedule 'rectified_flow'"):
         TrainConfig(dataset="moons", schedule="rectified_flow", target="eps").resolved()
     with pytest.raises(ValueError, match="strategy 'sigmoid'"):
         TrainConfig(dataset="moons", schedule="rectified_flow", target="v", weighting="sigmoid").resolved()
