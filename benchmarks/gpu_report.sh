@@ -1,40 +1,54 @@
 #!/usr/bin/env bash
-# The GPU numbers of the README and docs/results.md, in one go (run by hand on a machine with CUDA):
+# The speed and quality numbers of docs/performance.md, in one go (run by hand):
 #
-#     bash benchmarks/gpu_report.sh DATA_ROOT OUT_DIR [SECONDS]
+#     bash benchmarks/gpu_report.sh DATA_ROOT OUT_DIR
 #
-# 1. training throughput of every preset beside the diffusers reference UNet (benchmarks/throughput.py),
-# 2. time to recognisable MNIST digits with the CLI's defaults (quality tracked while training),
-# 3. the MNIST comparison grid of docs/results.md with a larger budget, several runs at once on the one GPU,
-# 4. a CIFAR-10 grid, if time is left. Each part is bounded so the whole stays within SECONDS (default 540);
-#    the grids are resumable, so running the script again finishes what a time limit cut short.
+# CPU part (every machine): training throughput of every preset beside the diffusers reference UNet, batch 64.
+# GPU part (when CUDA is present; otherwise it says it was skipped):
+#   1. throughput at batch 128 and 512,
+#   2. time to recognisable MNIST digits with the CLI's class-conditional defaults: a MNIST_MINUTES budget (default
+#      0.75), 1000 DDIM-50 samples scored every 250 steps, the scoring time not counted as training,
+#   3. CIFAR-10 for CIFAR_MINUTES (default 5) with the `cifar` preset through minsnr-train, then 1000 samples from
+#      minsnr-sample, scored and drawn as a grid (OUT_DIR/cifar-samples.png).
+# PARTS (default "cpu gpu") picks the parts, e.g. PARTS=gpu on a GPU machine whose CPU numbers are not wanted.
 set -u
 DATA=${1:?data root (holds MNIST/ and CIFAR-10)}
 OUT=${2:?output folder}
-BUDGET=${3:-540}
 PY=${PYTHON:-python3}
-EXPERIMENT=("$PY" -c "from minsnr_core.cli import experiment_entry; experiment_entry()")
+PARTS=${PARTS:-cpu gpu}
 mkdir -p "$OUT"
-left() { echo $((BUDGET - SECONDS)); }
+"$PY" -c "import torch; print('torch', torch.__version__)"
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-"$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-
-echo "== throughput (images/s, batch 128)"
-timeout 90 "$PY" benchmarks/throughput.py --device cuda --batch-size 128 --steps 50
-
-echo "== time to recognisable digits (CLI defaults, 1000 DDIM-50 samples scored every 1000 steps)"
-timeout 150 "$PY" benchmarks/mnist_quality.py --minutes 1.5 --track-every 1000 --data-root "$DATA" --device cuda \
-    --out "$OUT/quality"
-
-echo "== MNIST grid, 2000 steps per run, 8 runs at once ($(left) s left)"
-timeout $(($(left) - 60)) "${EXPERIMENT[@]}" --data-root "$DATA" --targets eps x0 --steps 2000 --eval-every 400 \
-    --eval-samples 500 --workers 8 --device cuda --out "$OUT/mnist-grid"
-
-if [ "$(left)" -gt 90 ]; then
-    echo "== CIFAR-10 grid, 1000 steps per run ($(left) s left)"
-    timeout $(($(left) - 20)) "${EXPERIMENT[@]}" --dataset cifar10 --data-root "$DATA" --weightings constant snr min_snr \
-        --targets eps x0 --ablation-gammas --seeds 0 1 --steps 1000 --eval-every 250 --eval-samples 500 --workers 8 \
-        --device cuda --out "$OUT/cifar-grid"
+if [[ " $PARTS " == *" cpu "* ]]; then
+    echo "== CPU: throughput (images/s, batch 64)"
+    "$PY" benchmarks/throughput.py --device cpu --batch-size 64 --steps 5
 fi
+[[ " $PARTS " == *" gpu "* ]] || exit 0
+if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "== GPU part skipped: no CUDA device here (torch.cuda.is_available() is False)"
+    exit 0
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+"$PY" -c "import torch; print(torch.cuda.get_device_name())"
+
+for batch in 128 512; do
+    echo "== GPU: throughput (images/s, batch $batch)"
+    timeout 120 "$PY" benchmarks/throughput.py --device cuda --batch-size "$batch" --steps 20
+done
+
+echo "== GPU: time to recognisable digits (CLI defaults, 1000 DDIM-50 samples scored every 250 steps)"
+timeout 240 "$PY" benchmarks/mnist_quality.py --minutes "${MNIST_MINUTES:-0.75}" --track-every 250 --samples 1000 \
+    --eta 1 --data-root "$DATA" --device cuda --out "$OUT/mnist"
+
+echo "== GPU: CIFAR-10, ${CIFAR_MINUTES:-5} minutes, cifar preset (minsnr-train's defaults otherwise)"
+TRAIN=("$PY" -c "from minsnr_core.cli import train_entry; train_entry()")
+SAMPLE=("$PY" -c "from minsnr_core.cli import sample_entry; sample_entry()")
+started=$SECONDS
+"${TRAIN[@]}" --dataset cifar10 --data-root "$DATA" --no-download --model cifar --minutes "${CIFAR_MINUTES:-5}" \
+    --device cuda --out "$OUT/cifar" --overwrite >"$OUT/cifar-train.log" 2>&1
+echo "minsnr-train returned $? after $((SECONDS - started)) s"
+grep -a -E '^step|finished|error' "$OUT/cifar-train.log" | tail -n 12
+"${SAMPLE[@]}" --run "$OUT/cifar" --n 1000 --seed 0 --device cuda --out "$OUT/cifar-samples.npy"
+"$PY" benchmarks/score_samples.py "$OUT/cifar-samples.npy" --dataset cifar10 --data-root "$DATA" --conditional \
+    --grid "$OUT/cifar-samples.png"
 echo "== done after $SECONDS s"

@@ -61,13 +61,16 @@ def main() -> None:
                          device=args.device, preview_every=0, metric_every=args.track_every,
                          metric_samples=args.samples, **overrides)
     started = time.perf_counter()
-    last = None
+    last, measuring_s, measuring_since = None, 0.0, 0.0
     for event in train(config):
         if event.kind == "log":
             last = event
-        if event.kind == "metric":
-            print(f"step {event.step:6d}  {event.elapsed_s:6.1f} s  " + "  ".join(
-                f"{name} {value:.3f}" for name, value in event.metric.items()), flush=True)
+        if event.kind == "measuring":
+            measuring_since = event.elapsed_s
+        if event.kind == "metric":  # training time: the run's time so far without the scoring
+            measuring_s += event.elapsed_s - measuring_since
+            print(f"step {event.step:6d}  {event.elapsed_s:6.1f} s ({event.elapsed_s - measuring_s:5.1f} s training)  "
+                  + "  ".join(f"{name} {value:.3f}" for name, value in event.metric.items()), flush=True)
         if event.kind in ("done", "error"):
             print(event.message)
             final = event

@@ -2,6 +2,7 @@
 
     pip install -e ".[bench]"       # diffusers, for the reference model
     python benchmarks/throughput.py [--device auto] [--batch-size 128] [--steps 10]
+    python benchmarks/throughput.py --device cuda --presets mnist --compile none default reduce-overhead
 
 Each model runs ``minsnr_core.steps.train_step``, the step ``train()`` runs (forward, weighted loss, backward,
 gradient clipping, AdamW, EMA), on batches from ``draw_batch`` of random data of its dataset's shape; the first
@@ -42,17 +43,24 @@ class DiffusersUNet(torch.nn.Module):
 
 
 def images_per_second(preset: str, model: torch.nn.Module, shape: tuple[int, ...], batch: int, steps: int,
-                      device: str) -> float:
-    """Time ``train_step`` (its batches from ``draw_batch``) of a Min-SNR-5 ε run on random data of ``shape``."""
+                      device: str, compile_mode: str = "none") -> float:
+    """Time ``train_step`` (its batches from ``draw_batch``) of a Min-SNR-5 ε run on random data of ``shape``;
+    ``compile_mode`` other than "none": the forward pass through ``torch.compile`` in that mode (the warm-up steps,
+    which compile, are timed and printed)."""
     dataset = "moons" if shape == (2,) else "mnist" if shape[0] == 1 else "cifar10"
     config = TrainConfig(dataset=dataset, model=preset, batch_size=batch, target="eps", steps=steps,
                          class_conditional=False, device=device).resolved()
     run = prepare_run(config, data=torch.randn(4 * batch, *shape), model=model)
+    if compile_mode != "none":
+        run.forward = torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
     warmup = 3
+    started = time.perf_counter()
     for i in range(warmup + steps):
         if i == warmup:
             if run.device.type == "cuda":
                 torch.cuda.synchronize()
+            if compile_mode != "none":
+                print(f"  compile ({compile_mode}) and {warmup} warm-up steps: {time.perf_counter() - started:.1f} s")
             started = time.perf_counter()
         train_step(run, draw_batch(run), config.lr, check_finite=False)
     if run.device.type == "cuda":
@@ -65,11 +73,18 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--presets", nargs="*", default=None, help="only these model presets (default: all)")
+    parser.add_argument("--compile", nargs="+", default=["none"],
+                        choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                        help="time each preset eagerly (none) and/or with torch.compile in these modes")
+    parser.add_argument("--no-reference", action="store_true", help="skip the diffusers model")
     args = parser.parse_args()
     device = resolve_device(args.device)
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch_size}")
     reference = None
     try:
+        if args.no_reference:
+            raise ImportError
         model = DiffusersUNet()
         reference = images_per_second("mnist", model, (1, 28, 28), args.batch_size, args.steps, args.device)
         label = "diffusers UNet2DModel (HF course)"
@@ -77,13 +92,16 @@ def main() -> None:
     except ImportError:
         print("diffusers not installed: pip install -e '.[bench]' for the reference model")
     for entry in MODEL_PRESETS:
+        if args.presets is not None and entry.name not in args.presets:
+            continue
         shape = SHAPES[entry.name]
-        model = build_model(entry.name, shape[0])
-        rate = images_per_second(entry.name, model, shape, args.batch_size * (4 if len(shape) == 1 else 1), args.steps,
-                                 args.device)
-        ratio = f"{rate / reference:5.1f}×" if reference and shape == (1, 28, 28) else ""
-        label = f"{entry.display_name} [{entry.name}]"
-        print(f"{label:36s} {count_parameters(model):>10,} params {rate:>9.0f} img/s {ratio}")
+        for mode in args.compile:
+            model = build_model(entry.name, shape[0])
+            rate = images_per_second(entry.name, model, shape, args.batch_size * (4 if len(shape) == 1 else 1),
+                                     args.steps, args.device, mode)
+            ratio = f"{rate / reference:5.1f}×" if reference and shape == (1, 28, 28) else ""
+            label = f"{entry.display_name} [{entry.name}]" + ("" if mode == "none" else f" compiled ({mode})")
+            print(f"{label:36s} {count_parameters(model):>10,} params {rate:>9.0f} img/s {ratio}", flush=True)
 
 
 if __name__ == "__main__":
