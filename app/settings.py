@@ -30,7 +30,7 @@ AFTER_PARAMS = ("model", "batch_size", "lr", "steps", "minutes", "seed", "previe
                 "guidance", "sample_eta")
 DEFAULTS: dict[str, Any] = {
     "dataset": "moons", "data_root": None, "schedule": "cosine", "timesteps": 1000, "target": "auto", "model": "auto",
-    "batch_size": 0, "lr": TrainConfig.lr, "steps": 1000, "minutes": 0, "seed": 0, "preview_every": 0, "quality": True,
+    "batch_size": 0, "lr": 0, "steps": 1000, "minutes": 0, "seed": 0, "preview_every": 0, "quality": True,
     "use_labels": True, "guidance": TrainConfig.guidance, "sample_eta": TrainConfig.sample_eta,
     "timestep_sampling": TrainConfig.timestep_sampling, "adaptive_weighting": TrainConfig.adaptive_weighting,
 }
@@ -172,7 +172,7 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
                                      value=value["model"], label="Model preset")
             c["batch_size"] = gr.Number(value["batch_size"], label="Batch size (0: automatic)", precision=0, minimum=0,
                                         maximum=limits.max_batch)
-            c["lr"] = gr.Number(value["lr"], label="Learning rate", minimum=0)
+            c["lr"] = gr.Number(value["lr"], label="Learning rate (0: automatic)", minimum=0, maximum=1)
         with gr.Row():
             c["use_labels"] = gr.Checkbox(value["use_labels"], label="Class-conditional: learn from the labels (images "
                                           "only), so samples can be asked for a class", elem_id=f"{prefix}-labels")
@@ -209,7 +209,8 @@ def make_config(image_roots: Mapping[str, str], weighting: str, settings: Mappin
         timestep_params={p.name: s[p.name] for p in TIMESTEP_SAMPLERS.get(s["timestep_sampling"]).params},
         adaptive_weighting=s["adaptive_weighting"],
         adaptive_params={p.name: s[p.name] for p in ADAPTIVE_WEIGHTINGS.get(s["adaptive_weighting"]).params},
-        model=None if s["model"] == "auto" else s["model"], batch_size=int(s["batch_size"]) or None, lr=float(s["lr"]),
+        model=None if s["model"] == "auto" else s["model"], batch_size=int(s["batch_size"]) or None,
+        lr=float(s["lr"]) or None,
         steps=int(s["steps"]) if s["steps"] else None, minutes=float(s["minutes"]) if s["minutes"] else None,
         seed=int(s["seed"] or 0), preview_every=int(s["preview_every"] or 0) or None,
         metric_every=None if s["quality"] else 0,

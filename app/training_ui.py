@@ -11,7 +11,7 @@ import numpy as np
 from minsnr_core.adaptive import ADAPTIVE_WEIGHTINGS
 from minsnr_core.config import continued_config
 from minsnr_core.data import toy_points
-from minsnr_core.experiment import REPORT_CONDITIONING, REPORT_EVAL_EVERY, REPORT_STEPS
+from minsnr_core.experiment import REPORT_CONDITIONING, REPORT_EVAL_EVERY, REPORT_LR, REPORT_STEPS, report_model
 from minsnr_core.images import point_raster
 from minsnr_core.stats import steps_to_reach
 from minsnr_core.weighting import STRATEGIES
@@ -66,8 +66,8 @@ confidently recognised images; toys: the distance to the true distribution).
 # the last timestep (docs/results.md, section 2), so it would not test that weighting.
 PAPER_WEIGHTINGS = ["snr", "min_snr", "soft_min_snr", "p2"]
 PAPER_PRESET = default_settings(
-    dataset="mnist", target="eps", gamma=5.0, steps=REPORT_STEPS, seed=0, schedule="cosine",
-    preview_every=REPORT_EVAL_EVERY, quality=True, use_labels=REPORT_CONDITIONING["class_conditional"],
+    dataset="mnist", model=report_model("mnist"), lr=REPORT_LR, target="eps", gamma=5.0, steps=REPORT_STEPS, seed=0,
+    schedule="cosine", preview_every=REPORT_EVAL_EVERY, quality=True, use_labels=REPORT_CONDITIONING["class_conditional"],
     sample_eta=REPORT_CONDITIONING["sample_eta"])
 del PAPER_PRESET["data_root"]  # the server's own folder stays chosen
 

@@ -17,6 +17,7 @@ import json
 import numpy as np
 import torch
 
+from minsnr_core.data import load_dataset
 from minsnr_core.metrics import CLASSIFIERS, image_score, real_data_floor
 from minsnr_core.sampling import balanced_labels
 
@@ -29,6 +30,13 @@ def as_images(array: np.ndarray) -> torch.Tensor:
     return images[:, None] if images.dim() == 3 else images.permute(0, 3, 1, 2).contiguous()
 
 
+def nearest_training_distance(images: torch.Tensor, training: torch.Tensor) -> torch.Tensor:
+    """Per image, the RMS pixel distance (images in [−1, 1]) to its nearest training image."""
+    flat = training.flatten(1).double()
+    return torch.cat([torch.cdist(chunk.flatten(1).double(), flat).min(1).values
+                      for chunk in images.split(250)]) / flat.shape[1] ** 0.5
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("samples", help=".npy written by minsnr-sample")
@@ -38,6 +46,8 @@ def main() -> None:
                         help="the samples asked for the classes in turn (minsnr-sample's default for such a run)")
     parser.add_argument("--grid", default=None, help="write the first 100 samples as a 10×10 PNG here")
     parser.add_argument("--no-floor", action="store_true", help="skip scoring real images")
+    parser.add_argument("--nearest", action="store_true",
+                        help="copies? each sample's distance to its nearest training image, beside held-out test images'")
     args = parser.parse_args()
     images = as_images(np.load(args.samples))
     requested = balanced_labels(len(images), 10) if args.conditional else None
@@ -48,6 +58,15 @@ def main() -> None:
         print(f"real training images, {floor['sets']} sets of {floor['samples']}:",
               json.dumps({k: f"{v['mean']:.4f} ± {v['sd']:.4f}" for k, v in floor["scores"].items()},
                          ensure_ascii=False))
+    if args.nearest:
+        training = load_dataset(args.dataset, args.data_root, download=False)
+        held_out = load_dataset(args.dataset, args.data_root, train=False, download=False)[: len(images)]
+        test_near = nearest_training_distance(held_out, training)
+        near = nearest_training_distance(images, training)
+        close = float((near < test_near.quantile(0.01)).double().mean())
+        print(f"RMS distance to the nearest of {len(training)} training images: samples median {near.median():.3f} "
+              f"(min {near.min():.3f}), {len(held_out)} test images median {test_near.median():.3f} "
+              f"(min {test_near.min():.3f}); samples closer than 99 % of test images: {close:.1%}")
     if args.grid:
         from torchvision.utils import save_image
 

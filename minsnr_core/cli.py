@@ -50,7 +50,8 @@ def train_parser() -> argparse.ArgumentParser:
     _add_parameter_flags(parser, ADAPTIVE_WEIGHTINGS)
     parser.add_argument("--target", choices=TARGETS, default=None,
                         help="default: eps for the toys, x0 for images, v for rectified flow")
-    parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="default: by dataset")
+    parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None,
+                        help="default: by dataset (mnist: mnist-small; cifar10 and folder: cifar; toys: toy-mlp)")
     parser.add_argument("--unconditional", action="store_true",
                         help="ignore the class labels (default: class-conditional on mnist, cifar10 and folder)")
     parser.add_argument("--label-dropout", type=float, default=TrainConfig.label_dropout,
@@ -59,8 +60,10 @@ def train_parser() -> argparse.ArgumentParser:
                         help="classifier-free guidance scale of the previews and the metric (1: none)")
     parser.add_argument("--sample-eta", type=float, default=TrainConfig.sample_eta,
                         help="DDIM η of the previews and the metric, and minsnr-sample's default (0: deterministic)")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: the model preset's (mnist-small 32), else 64 for images and 512 for the toys")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate (default: the model preset's, mnist-small 0.006, else 0.002)")
     parser.add_argument("--steps", type=int, default=None,
                         help="total steps (default 2000 unless --minutes; with --resume: the run's budget again)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget")

@@ -21,8 +21,10 @@ from .schedules import SCHEDULES, get_schedule
 from .timesteps import TIMESTEP_SAMPLERS, timestep_probabilities
 from .weighting import STRATEGIES, check_target, schedule_weights
 
-DEFAULT_MODELS = {"mnist": "mnist", "cifar10": "cifar", "folder": "cifar"}
+DEFAULT_MODELS = {"mnist": "mnist-small", "cifar10": "cifar", "folder": "cifar"}
+# Where the model preset names none (models.ModelPreset.batch_size, .lr).
 DEFAULT_BATCH = {"image": 64, "points": 512}
+DEFAULT_LR = 2e-3
 # Measured on a 2-core CPU (benchmarks/mnist_quality.py, README): with Min-SNR-5 and a 2-minute MNIST budget the x0
 # target gave FD 50 against 174 for ε; on the toys, x0-prediction collapses the clusters onto their mean early on.
 DEFAULT_TARGETS = {"image": "x0", "points": "eps"}
@@ -69,7 +71,7 @@ class TrainConfig:
     sample_eta: float = 1.0
     model: str | None = None
     batch_size: int | None = None
-    lr: float = 2e-3
+    lr: float | None = None  # None: the model preset's (models.ModelPreset.lr), else DEFAULT_LR
     lr_schedule: str = "cosine"
     warmup_steps: int = 100
     steps: int | None = None
@@ -99,9 +101,13 @@ class TrainConfig:
             raise ValueError(f"dataset must be one of {', '.join(dataset_names())}; got {cfg.dataset!r}")
         kind, is_toy = cfg.kind, cfg.dataset in TOY_DATASETS
         cfg.model = cfg.model or ("toy-mlp" if is_toy else DEFAULT_MODELS[cfg.dataset])
-        if MODEL_PRESETS.get(cfg.model).kind != kind:
+        preset = MODEL_PRESETS.get(cfg.model)
+        if preset.kind != kind:
             raise ValueError(f"model {cfg.model!r} does not fit dataset {cfg.dataset!r}")
-        cfg.batch_size = DEFAULT_BATCH[kind] if cfg.batch_size is None else cfg.batch_size
+        if cfg.batch_size is None:
+            cfg.batch_size = preset.batch_size or DEFAULT_BATCH[kind]
+        if cfg.lr is None:
+            cfg.lr = preset.lr or DEFAULT_LR
         for name, value in RUN_DEFAULTS[kind].items():
             if getattr(cfg, name) is None:
                 setattr(cfg, name, value)
@@ -146,7 +152,7 @@ class TrainConfig:
             raise ValueError(f"steps must be an integer ≥ 1, got {cfg.steps!r}")
         if cfg.minutes is not None and not (isinstance(cfg.minutes, int | float) and 0 < cfg.minutes < math.inf):
             raise ValueError(f"minutes must be a positive number, got {cfg.minutes!r}")
-        if not (isinstance(cfg.lr, int | float) and 0 < cfg.lr < 1):
+        if isinstance(cfg.lr, bool) or not (isinstance(cfg.lr, int | float) and 0 < cfg.lr < 1):
             raise ValueError(f"lr must be in (0, 1), got {cfg.lr!r}")
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {cfg.lr_schedule!r}")

@@ -58,6 +58,14 @@ REPORT_STEPS, REPORT_EVAL_EVERY, REPORT_EVAL_SAMPLES = 300, 100, 200
 # docs/results.md was measured with unconditional models scored on deterministic DDIM samples; the runner, the
 # app's Compare preset and notebook 03 keep to that, whatever the training defaults are.
 REPORT_CONDITIONING = {"class_conditional": False, "sample_eta": 0.0}
+# Likewise its model presets and learning rate (the training defaults of that time; batch 64 for images).
+REPORT_MODELS, REPORT_LR = {"mnist": "mnist", "cifar10": "cifar", "folder": "cifar"}, 2e-3
+
+
+def report_model(dataset: str, model: str | None = None) -> str | None:
+    """The model of docs/results.md's runs for ``dataset`` unless ``model`` names one (None for the toys: the
+    default toy MLP)."""
+    return model or REPORT_MODELS.get(dataset)
 
 
 @dataclass
@@ -80,8 +88,8 @@ class ExperimentSpec:
     eval_every: int = REPORT_EVAL_EVERY
     eval_samples: int = REPORT_EVAL_SAMPLES
     batch_size: int | None = None
-    lr: float = TrainConfig.lr
-    model: str | None = None
+    lr: float = REPORT_LR
+    model: str | None = None  # None: report_model(dataset)
     device: str = "auto"
     # Extra arms of the comparison, each on top of the target's plain loss with the paired seeds: a timestep sampler
     # (e.g. logit_normal) or an adaptive weighting (e.g. edm2). Their rows are labelled "<weighting>+<name>".
@@ -148,7 +156,7 @@ class ExperimentSpec:
                            weighting_params=params, timestep_sampling=run.get("timestep_sampling", "uniform"),
                            adaptive_weighting=run.get("adaptive_weighting", "none"), target=run["target"],
                            steps=self.steps, seed=run["seed"], batch_size=self.batch_size, lr=run.get("lr", self.lr),
-                           model=self.model, device=self.device, preview_every=0,
+                           model=report_model(self.dataset, self.model), device=self.device, preview_every=0,
                            metric_every=self.eval_every, metric_samples=self.eval_samples, checkpoint_every=0,
                            **REPORT_CONDITIONING)
 

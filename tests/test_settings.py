@@ -8,6 +8,7 @@ from app import urlstate as us
 from app.jobs import ClassLimits
 from app.main import build_app, explorer_fields, link_fields
 from app.settings import default_settings, endpoint_values, make_config, setting_names
+from app.training_ui import PAPER_PRESET
 from minsnr_core.checkpoint import load_checkpoint
 from minsnr_core.cli import train_main
 from minsnr_core.registry import Param
@@ -64,6 +65,13 @@ def test_settings_are_named_and_unknown_or_missing_names_are_refused(tmp_path):
     assert (config.dataset, config.weighting_params, config.steps) == ("mnist", {"gamma": 2.0}, 1000)
     # The run rules are the core's: an image run previews every 200 steps and measures quality with each preview.
     assert (config.preview_every, config.metric_every, config.log_every, config.metric_samples) == (200, 200, 10, 200)
+    # Model, batch size and learning rate left automatic (the controls' 0) are the core's too; the Compare preset
+    # keeps docs/results.md's model and learning rate.
+    assert (config.model, config.batch_size, config.lr) == ("mnist-small", 32, 6e-3)
+    given = make_config({}, "min_snr", {**settings, "lr": 0.001, "batch_size": 16}, [str(tmp_path)]).resolved()
+    assert (given.batch_size, given.lr) == (16, 0.001)
+    paper = make_config({}, "snr", {**PAPER_PRESET, "data_root": str(tmp_path)}, [str(tmp_path)]).resolved()
+    assert (paper.model, paper.batch_size, paper.lr) == ("mnist", 64, 2e-3)
     del settings["seed"]
     with pytest.raises(ValueError, match="missing setting"):
         make_config({}, "min_snr", settings, [str(tmp_path)])

@@ -5,6 +5,7 @@ import torch
 
 from minsnr_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minsnr_core.data import load_labels, load_mnist, toy_points
+from minsnr_core.experiment import ExperimentSpec
 from minsnr_core.metrics import toy_score
 from minsnr_core.runs import load_run
 from minsnr_core.training import TrainConfig, train
@@ -149,6 +150,23 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
         run(TrainConfig(**TOY, steps=5), resume=tmp_path / "other.pt")
 
 
+def test_automatic_model_batch_size_and_lr_come_from_the_dataset_and_the_model_preset():
+    def chosen(**settings):
+        config = TrainConfig(**settings).resolved()
+        return config.model, config.batch_size, config.lr
+
+    # MNIST trains the small UNet at its measured settings (docs/performance.md: 90-second and 5-minute runs).
+    assert chosen(dataset="mnist") == ("mnist-small", 32, 6e-3)
+    assert chosen(dataset="mnist", batch_size=16, lr=1e-3) == ("mnist-small", 16, 1e-3)
+    assert chosen(dataset="mnist", model="mnist") == ("mnist", 64, 2e-3)  # a preset naming none: the defaults
+    assert chosen(dataset="cifar10") == ("cifar", 64, 2e-3)
+    assert chosen(**TOY) == ("toy-mlp", 512, 2e-3)
+    # The runner of docs/results.md keeps the settings its numbers were measured with.
+    spec = ExperimentSpec()
+    experiment = spec.config(spec.runs()[0]).resolved()
+    assert (experiment.model, experiment.batch_size, experiment.lr) == ("mnist", 64, 2e-3)
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -158,6 +176,7 @@ def test_corrupt_and_foreign_checkpoints_give_clear_errors(tmp_path):
         ({"target": "score"}, "target must be one of"),
         ({"timesteps": 1}, "timesteps must be an integer ≥ 2, got 1"),
         ({"lr": 0}, r"lr must be in \(0, 1\), got 0"),
+        ({"lr": True}, r"lr must be in \(0, 1\), got True"),
         ({"steps": 0}, "steps must be an integer ≥ 1, got 0"),
         ({"minutes": -1}, "minutes must be a positive number, got -1"),
         ({"batch_size": 0}, "batch_size must be an integer ≥ 1, got 0"),
