@@ -108,6 +108,13 @@ def _lr_at(config: TrainConfig, step: int, progress: float) -> float:
     return config.lr * warmup * decay
 
 
+def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``torch.compile`` of the model's forward pass. On CUDA in mode "reduce-overhead" (CUDA graphs): a step of
+    these small models is bound by launching its kernels, and on an H200 that mode trained the MNIST UNet 3.5× as
+    fast as eager after 44 s of compiling, the default mode 1.07× (docs/performance.md)."""
+    return torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
+
+
 def prepare_run(
     config: TrainConfig,
     data: torch.Tensor | None = None,
@@ -149,7 +156,7 @@ def prepare_run(
     diffusion = Diffusion(schedule, config.target, config.weighting, config.weighting_params).to(device)
     timesteps = TimestepDistribution(config.timestep_sampling, schedule, config.timestep_params)
     run = RunState(config, data, labels, num_classes, device, model, ema, optimizer, generator, diffusion, timesteps,
-                   adaptive, torch.compile(model) if config.compile else model)
+                   adaptive, compiled(model, device) if config.compile else model)
     if resume is not None:
         _restore(run, load_checkpoint(resume))
         run.session_start = run.step
