@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from .experiment import BASELINE, HIGHER_IS_BETTER, arm_name, mean_curves, steps_to_threshold
 from .stats import paired_comparison, paired_speedups
@@ -84,17 +85,20 @@ def speedup_figure(rows: list[dict[str, Any]], metric: str) -> go.Figure | None:
     return figure
 
 
-def save_figure(figure: go.Figure, path_without_suffix: Path) -> list[str]:
-    """Write ``.html`` (plotly.js in a shared file beside it) and, when kaleido and a Chrome are present, ``.png``."""
+def save_figures(figures: dict[str, go.Figure], out: Path) -> list[str]:
+    """Write each figure as ``<name>.html`` (plotly.js in a shared file beside them) and, when kaleido and a Chrome
+    are present, ``<name>.png`` (all in one export: each export otherwise starts a browser, ~3 s)."""
     written = []
-    html = path_without_suffix.with_suffix(".html")
-    figure.write_html(html, include_plotlyjs="directory")
-    written.append(html.name)
+    for name, figure in figures.items():
+        figure.write_html(out / f"{name}.html", include_plotlyjs="directory")
+        written.append(f"{name}.html")
+    if not figures:
+        return written
     try:
-        figure.write_image(path_without_suffix.with_suffix(".png"), scale=1.5)
-        written.append(path_without_suffix.with_suffix(".png").name)
+        pio.write_images(list(figures.values()), [out / f"{name}.png" for name in figures], scale=1.5)
+        written += [f"{name}.png" for name in figures]
     except Exception as error:  # noqa: BLE001 - PNG export is optional: kaleido or Chrome may be missing
-        print(f"PNG not written for {html.name} ({type(error).__name__}); the HTML figure is there")
+        print(f"PNGs not written ({type(error).__name__}); the HTML figures are there")
     return written
 
 
@@ -159,15 +163,11 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | 
         raise ValueError("no results to report")
     # The Fréchet distance moves from the first steps on; the share of recognised digits stays 0 until digits form.
     metric = metric or ("fd" if "fd" in rows[0] else "swd")
-    figures = []
-    for target, figure in quality_figures(rows, metric).items():
-        figures += save_figure(figure, out / f"quality_{target}")
-    ablation = ablation_figure(rows, metric)
-    if ablation is not None:
-        figures += save_figure(ablation, out / "gamma_ablation")
-    speedups = speedup_figure(rows, metric)
-    if speedups is not None:
-        figures += save_figure(speedups, out / "steps_to_threshold")
+    drawn = {f"quality_{target}": figure for target, figure in quality_figures(rows, metric).items()}
+    drawn.update({name: figure for name, figure in (("gamma_ablation", ablation_figure(rows, metric)),
+                                                    ("steps_to_threshold", speedup_figure(rows, metric)))
+                  if figure is not None})
+    figures = save_figures(drawn, out)
 
     lines = [f"Metric: **{metric}** ({METRIC_TITLES.get(metric, metric)}; "
              f"{'higher' if HIGHER_IS_BETTER.get(metric, True) else 'lower'} is better).", ""]
