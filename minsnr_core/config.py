@@ -64,9 +64,9 @@ class TrainConfig:
     class_conditional: bool | None = None
     label_dropout: float = 0.1
     # How this run's samples are drawn by the previews, the metric and (as its defaults) minsnr-sample. Measured on
-    # MNIST after 5 CPU minutes (README): with guidance 2, stochastic DDIM (η = 1) recognised 84.8–94.2 % of the
-    # digits in four runs, deterministic DDIM 74.8–87.3 %; unconditional MNIST models and the toys also sample
-    # better with η = 1 (README). The fresh noise lets the sampler correct a young model's mistakes.
+    # MNIST after 5 CPU minutes with the `mnist` preset (docs/performance.md): with guidance 2, stochastic DDIM
+    # (η = 1) recognised 84.8–94.2 % of the digits in four runs, deterministic DDIM 74.8–87.3 %; unconditional MNIST
+    # models and the toys also sample better with η = 1. The fresh noise lets the sampler correct a young model's mistakes.
     guidance: float = 2.0
     sample_eta: float = 1.0
     model: str | None = None
