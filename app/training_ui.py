@@ -37,7 +37,7 @@ TRAIN_INTRO = """
 ### Train a diffusion model and watch it learn
 Pick a dataset and a loss weighting, press **Start**. The 2D toys show a point cloud taking shape within seconds on
 any CPU. MNIST with the defaults, measured (docs/performance.md): on a 2-core CPU 97–99 % of the digits are
-recognisable after 5 minutes (two runs), 59–72 % after 90 s (four runs). Runs from all users share one queue; if
+recognisable after 5 minutes (three runs), 59–72 % after 90 s (four runs). Runs from all users share one queue; if
 someone else is training you see your place in it.
 """
 BUCKET_EXPLANATION = """
