@@ -11,7 +11,7 @@ import numpy as np
 
 from .adaptive import ADAPTIVE_WEIGHTINGS
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
-from .config import TrainConfig, continued_config, saved_config
+from .config import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_MODELS, TrainConfig, continued_config, saved_config
 from .data import DataUnavailableError, dataset_names
 from .images import to_uint8
 from .models import MODEL_PRESETS
@@ -51,7 +51,8 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", choices=TARGETS, default=None,
                         help="default: eps for the toys, x0 for images, v for rectified flow")
     parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None,
-                        help="default: by dataset (mnist: mnist-small; cifar10 and folder: cifar; toys: toy-mlp)")
+                        help="default: by dataset (" + ", ".join(f"{d}: {m}" for d, m in DEFAULT_MODELS.items())
+                        + "; toys: toy-mlp)")
     parser.add_argument("--unconditional", action="store_true",
                         help="ignore the class labels (default: class-conditional on mnist, cifar10 and folder)")
     parser.add_argument("--label-dropout", type=float, default=TrainConfig.label_dropout,
@@ -60,10 +61,15 @@ def train_parser() -> argparse.ArgumentParser:
                         help="classifier-free guidance scale of the previews and the metric (1: none)")
     parser.add_argument("--sample-eta", type=float, default=TrainConfig.sample_eta,
                         help="DDIM η of the previews and the metric, and minsnr-sample's default (0: deterministic)")
+    tuned = [e for e in MODEL_PRESETS if e.batch_size or e.lr]  # presets that carry their measured settings
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="default: the model preset's (mnist-small 32), else 64 for images and 512 for the toys")
+                        help="default: the model preset's (" + ", ".join(f"{e.name} {e.batch_size}" for e in tuned
+                                                                         if e.batch_size)
+                        + f"), else {DEFAULT_BATCH['image']} for images and {DEFAULT_BATCH['points']} for the toys")
     parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate (default: the model preset's, mnist-small 0.006, else 0.002)")
+                        help="learning rate (default: the model preset's, " + ", ".join(f"{e.name} {e.lr:g}" for e in tuned
+                                                                                        if e.lr)
+                        + f"; else {DEFAULT_LR:g})")
     parser.add_argument("--steps", type=int, default=None,
                         help="total steps (default 2000 unless --minutes; with --resume: the run's budget again)")
     parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
