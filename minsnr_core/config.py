@@ -92,6 +92,8 @@ class TrainConfig:
     toy_size: int = 20_000
     buckets: int = 10
     compile: bool = False
+    # On CUDA, replay each training step as one CUDA graph where the run allows (steps.uses_cuda_graph).
+    cuda_graph: bool = True
 
     def resolved(self) -> TrainConfig:
         """A validated copy with the automatic choices (model, batch size, step budget) filled in."""
@@ -121,6 +123,9 @@ class TrainConfig:
             cfg.class_conditional = cfg.dataset in LABELLED_DATASETS
         if not isinstance(cfg.class_conditional, bool):
             raise ValueError(f"class_conditional must be true, false or None (automatic), got {cfg.class_conditional!r}")
+        for name in ("compile", "cuda_graph", "download", "zero_terminal_snr"):
+            if not isinstance(getattr(cfg, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
         if cfg.class_conditional and cfg.dataset not in LABELLED_DATASETS:
             raise ValueError(f"class_conditional needs a dataset with labels ({', '.join(LABELLED_DATASETS)}); "
                              f"{cfg.dataset!r} has none")

@@ -1,12 +1,14 @@
 """The parts of a training run that :func:`minsnr_core.training.train` puts together: the run's state, its batches,
-one optimisation step, the learning-rate schedule and resuming from a checkpoint. The throughput benchmark times
-the same :func:`train_step`.
+one optimisation step (eager, or on CUDA replayed as one CUDA graph), the learning-rate schedule and resuming from a
+checkpoint. The throughput benchmark times the same :func:`train_step`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from .data import load_dataset, load_labels
 from .diffusion import Diffusion
 from .models import build_model
 from .schedules import get_schedule
-from .timesteps import TimestepDistribution
+from .timesteps import TIMESTEP_SAMPLERS, TimestepDistribution
 
 
 def ema_with_warmup(decay: float):
@@ -89,7 +91,8 @@ class Batch:
 
 
 class NonFiniteLoss(ArithmeticError):
-    """The loss became NaN or infinite; no update was made."""
+    """The loss became NaN or infinite. The eager step raises it before any update; the CUDA-graph step finds it
+    after its update, and the training loop then stops without saving that state."""
 
 
 FINAL_LR_FRACTION = 0.05
@@ -111,7 +114,8 @@ def _lr_at(config: TrainConfig, step: int, progress: float) -> float:
 def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``torch.compile`` of the model's forward pass. On CUDA in mode "reduce-overhead" (CUDA graphs): a step of
     these small models is bound by launching its kernels, and on an H200 that mode trained the MNIST UNet 3.5× as
-    fast as eager after 44 s of compiling, the default mode 1.07× (docs/performance.md)."""
+    fast as eager after 44 s of compiling, the default mode 1.07× (docs/performance.md). Used for eager steps only:
+    a :class:`CudaGraphStep` replays the whole step without compiling."""
     return torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
 
 
@@ -150,13 +154,14 @@ def prepare_run(
     schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)
     adaptive = build_adaptive(config.adaptive_weighting, schedule, config.adaptive_params, config.seed).to(device)
     # A learned weighting (EDM2's u) trains with the model, in the same optimizer.
+    graphed = uses_cuda_graph(config, device)
     optimizer = torch.optim.AdamW([*model.parameters(), *adaptive.parameters()], lr=config.lr, weight_decay=0.0,
-                                  fused=device.type == "cuda")
+                                  fused=device.type == "cuda", capturable=graphed)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     diffusion = Diffusion(schedule, config.target, config.weighting, config.weighting_params).to(device)
     timesteps = TimestepDistribution(config.timestep_sampling, schedule, config.timestep_params)
     run = RunState(config, data, labels, num_classes, device, model, ema, optimizer, generator, diffusion, timesteps,
-                   adaptive, compiled(model, device) if config.compile else model)
+                   adaptive, compiled(model, device) if config.compile and not graphed else model)
     if resume is not None:
         _restore(run, load_checkpoint(resume))
         run.session_start = run.step
@@ -218,7 +223,106 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
     return loss.detach(), per_sample.detach()
 
 
+def uses_cuda_graph(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the run's steps are replayed as one CUDA graph: on CUDA unless ``cuda_graph`` is off, with a timestep
+    sampler and weighting that keep no statistics of their own (those read the device after each step)."""
+    return (device.type == "cuda" and config.cuda_graph and config.adaptive_weighting == "none"
+            and not TIMESTEP_SAMPLERS.get(config.timestep_sampling).adaptive)
+
+
+def _place_optimizer_steps(run: RunState) -> None:
+    """AdamW's step counters where this run's optimizer keeps them: on the device when capturable (a CUDA graph
+    updates them), on the CPU otherwise, whichever kind of run saved them."""
+    capturable = run.optimizer.param_groups[0]["capturable"]
+    for state in run.optimizer.state.values():
+        if "step" in state:
+            device = run.device if capturable or run.optimizer.param_groups[0]["fused"] else torch.device("cpu")
+            state["step"] = state["step"].to(device=device, dtype=torch.float32)
+
+
+class CudaGraphStep:
+    """:func:`train_step` replayed as one CUDA graph: forward, weighted loss, backward, clipping, AdamW and the EMA
+    launched as a single unit. A step of these small models is bound by launching its kernels (about 25 steps/s
+    on an H100 eagerly, whatever the batch); the graph removes that cost (docs/performance.md). The first
+    ``warmup`` calls are eager steps on a side stream (PyTorch's recipe before a capture, "CUDA Graphs" in the
+    CUDA semantics notes); the next one captures the step and replays it, later ones copy their batch into the
+    graph's inputs and replay. Same losses as the eager step from the same seed (the same kernels run)."""
+
+    def __init__(self, run: RunState, warmup: int = 3) -> None:
+        self.run, self.warmup, self.calls = run, warmup, 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.side = torch.cuda.Stream(run.device)
+        self.lr = torch.zeros((), device=run.device)  # the graph reads the learning rate from here
+        # The EMA's update count on the device, for its decay warm-up inside the graph; the CPU count follows.
+        self.ema_count = torch.zeros((), device=run.device)
+        self.params = [*run.model.parameters(), *run.adaptive.parameters()]
+        pairs = [(mine, averaged) for mine, averaged in zip(
+            itertools.chain(run.model.parameters(), run.model.buffers()),
+            itertools.chain(run.ema.module.parameters(), run.ema.module.buffers()), strict=True)
+            if mine.is_floating_point()]
+        self.model_tensors, self.ema_tensors = [p for p, _ in pairs], [a for _, a in pairs]
+
+    def __call__(self, batch: Batch, lr: float, check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        run = self.run
+        if self.graph is None and self.calls < self.warmup:
+            self.side.wait_stream(torch.cuda.current_stream(run.device))
+            with torch.cuda.stream(self.side):
+                result = train_step(run, batch, lr, check_finite)
+            torch.cuda.current_stream(run.device).wait_stream(self.side)
+            self.calls += 1
+            return result
+        if self.graph is None:
+            self._capture(batch)
+        self.inputs.x0.copy_(batch.x0)
+        self.inputs.t.copy_(batch.t)
+        self.inputs.noise.copy_(batch.noise)
+        if batch.labels is not None:
+            self.inputs.labels.copy_(batch.labels)
+        self.lr.fill_(lr)
+        self.graph.replay()
+        run.ema.n_averaged += 1
+        run.step += 1
+        if check_finite and not torch.isfinite(self.loss).item():
+            raise NonFiniteLoss(float(self.loss.item()))
+        return self.loss, self.per_sample
+
+    def _capture(self, batch: Batch) -> None:
+        run = self.run
+        self.inputs = Batch(batch.x0.clone(), batch.t.clone(), batch.noise.clone(),
+                            None if batch.labels is None else batch.labels.clone())
+        for group in run.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.ema_count.fill_(float(run.ema.n_averaged))
+        run.optimizer.zero_grad(set_to_none=True)  # the graph's backward writes fresh gradients each replay
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+                loss, per_sample = run.diffusion.loss(run.model, self.inputs.x0, self.inputs.t, self.inputs.noise,
+                                                      self.inputs.labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=True)
+            run.optimizer.step()
+            with torch.no_grad():  # ema_with_warmup's decay min(d, (1 + n)/(10 + n)), computed on the device
+                weight = 1.0 - torch.clamp((1.0 + self.ema_count) / (10.0 + self.ema_count), max=run.config.ema_decay)
+                difference = torch._foreach_sub(self.model_tensors, self.ema_tensors)
+                torch._foreach_mul_(difference, weight)
+                torch._foreach_add_(self.ema_tensors, difference)
+                self.ema_count.add_(1.0)
+        self.loss, self.per_sample = loss.detach(), per_sample.detach()
+
+
+def stepper(run: RunState) -> Callable[[Batch, float, bool], tuple[torch.Tensor, torch.Tensor]]:
+    """The run's optimisation step, called as ``step(batch, lr, check_finite)``: a :class:`CudaGraphStep` where
+    :func:`uses_cuda_graph` allows, else :func:`train_step`."""
+    if uses_cuda_graph(run.config, run.device):
+        return CudaGraphStep(run)
+    return lambda batch, lr, check_finite=True: train_step(run, batch, lr, check_finite)
+
+
 def _restore(run: RunState, state: dict[str, Any]) -> None:
+    """Load a checkpoint into ``run`` after checking it trains the same thing. A checkpoint may come from another
+    device: the optimizer keeps this run's way of stepping, and a generator of another device type is replaced by
+    one seeded from the run's seed and step."""
     saved = saved_config(state)
     for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr", "class_conditional",
                  "timestep_sampling", "adaptive_weighting"):
@@ -232,8 +336,16 @@ def _restore(run: RunState, state: dict[str, Any]) -> None:
     try:
         run.model.load_state_dict(state["model"])
         run.ema.load_state_dict(state["ema"])
+        flags = [{key: group[key] for key in ("fused", "capturable", "foreach")} for group in run.optimizer.param_groups]
         run.optimizer.load_state_dict(state["optimizer"])
-        run.generator.set_state(state["generator"].to(run.generator.get_state().device))
+        for group, own in zip(run.optimizer.param_groups, flags, strict=True):  # how this run steps, not the saver
+            group.update(own, lr=float(group["lr"]))
+        _place_optimizer_steps(run)
+        generator_state = state["generator"].to(run.generator.get_state().device)
+        if generator_state.numel() == run.generator.get_state().numel():
+            run.generator.set_state(generator_state)
+        else:  # another device type's generator (a GPU run resumed on the CPU): its stream cannot carry over
+            run.generator.manual_seed(run.config.seed + int(state["step"]))
         run.timesteps.load_state_dict(state.get("timestep_sampler", {}))
         run.adaptive.load_state_dict(state.get("adaptive_weighting", run.adaptive.state_dict()))
         run.step = int(state["step"])

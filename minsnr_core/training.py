@@ -23,7 +23,7 @@ from .config import TrainConfig, continued_config  # noqa: F401 - continued_conf
 from .data import TOY_DATASETS, sample_clip
 from .models import count_parameters
 from .sampling import SamplingStopped, balanced_labels, ddim_sample
-from .steps import NonFiniteLoss, RunState, _lr_at, draw_batch, prepare_run, train_step, weight_curves
+from .steps import NonFiniteLoss, RunState, _lr_at, draw_batch, prepare_run, stepper, weight_curves
 
 
 @dataclass
@@ -107,7 +107,7 @@ def train(
 
     The rules, in order: each step first honours ``stop``, then the budget (steps, or minutes of wall-clock time
     since the start, previews and metrics included); a spent budget ends with a last preview and metric of the
-    final state (unless this step already had them) and a checkpoint. Then one :func:`train_step`; every
+    final state (unless this step already had them) and a checkpoint. Then one step (:func:`stepper`); every
     ``log_every`` steps a log event, and previews, metrics and checkpoints at their intervals.
 
     A time budget keeps room for the final preview and metric (as long as they last took), and skips a periodic
@@ -163,6 +163,7 @@ def train(
                 f"{run.device}")
     meter = _LossMeter(config.buckets, config.timesteps, run.device)
     run.model.train()
+    step = stepper(run)
     try:
         while True:
             if stop.is_set():
@@ -179,7 +180,7 @@ def train(
             batch = draw_batch(run)
             try:
                 check = run.device.type == "cpu" or (run.step + 1) % config.log_every == 0
-                loss, per_sample = train_step(run, batch, _lr_at(config, run.step, progress), check_finite=check)
+                loss, per_sample = step(batch, _lr_at(config, run.step, progress), check)
             except NonFiniteLoss as error:
                 kept = out_dir / CHECKPOINT_NAME if out_dir and (out_dir / CHECKPOINT_NAME).exists() else None
                 yield event("error", loss=error.args[0], checkpoint=str(kept) if kept else None,

@@ -70,7 +70,7 @@ def test_resume_refuses_changed_training_flags_and_accepts_the_budget(tmp_path):
     assert [r["step"] for r in read_metrics(out) if r["kind"] == "log"] == list(range(5, 65, 5))
     # Without a budget, --resume runs the last session's budget again (40 → 60 was 20 steps; the core's rule, as
     # the app's "Keep training").
-    cli("train", "--resume", out, "--out", out)
+    cli("train", "--resume", out, "--out", out, "--no-cuda-graph")  # how the steps run on CUDA, not what they train
     assert read_metrics(out)[-1]["step"] == 80
 
 

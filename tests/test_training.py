@@ -8,6 +8,7 @@ from minsnr_core.data import load_labels, load_mnist, toy_points
 from minsnr_core.experiment import ExperimentSpec
 from minsnr_core.metrics import toy_score
 from minsnr_core.runs import load_run
+from minsnr_core.steps import uses_cuda_graph
 from minsnr_core.training import TrainConfig, train
 
 TOY = dict(dataset="moons", log_every=10, preview_every=0, toy_size=2000, device="cpu")
@@ -121,6 +122,46 @@ def test_checkpoint_resume_continues_the_same_curve(tmp_path):
     assert first[-1].kind == "stopped" and load_checkpoint(tmp_path)["step"] == 30
     resumed = run(TrainConfig(**TOY, steps=60, out_dir=str(tmp_path)), resume=tmp_path)
     assert [(e.step, e.loss) for e in logs(first) + logs(resumed)] == straight
+
+
+def test_a_checkpoint_of_a_cuda_graph_run_resumes_on_the_cpu(tmp_path):
+    """A CUDA-graph run saves AdamW groups marked fused and capturable, with a tensor learning rate; resumed on the
+    CPU, the optimizer steps as a CPU run does (a capturable CPU AdamW refuses to step) and the curve continues."""
+    straight = [(e.step, e.loss) for e in logs(run(TrainConfig(**TOY, steps=60)))]
+    stop, first = threading.Event(), []
+    for event in train(TrainConfig(**TOY, steps=60, out_dir=str(tmp_path)), stop=stop):
+        first.append(event)
+        if event.kind == "log" and event.step == 30:
+            stop.set()
+    state = load_checkpoint(tmp_path)
+    for group in state["optimizer"]["param_groups"]:
+        group.update(fused=True, capturable=True, lr=torch.tensor(group["lr"]))
+    save_checkpoint(tmp_path / "checkpoint.pt", state)
+    resumed = run(TrainConfig(**TOY, steps=60, out_dir=str(tmp_path)), resume=tmp_path)
+    assert [(e.step, e.loss) for e in logs(first) + logs(resumed)] == straight
+    groups = load_checkpoint(tmp_path)["optimizer"]["param_groups"]
+    assert [(g["fused"], g["capturable"], type(g["lr"])) for g in groups] == [(False, False, float)] * len(groups)
+    # A CUDA generator's state (16 bytes) cannot seed the CPU's: the resumed run draws from seed + step, the same
+    # batches each time it is resumed so.
+    state = load_checkpoint(tmp_path)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)
+    save_checkpoint(tmp_path / "checkpoint.pt", state)
+    again = [[(e.step, e.loss) for e in logs(run(TrainConfig(**TOY, steps=80, out_dir=str(tmp_path / f"r{i}")),
+                                                 resume=tmp_path))] for i in range(2)]
+    assert again[0] == again[1] and [step for step, _ in again[0]] == [70, 80]
+
+
+def test_the_cuda_graph_step_is_chosen_only_on_cuda_and_for_runs_it_can_replay():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    mnist = TrainConfig(dataset="mnist").resolved()
+    assert uses_cuda_graph(mnist, cuda) and not uses_cuda_graph(mnist, cpu)
+    assert not uses_cuda_graph(TrainConfig(dataset="mnist", cuda_graph=False).resolved(), cuda)
+    assert uses_cuda_graph(TrainConfig(dataset="mnist", timestep_sampling="logit_normal").resolved(), cuda)
+    # Samplers and weightings that learn from each step's losses read the device after it: eager steps.
+    assert not uses_cuda_graph(TrainConfig(dataset="mnist", timestep_sampling="importance").resolved(), cuda)
+    assert not uses_cuda_graph(TrainConfig(dataset="mnist", adaptive_weighting="edm2").resolved(), cuda)
+    with pytest.raises(ValueError, match="cuda_graph must be true or false"):
+        TrainConfig(dataset="mnist", cuda_graph="yes").resolved()
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
