@@ -5,9 +5,10 @@
 #
 # CPU part (every machine): training throughput of every preset beside the diffusers reference UNet, batch 64.
 # GPU part (when CUDA is present; otherwise it says it was skipped):
-#   1. throughput at batch 128 and 512,
+#   1. throughput at batch 128 and 512 (each step replayed as a CUDA graph, as train() does on CUDA),
 #   2. time to recognisable MNIST digits with the CLI's class-conditional defaults: a MNIST_MINUTES budget (default
-#      0.75), 1000 DDIM-50 samples scored every 250 steps, the scoring time not counted as training,
+#      0.3333), 1000 DDIM-50 samples scored every 1000 steps, the scoring time not counted as training; then the
+#      issue's commands (minsnr-train --minutes 0.3333, minsnr-sample, scored) three times in a row,
 #   3. CIFAR-10 for CIFAR_MINUTES (default 5) with the `cifar` preset through minsnr-train, then 1000 samples from
 #      minsnr-sample, scored and drawn as a grid (OUT_DIR/cifar-samples.png).
 # PARTS (default "cpu gpu") picks the parts, e.g. PARTS=gpu on a GPU machine whose CPU numbers are not wanted.
@@ -33,12 +34,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 for batch in 128 512; do
     echo "== GPU: throughput (images/s, batch $batch)"
-    timeout 120 "$PY" benchmarks/throughput.py --device cuda --batch-size "$batch" --steps 20
+    timeout 120 "$PY" benchmarks/throughput.py --device cuda --batch-size "$batch" --steps 200
 done
 
-echo "== GPU: time to recognisable digits (CLI defaults, 1000 DDIM-50 samples scored every 250 steps)"
-timeout 240 "$PY" benchmarks/mnist_quality.py --minutes "${MNIST_MINUTES:-0.75}" --track-every 250 --samples 1000 \
+echo "== GPU: time to recognisable digits (CLI defaults, 1000 DDIM-50 samples scored every 1000 steps)"
+timeout 240 "$PY" benchmarks/mnist_quality.py --minutes "${MNIST_MINUTES:-0.3333}" --track-every 1000 --samples 1000 \
     --eta 1 --data-root "$DATA" --device cuda --out "$OUT/mnist"
+echo "== GPU: the issue's commands, 20 s of training, three runs"
+timeout 300 bash benchmarks/mnist_cli.sh "$DATA" 0.3333 3
 
 echo "== GPU: CIFAR-10, ${CIFAR_MINUTES:-5} minutes, cifar preset (minsnr-train's defaults otherwise)"
 TRAIN=("$PY" -c "from minsnr_core.cli import train_entry; train_entry()")
