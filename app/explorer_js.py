@@ -98,9 +98,11 @@ INSTALL_JS = r"""
       layout.annotations = [{text: `Min-SNR clamp active (SNR > γ = ${g(gamma)})`, x: low, xref: "x", y: 1,
                              yref: "y domain", xanchor: "left", yanchor: "top", showarrow: false}];
     }
+    const computed = performance.now();
     window.Plotly.react(div, data, layout);
     const ended = performance.now();
     div.dataset.redrawMs = String(ended - started);
+    div.dataset.plotlyMs = String(ended - computed);  // Plotly's share of the redraw
     div.dataset.redrawEnd = String(ended);
     div.dataset.redraws = String(Number(div.dataset.redraws || 0) + 1);
   };

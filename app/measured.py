@@ -10,7 +10,8 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from minsnr_core.experiment import BASELINE, arm_name, mean_curves, read_csv
+from minsnr_core.config import DEFAULT_BATCH
+from minsnr_core.experiment import BASELINE, REPORT_LR, arm_name, mean_curves, read_csv, report_model
 from minsnr_core.report import quality_figures
 from minsnr_core.weighting import TARGET_NAMES, TARGETS
 
@@ -62,10 +63,13 @@ def budget_note(dataset: str, target: str, steps: float | None, weightings: list
         i = curve["step"].index(step)
         parts.append(f"{arm_name(weighting)} {curve['mean'][i]:.1%} (sd {curve['std'][i]:.1%}, "
                      f"{curve['n'][i]} seeds)")
-    head = (f"What this budget showed when measured (docs/results.md §1 and its settings, {TARGET_NAMES[target]} "
-            f"target, step {step})" if evaluated else
+    head = (f"What this budget showed when measured (docs/results.md §1, {TARGET_NAMES[target]} target, step {step})"
+            if evaluated else
             f"A budget of {int(steps)} steps was not measured (docs/results.md §1); at its first evaluation, step {step}")
-    return head + ", digits confidently recognised: " + "; ".join(parts) + "."
+    settings = (f" Those runs used the `{report_model('mnist')}` UNet at batch {DEFAULT_BATCH['image']} and learning "
+                f"rate {REPORT_LR:g}, unconditional, scored on deterministic DDIM samples (the preset's settings); "
+                "other settings train at another pace.")
+    return head + ", digits confidently recognised: " + "; ".join(parts) + "." + settings
 
 
 def build_measured_view() -> None:

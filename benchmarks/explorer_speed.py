@@ -106,7 +106,7 @@ def main() -> None:
                           "window.__typed = t; requestAnimationFrame(() => requestAnimationFrame(() => { "
                           "window.__painted = performance.now(); })); }, true)")
             box = page.locator("#param-gamma input[type=number]")
-            latencies, in_page, compute = [], [], []
+            latencies, in_page, compute, plotly = [], [], [], []
             for i in range(args.changes):
                 gamma = f"{1.5 + 0.5 * i:g}"
                 started = time.perf_counter()
@@ -116,12 +116,14 @@ def main() -> None:
                                        "window.__painted > window.__typed", polling="raf")
                 latencies.append((time.perf_counter() - started) * 1000)
                 compute.append(page.evaluate(f"() => Number({PLOT}.dataset.redrawMs)"))
+                plotly.append(page.evaluate(f"() => Number({PLOT}.dataset.plotlyMs)"))
                 in_page.append(page.evaluate("() => window.__painted - window.__typed"))
             page.wait_for_timeout(1000)  # the link updates that follow each change
             per_change = (counter[0] - before) / args.changes
             print(f"γ change → redrawn chart, in the page (value typed → painted): median {statistics.median(in_page):.0f} ms, "
                   f"max {max(in_page):.0f} ms ({args.changes} changes); the redraw itself: median "
-                  f"{statistics.median(compute):.1f} ms; through Playwright (typing included): median "
+                  f"{statistics.median(compute):.1f} ms (Plotly.react {statistics.median(plotly):.1f} ms of it); "
+                  f"through Playwright (typing included): median "
                   f"{statistics.median(latencies):.0f} ms")
             print(f"received per γ change: {per_change / 1000:.1f} kB (the link update; the curves are not sent)")
             before = counter[0]

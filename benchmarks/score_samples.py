@@ -53,13 +53,13 @@ def main() -> None:
     requested = balanced_labels(len(images), 10) if args.conditional else None
     score = image_score(images, args.dataset, args.data_root, requested)
     print(f"{len(images)} samples:", json.dumps({k: round(v, 4) for k, v in score.items()}))
-    if not args.no_floor:
+    if not args.no_floor and not CLASSIFIERS[args.dataset].floor:
+        print(f"no real-data floor for {args.dataset}: its classifier was trained on the training images")
+    elif not args.no_floor:
         floor = real_data_floor(args.dataset, args.data_root, len(images))
         print(f"real training images, {floor['sets']} sets of {floor['samples']}:",
               json.dumps({k: f"{v['mean']:.4f} ± {v['sd']:.4f}" for k, v in floor["scores"].items()},
                          ensure_ascii=False))
-        if args.dataset == "cifar10":  # its classifier learned from these 4,000 images: they score unlike new ones
-            print("  (CIFAR-10: the classifier was trained on these images, so they are no floor for samples)")
     if args.nearest:
         training = load_dataset(args.dataset, args.data_root, download=False)
         held_out = load_dataset(args.dataset, args.data_root, train=False, download=False)[: len(images)]

@@ -362,7 +362,7 @@ def experiment_main(argv: list[str] | None = None) -> int:
         rows = run_experiment(spec, args.out, progress, args.workers)
         bar.close()
         floor = None
-        if spec.dataset in CLASSIFIERS and spec.data_root:
+        if spec.dataset in CLASSIFIERS and CLASSIFIERS[spec.dataset].floor and spec.data_root:
             floor = real_data_floor(spec.dataset, spec.data_root, spec.eval_samples)
         summary = write_report(rows, args.out, args.metric, floor)
         print(f"{len(rows)} rows in {Path(args.out) / 'results.csv'}; summary in {summary}")

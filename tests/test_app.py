@@ -65,6 +65,7 @@ def test_the_budget_note_quotes_the_shipped_csv_at_the_last_evaluation_within_th
     share = sum(r["confident"] for r in rows) / len(rows)
     note = budget_note("mnist", "eps", 740, ["snr", "min_snr"])
     assert "step 500" in note and f"Min-SNR-γ {share:.1%}" in note and f"{len(rows)} seeds" in note
+    assert "the `mnist` UNet at batch 64 and learning rate 0.002, unconditional" in note, "the settings it describes"
     assert "was not measured" in budget_note("mnist", "eps", 100) and budget_note("moons", "eps", 500) == ""
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from minsnr_core.data import TOY_DATASETS, DataUnavailableError, load_cifar10, load_dataset, load_labels, load_mnist
-from minsnr_core.metrics import image_score, mnist_score, toy_score
+from minsnr_core.metrics import image_score, mnist_score, real_data_floor, toy_score
 from minsnr_core.recorder import read_metrics
 
 
@@ -128,6 +128,11 @@ def test_cifar_metric_tells_real_images_from_noise_and_blur(data_root):
         image_score(real[:, :1], "cifar10", data_root)
     with pytest.raises(ValueError, match="dataset must be one of mnist, cifar10"):
         image_score(real, "folder", data_root)
+
+
+def test_cifar_has_no_real_data_floor_because_its_classifier_learned_the_training_images(data_root):
+    with pytest.raises(ValueError, match="cifar10 has no real-data floor: its classifier was trained"):
+        real_data_floor("cifar10", data_root, 1000)
 
 
 def test_toy_metric_tells_the_distribution_from_noise():
