@@ -237,8 +237,10 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         sliders = inputs[len(inputs) - len(strategy_parameters()):]
         for component in inputs:  # no loading overlay while a slider is dragged
             if component in sliders:  # redrawn in the browser from the figure's own data: no round trip
-                component.input(None, inputs, None, js=REDRAW_JS)
-                component.change(None, inputs, None, js=REDRAW_JS)
+                # Typing and dragging redraw through INSTALL_JS's input listener; this covers values set by a link,
+                # a preset or the reset button. Only the sliders' values travel: each input Gradio hands a js
+                # function is copied on every change.
+                component.change(None, sliders, None, js=REDRAW_JS)
                 continue
             # Outside the queue: a direct request is one round trip instead of the queue's join and event stream.
             component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented",
