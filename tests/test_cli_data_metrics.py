@@ -10,11 +10,11 @@ from minsnr_core.data import TOY_DATASETS, DataUnavailableError, load_cifar10, l
 from minsnr_core.metrics import image_score, mnist_score, real_data_floor, toy_score
 from minsnr_core.recorder import read_metrics
 
+from .cli_run import run_cli
 
-def cli(*args, check=True):
-    result = subprocess.run([sys.executable, "-c", "from minsnr_core.cli import train_entry, sample_entry; "
-                             f"{'train_entry' if args[0] == 'train' else 'sample_entry'}()", *args[1:]],
-                            capture_output=True, text=True, timeout=600)
+
+def cli(*args, check=True, process=False):
+    result = run_cli(*args, process=process)
     if check and result.returncode != 0:
         raise AssertionError(result.stderr)
     return result
@@ -38,11 +38,13 @@ def test_train_and_sample_cli_end_to_end_on_a_toy(tmp_path):
 
 def test_train_and_sample_cli_on_real_mnist(tmp_path, data_root):
     out = tmp_path / "mnist"
+    # Both tools as real processes once, as a user runs them; the other calls in this process.
     cli("train", "--dataset", "mnist", "--data-root", str(data_root), "--steps", "4", "--batch-size", "8",
-        "--preview-every", "4", "--weighting", "soft_min_snr", "--gamma", "3", "--target", "v", "--out", str(out))
+        "--preview-every", "4", "--weighting", "soft_min_snr", "--gamma", "3", "--target", "v", "--out", str(out),
+        process=True)
     for sampler in ("ddim", "ddpm"):
         cli("sample", "--run", str(out), "--n", "3", "--sampler", sampler, "--sample-steps", "4",
-            "--out", str(tmp_path / f"{sampler}.npy"))
+            "--out", str(tmp_path / f"{sampler}.npy"), process=sampler == "ddim")
         images = np.load(tmp_path / f"{sampler}.npy")
         assert images.shape == (3, 28, 28) and images.dtype == np.uint8
     # A class-conditional run (MNIST has labels): one digit, any guidance; labels it does not have are refused.

@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -16,15 +15,11 @@ from minsnr_core.checkpoint import save_checkpoint
 from minsnr_core.recorder import RunRecorder, read_metrics
 from minsnr_core.training import TrainEvent
 
-ENTRY = {"train": "train_entry", "sample": "sample_entry", "experiment": "experiment_entry"}
-
-
-def command(name, *args):
-    return [sys.executable, "-c", f"from minsnr_core.cli import {ENTRY[name]}; {ENTRY[name]}()", *map(str, args)]
+from .cli_run import command, run_cli
 
 
 def cli(name, *args, code=0):
-    result = subprocess.run(command(name, *args), capture_output=True, text=True, timeout=600)
+    result = run_cli(name, *args)
     assert result.returncode == code, result.stderr
     if code == 2:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
