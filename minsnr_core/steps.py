@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,6 +224,9 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
     return loss.detach(), per_sample.detach()
 
 
+_CAPTURE_LOCK = threading.Lock()
+
+
 def uses_cuda_graph(config: TrainConfig, device: torch.device) -> bool:
     """Whether the run's steps are replayed as one CUDA graph: on CUDA unless ``cuda_graph`` is off, with a timestep
     sampler and weighting that keep no statistics of their own (those read the device after each step)."""
@@ -251,6 +255,7 @@ class CudaGraphStep:
     def __init__(self, run: RunState, warmup: int = 3) -> None:
         self.run, self.warmup, self.calls = run, warmup, 0
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.eager = False  # set when the capture failed
         self.side = torch.cuda.Stream(run.device)
         self.lr = torch.zeros((), device=run.device)  # the graph reads the learning rate from here
         # The EMA's update count on the device, for its decay warm-up inside the graph; the CPU count follows.
@@ -263,30 +268,36 @@ class CudaGraphStep:
         self.model_tensors, self.ema_tensors = [p for p, _ in pairs], [a for _, a in pairs]
 
     def __call__(self, batch: Batch, lr: float, check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step. The returned loss and per-sample losses are the graph's own tensors, overwritten by the next
+        replay: use them (or copy them) before the next call."""
         run = self.run
-        if self.graph is None and self.calls < self.warmup:
-            self.side.wait_stream(torch.cuda.current_stream(run.device))
-            with torch.cuda.stream(self.side):
-                result = train_step(run, batch, lr, check_finite)
-            torch.cuda.current_stream(run.device).wait_stream(self.side)
-            self.calls += 1
-            return result
-        if self.graph is None:
-            self._capture(batch)
-        self.inputs.x0.copy_(batch.x0)
-        self.inputs.t.copy_(batch.t)
-        self.inputs.noise.copy_(batch.noise)
-        if batch.labels is not None:
-            self.inputs.labels.copy_(batch.labels)
-        self.lr.fill_(lr)
-        self.graph.replay()
+        if batch.loss_factor is not None:  # only the adaptive samplers reweight, and uses_cuda_graph leaves them out
+            raise ValueError("the CUDA-graph step does not reweight the loss by a timestep sampler")
+        with torch.cuda.device(run.device):  # the graph's capture stream is made on the current device
+            if self.graph is None and self.calls < self.warmup:
+                self.calls += 1
+                self.side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(self.side):
+                    result = train_step(run, batch, lr, check_finite)
+                torch.cuda.current_stream().wait_stream(self.side)
+                return result
+            if self.eager or (self.graph is None and not self._capture(batch)):
+                return train_step(run, batch, lr, check_finite)  # this run could not be captured: eager steps
+            self.inputs.x0.copy_(batch.x0)
+            self.inputs.t.copy_(batch.t)
+            self.inputs.noise.copy_(batch.noise)
+            if batch.labels is not None:
+                self.inputs.labels.copy_(batch.labels)
+            self.lr.fill_(lr)
+            self.graph.replay()
+        if check_finite and not torch.isfinite(self.loss).item():
+            raise NonFiniteLoss(float(self.loss.item()))  # (after its update; the loop stops without saving it)
         run.ema.n_averaged += 1
         run.step += 1
-        if check_finite and not torch.isfinite(self.loss).item():
-            raise NonFiniteLoss(float(self.loss.item()))
         return self.loss, self.per_sample
 
-    def _capture(self, batch: Batch) -> None:
+    def _capture(self, batch: Batch) -> bool:
+        """Record the step; False (and eager steps from then on) where the capture fails."""
         run = self.run
         self.inputs = Batch(batch.x0.clone(), batch.t.clone(), batch.noise.clone(),
                             None if batch.labels is None else batch.labels.clone())
@@ -294,21 +305,33 @@ class CudaGraphStep:
             group["lr"] = self.lr
         self.ema_count.fill_(float(run.ema.n_averaged))
         run.optimizer.zero_grad(set_to_none=True)  # the graph's backward writes fresh gradients each replay
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
-                loss, per_sample = run.diffusion.loss(run.model, self.inputs.x0, self.inputs.t, self.inputs.noise,
-                                                      self.inputs.labels)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=True)
-            run.optimizer.step()
-            with torch.no_grad():  # ema_with_warmup's decay min(d, (1 + n)/(10 + n)), computed on the device
-                weight = 1.0 - torch.clamp((1.0 + self.ema_count) / (10.0 + self.ema_count), max=run.config.ema_decay)
-                difference = torch._foreach_sub(self.model_tensors, self.ema_tensors)
-                torch._foreach_mul_(difference, weight)
-                torch._foreach_add_(self.ema_tensors, difference)
-                self.ema_count.add_(1.0)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            # One capture at a time in this process (the app may train several runs in threads); thread_local:
+            # the other runs may use CUDA meanwhile.
+            with _CAPTURE_LOCK, torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+                    loss, per_sample = run.diffusion.loss(run.model, self.inputs.x0, self.inputs.t,
+                                                          self.inputs.noise, self.inputs.labels)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=True)
+                run.optimizer.step()
+                with torch.no_grad():  # ema_with_warmup's decay min(d, (1 + n)/(10 + n)), computed on the device
+                    weight = 1.0 - torch.clamp((1.0 + self.ema_count) / (10.0 + self.ema_count),
+                                               max=run.config.ema_decay)
+                    difference = torch._foreach_sub(self.model_tensors, self.ema_tensors)
+                    torch._foreach_mul_(difference, weight)
+                    torch._foreach_add_(self.ema_tensors, difference)
+                    self.ema_count.add_(1.0)
+        except RuntimeError:
+            for group in run.optimizer.param_groups:
+                group["lr"] = float(self.lr)
+            run.optimizer.zero_grad(set_to_none=True)
+            self.eager = True
+            return False
+        self.graph = graph
         self.loss, self.per_sample = loss.detach(), per_sample.detach()
+        return True
 
 
 def stepper(run: RunState) -> Callable[[Batch, float, bool], tuple[torch.Tensor, torch.Tensor]]:

@@ -6,6 +6,7 @@ import contextlib
 import io
 import subprocess
 import sys
+import warnings
 from types import SimpleNamespace
 
 from minsnr_core import cli
@@ -25,9 +26,19 @@ def run_cli(name, *args, process=False):
     if process:
         return subprocess.run(command(name, *args), capture_output=True, text=True, timeout=600)
     stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+        # Warnings print as a process would print them (pytest would otherwise collect them out of sight).
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)  # Python's own defaults outside __main__
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line))
         try:
             code = MAINS[name]([str(arg) for arg in args])
-        except SystemExit as exit_:  # argparse's usage errors
-            code = exit_.code if isinstance(exit_.code, int) else 1
+        except SystemExit as exit_:  # argparse's usage errors, as Python's exit status rules map them
+            if exit_.code is None or isinstance(exit_.code, int):
+                code = exit_.code or 0
+            else:
+                print(exit_.code, file=stderr)
+                code = 1
     return SimpleNamespace(returncode=code, stdout=stdout.getvalue(), stderr=stderr.getvalue())
