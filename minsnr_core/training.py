@@ -110,8 +110,9 @@ def train(
     final state (unless this step already had them) and a checkpoint. Then one step (:func:`stepper`); every
     ``log_every`` steps a log event, and previews, metrics and checkpoints at their intervals.
 
-    A time budget keeps room for the final preview and metric (as long as they last took), and skips a periodic
-    one that would not end before then, so the run ends on time. ``stop`` is also honoured between the sampling
+    A time budget keeps room for the final preview and metric (as long as they last took; before the first, one
+    of its sampling steps is timed at the start and multiplied by its steps), and skips a periodic one that would
+    not end before then, so the run ends on time. ``stop`` is also honoured between the sampling
     steps of a preview or metric. A "measuring" event announces a metric before it starts."""
     config = config.resolved()
     stop = stop or threading.Event()
@@ -130,7 +131,9 @@ def train(
     def checkpoint() -> str | None:
         return None if out_dir is None else str(save_checkpoint(out_dir / CHECKPOINT_NAME, run.state()))
 
-    report_s = {"preview": 0.0, "metric": 0.0}  # how long each last took: the room a time budget keeps for it
+    # How long each last took (before the first: its sampling timed for one step, times its steps): the room a
+    # time budget keeps for it.
+    report_s = {"preview": 0.0, "metric": 0.0}
     reported_at = {"preview": -1, "metric": -1}  # the step each last showed
 
     def final_reports_s() -> float:
@@ -161,10 +164,19 @@ def train(
 
     yield event("start", message=f"{config.dataset}: {len(run.data)} examples, {parameters:,} parameters on "
                 f"{run.device}")
-    meter = _LossMeter(config.buckets, config.timesteps, run.device)
     run.model.train()
     step = stepper(run)
     try:
+        if deadline:  # a final metric that comes before any periodic one must not overshoot the budget
+            for kind, every, count, steps in (
+                    ("preview", config.preview_every, config.preview_count, config.preview_sample_steps),
+                    ("metric", config.metric_every, config.metric_samples, METRIC_SAMPLE_STEPS)):
+                if every:  # twice: the first call in a process also pays one-time set-up
+                    for _ in range(2):
+                        began = time.perf_counter()
+                        _fixed_seed_samples(run, count, 1, config.seed, stop.is_set)
+                        report_s[kind] = (time.perf_counter() - began) * steps
+        meter = _LossMeter(config.buckets, config.timesteps, run.device)
         while True:
             if stop.is_set():
                 yield event("stopped", message="stopped on request", checkpoint=checkpoint())
@@ -199,6 +211,9 @@ def train(
 
     except SamplingStopped:  # Stop pressed during a preview or metric
         yield event("stopped", message="stopped on request", checkpoint=checkpoint())
+
+
+METRIC_SAMPLE_STEPS = 50  # the quality metric scores DDIM-50 samples
 
 
 def _eta(config: TrainConfig, step: int, images_per_sec: float | None, deadline: float | None,
@@ -245,7 +260,7 @@ def evaluate_quality(run: RunState, stop: Callable[[], bool] | None = None) -> d
     from . import metrics
 
     config = run.config
-    samples = _fixed_seed_samples(run, config.metric_samples, 50, config.seed + 54321, stop)
+    samples = _fixed_seed_samples(run, config.metric_samples, METRIC_SAMPLE_STEPS, config.seed + 54321, stop)
     if config.dataset in TOY_DATASETS:
         return metrics.toy_score(samples, config.dataset)
     if config.dataset in metrics.CLASSIFIERS:
