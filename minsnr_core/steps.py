@@ -1,6 +1,6 @@
 """The parts of a training run that :func:`minsnr_core.training.train` puts together: the run's state, its batches,
 one optimisation step (eager, or on CUDA replayed as one CUDA graph), the learning-rate schedule and resuming from a
-checkpoint. The throughput benchmark times the same :func:`train_step`.
+checkpoint. The throughput benchmark times the same step (:func:`stepper`).
 """
 
 from __future__ import annotations
@@ -237,10 +237,10 @@ def uses_cuda_graph(config: TrainConfig, device: torch.device) -> bool:
 def _place_optimizer_steps(run: RunState) -> None:
     """AdamW's step counters where this run's optimizer keeps them: on the device when capturable (a CUDA graph
     updates them), on the CPU otherwise, whichever kind of run saved them."""
-    capturable = run.optimizer.param_groups[0]["capturable"]
+    group = run.optimizer.param_groups[0]
+    device = run.device if group["capturable"] or group["fused"] else torch.device("cpu")
     for state in run.optimizer.state.values():
         if "step" in state:
-            device = run.device if capturable or run.optimizer.param_groups[0]["fused"] else torch.device("cpu")
             state["step"] = state["step"].to(device=device, dtype=torch.float32)
 
 
