@@ -113,7 +113,7 @@ INSTALL_JS = r"""
     if (!holder || event.target.value === '' || !Number.isFinite(value)) return;
     redraw({[holder.id.slice('param-'.length)]: value});
   };
-  const fromValues = (values) => {  // the explorer's input values, the parameter sliders last
+  const fromValues = (values) => {  // the parameter sliders' values, in meta.param_names' order
     const div = document.querySelector('#explorer-plot .js-plotly-plot');
     const meta = div && div.layout && div.layout.meta;
     if (!meta || meta.minsnr !== 1) return;

@@ -6,6 +6,7 @@ checkpoint. The throughput benchmark times the same step (:func:`stepper`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import threading
@@ -27,14 +28,19 @@ from .schedules import get_schedule
 from .timesteps import TIMESTEP_SAMPLERS, TimestepDistribution
 
 
+def ema_step_weight(n: Any, decay: float) -> Any:
+    """The weight of the new parameters in the n-th EMA update: 1 − min(d, (1 + n)/(10 + n)), so early averages are
+    not stuck at init. ``n`` is a number, or a tensor (the CUDA-graph step computes it on the device)."""
+    warm = (1.0 + n) / (10.0 + n)
+    return 1.0 - (warm.clamp(max=decay) if isinstance(warm, torch.Tensor) else min(decay, warm))
+
+
 def ema_with_warmup(decay: float):
-    """EMA update for ``AveragedModel``: decay min(d, (1 + n)/(10 + n)) so early averages are not stuck at init."""
+    """EMA update for ``AveragedModel`` with :func:`ema_step_weight`."""
 
     @torch.no_grad()
     def update(ema_params, params, num_averaged):
-        n = float(num_averaged)
-        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
-        torch._foreach_lerp_(ema_params, params, weight)
+        torch._foreach_lerp_(ema_params, params, ema_step_weight(float(num_averaged), decay))
 
     return update
 
@@ -260,7 +266,7 @@ class CudaGraphStep:
         self.lr = torch.zeros((), device=run.device)  # the graph reads the learning rate from here
         # The EMA's update count on the device, for its decay warm-up inside the graph; the CPU count follows.
         self.ema_count = torch.zeros((), device=run.device)
-        self.params = [*run.model.parameters(), *run.adaptive.parameters()]
+        self.params = list(run.model.parameters())  # what train_step clips
         pairs = [(mine, averaged) for mine, averaged in zip(
             itertools.chain(run.model.parameters(), run.model.buffers()),
             itertools.chain(run.ema.module.parameters(), run.ema.module.buffers()), strict=True)
@@ -316,9 +322,8 @@ class CudaGraphStep:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=True)
                 run.optimizer.step()
-                with torch.no_grad():  # ema_with_warmup's decay min(d, (1 + n)/(10 + n)), computed on the device
-                    weight = 1.0 - torch.clamp((1.0 + self.ema_count) / (10.0 + self.ema_count),
-                                               max=run.config.ema_decay)
+                with torch.no_grad():
+                    weight = ema_step_weight(self.ema_count, run.config.ema_decay)
                     difference = torch._foreach_sub(self.model_tensors, self.ema_tensors)
                     torch._foreach_mul_(difference, weight)
                     torch._foreach_add_(self.ema_tensors, difference)
@@ -339,7 +344,7 @@ def stepper(run: RunState) -> Callable[[Batch, float, bool], tuple[torch.Tensor,
     :func:`uses_cuda_graph` allows, else :func:`train_step`."""
     if uses_cuda_graph(run.config, run.device):
         return CudaGraphStep(run)
-    return lambda batch, lr, check_finite=True: train_step(run, batch, lr, check_finite)
+    return functools.partial(train_step, run)
 
 
 def _restore(run: RunState, state: dict[str, Any]) -> None:

@@ -25,6 +25,8 @@ from .models import count_parameters
 from .sampling import SamplingStopped, balanced_labels, ddim_sample
 from .steps import NonFiniteLoss, RunState, _lr_at, draw_batch, prepare_run, stepper, weight_curves
 
+METRIC_SAMPLE_STEPS = 50  # the quality metric scores DDIM-50 samples
+
 
 @dataclass
 class TrainEvent:
@@ -211,9 +213,6 @@ def train(
 
     except SamplingStopped:  # Stop pressed during a preview or metric
         yield event("stopped", message="stopped on request", checkpoint=checkpoint())
-
-
-METRIC_SAMPLE_STEPS = 50  # the quality metric scores DDIM-50 samples
 
 
 def _eta(config: TrainConfig, step: int, images_per_sec: float | None, deadline: float | None,
