@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--track-every", type=int, default=0,
                         help="also score --samples fresh samples every N steps while training and print the curve")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. batch_size=64 lr=0.003")
+    parser.add_argument("--self-condition", action="store_true",
+                        help="the default UNet with self-conditioning (benchmarks/self_conditioning.py; x0 target)")
     args = parser.parse_args()
     if args.samples < 2:
         parser.error(f"--samples must be at least 2, got {args.samples}")
@@ -57,9 +59,15 @@ def main() -> None:
     # The classifier (trained on first use) and the test set's statistics are ready before the clock starts.
     mnist_score(load_mnist(args.data_root, train=False)[:16], args.data_root)
     overrides = dict(_override(item) for item in args.set)
+    if args.self_condition:
+        import self_conditioning  # noqa: F401  (registers the preset)
+
+        overrides["model"] = "mnist-small-selfcond"
     config = TrainConfig(dataset="mnist", data_root=args.data_root, minutes=args.minutes, out_dir=args.out,
                          device=args.device, preview_every=0, metric_every=args.track_every,
                          metric_samples=args.samples, **overrides)
+    if args.self_condition and config.resolved().target != "x0":
+        parser.error("--self-condition takes the model's output as x̂0: it needs the x0 target")
     started = time.perf_counter()
     last, measuring_s, measuring_since = None, 0.0, 0.0
     for event in train(config):
