@@ -1,6 +1,7 @@
 """The explorer's curves redrawn in the browser (app/explorer_js.py) equal the Python ones (app.explorer), for every
 strategy, target and view, and the registry's JavaScript expressions equal its Python weight functions."""
 
+import json
 import math
 import random
 
@@ -62,27 +63,38 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def every_strategy_page(browser, app_url):
+    """One explorer page with every strategy ticked (so every parameter's box shows), opened from a link as a
+    student would; each case below installs its own server figure in it instead of loading a page per case."""
+    page = page_at(browser, app_url + f"?strategies={','.join(STRATEGIES.names())}", 1400, 1000)
+    page.wait_for_function("() => document.querySelector('#explorer-plot .js-plotly-plot').data.length === "
+                           f"{len(STRATEGIES.names())}", timeout=30_000)
+    yield page
+    page.close()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['schedule']}-{c['target']}-{c['view']}-{c['x']}"
                                               f"-{c.get('sampler', 'uniform')}" for c in CASES])
-def test_browser_redraw_equals_the_python_curves(browser, app_url, case):
-    names, sampler = STRATEGIES.names(), case.get("sampler", "uniform")
-    query = (f"?schedule={case['schedule']}&T={case['T']}&target={case['target']}&x={case['x']}&view={case['view']}"
-             f"&log_y={int(case['log_y'])}&zero_snr={int(case['zero_snr'])}&strategies={','.join(names)}"
-             f"&sampler={sampler}")
-    want = build_explorer(case["schedule"], case["T"], names, NEW_PARAMS, case["target"], case["x"], case["view"],
-                          case["zero_snr"], case["log_y"], sampler).figure
-    page = page_at(browser, app_url + query, 1400, 1000)
-    page.wait_for_function(f"() => document.querySelector('#explorer-plot .js-plotly-plot').data.length === "
-                           f"{len(want.data)}", timeout=30_000)
+def test_browser_redraw_equals_the_python_curves(every_strategy_page, case):
+    """The server's figure for the case at the default parameters, then every parameter typed into its box: the
+    page's redraw (the input listener of app/explorer_js.py) equals the figure Python draws at the new values."""
+    page, names, sampler = every_strategy_page, STRATEGIES.names(), case.get("sampler", "uniform")
+    settings = (case["schedule"], case["T"], names)
+    rest = (case["target"], case["x"], case["view"], case["zero_snr"], case["log_y"], sampler)
+    served = build_explorer(*settings, None, *rest).figure
+    want = build_explorer(*settings, NEW_PARAMS, *rest).figure
+    page.evaluate("(figure) => { const div = document.querySelector('#explorer-plot .js-plotly-plot');"
+                  " return window.Plotly.react(div, figure.data, figure.layout).then(() => {"
+                  " div.dataset.redraws = '0'; }); }", json.loads(served.to_json()))
     for name, value in NEW_PARAMS.items():
         box = page.locator(f"#param-{name} input[type=number]")
         box.fill(str(value))
         box.press("Enter")
-    page.wait_for_function("() => document.querySelector('#explorer-plot .js-plotly-plot').data[0].name"
-                           ".length > 0 && document.querySelector('#explorer-plot .js-plotly-plot').data"
-                           ".some(t => t.name.includes('gamma=2.5'))", timeout=10_000)
-    page.wait_for_function("() => document.querySelector('#explorer-plot .js-plotly-plot').data"
-                           ".some(t => t.name.includes('bias=-2'))", timeout=10_000)
+    page.wait_for_function("() => { const d = document.querySelector('#explorer-plot .js-plotly-plot');"
+                           f" return Number(d.dataset.redraws) >= {len(NEW_PARAMS)}"
+                           " && d.data.some(t => t.name.includes('gamma=2.5'))"
+                           " && d.data.some(t => t.name.includes('bias=-2')); }", timeout=10_000)
     drawn = page.evaluate(READ_PLOT)
     assert [t["name"] for t in drawn["traces"]] == [t.name for t in want.data]
     for got, expected in zip(drawn["traces"], want.data, strict=True):
@@ -91,7 +103,6 @@ def test_browser_redraw_equals_the_python_curves(browser, app_url, case):
     assert drawn["shapes"] == [[s.x0, s.x1] for s in want.layout.shapes]
     assert drawn["notes"] == [a.text for a in want.layout.annotations]
     assert drawn["ms"] >= 0, "the last redraw was the browser's"
-    page.close()
 
 
 def test_the_first_chart_is_drawn_before_plotly_and_replaced_by_it(browser, app_url):
