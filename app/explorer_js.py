@@ -11,14 +11,15 @@ import math
 
 # Installed once when the page loads (``demo.load(js=...)``): ``window.minsnrExplorer.redraw(params)`` redraws the
 # plot for these parameter values; a listener calls it on every input event inside a ``#param-<name>`` slider, before
-# Gradio's own event pipeline (which took about 95 ms per change here, benchmarks/explorer_speed.py).
+# Gradio's own event pipeline (which took about 95 ms per change here, benchmarks/explorer_speed.py), and hands the
+# event to Gradio once the redrawn chart has been painted.
 INSTALL_JS = r"""
 () => {
   const redraw = (overrides) => {
     const started = performance.now();
     const div = document.querySelector('#explorer-plot .js-plotly-plot');
     const meta = div && div.layout && div.layout.meta;
-    if (!meta || meta.minsnr !== 1 || !window.Plotly) return;
+    if (!meta || meta.minsnr !== 1 || !window.Plotly) return false;
     const decode = (b64) => new Float64Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
     if (!div._minsnr || div._minsnr.meta !== meta) {  // decoded once per server figure
       div._minsnr = {meta, snr: decode(meta.snr), density: decode(meta.density), factor: decode(meta.factor),
@@ -28,7 +29,7 @@ INSTALL_JS = r"""
     const vScale = state.vScale;
     for (const [name, value] of Object.entries(overrides || {})) {  // what the server would refuse is not drawn
       const [low, high, exclusive] = meta.param_ranges[name] || [-Infinity, Infinity, false];
-      if (!Number.isFinite(value) || value > high || (exclusive ? value <= low : value < low)) return;
+      if (!Number.isFinite(value) || value > high || (exclusive ? value <= low : value < low)) return false;
     }
     Object.assign(state.params, overrides || {});
     const p = state.params;
@@ -105,14 +106,37 @@ INSTALL_JS = r"""
     div.dataset.plotlyMs = String(ended - computed);  // Plotly's share of the redraw
     div.dataset.redrawEnd = String(ended);
     div.dataset.redraws = String(Number(div.dataset.redraws || 0) + 1);
+    return true;
+  };
+  // Gradio's own handling of a redrawn value (its component state, the link's request: ~35 ms of main-thread work
+  // per change here) waits until the chart has been painted, and a drag's values reach it once per frame. Any
+  // change, key or focus event first hands Gradio the values it has not seen, so it never acts on a stale one.
+  const pending = new Set();
+  let replaying = false, scheduled = false;
+  const handOver = () => {
+    scheduled = false;
+    const targets = [...pending];
+    pending.clear();
+    replaying = true;
+    try { for (const target of targets) target.dispatchEvent(new Event('input', {bubbles: true})); }
+    finally { replaying = false; }
   };
   const onInput = (event) => {
+    if (replaying) return;
     if (event.target.dataset && event.target.dataset.box) return;  // a log-scale slider: its box's input follows
     const holder = event.target.closest && event.target.closest('[id^="param-"]');
     const value = Number(event.target.value);
     if (!holder || event.target.value === '' || !Number.isFinite(value)) return;
-    redraw({[holder.id.slice('param-'.length)]: value});
+    if (!redraw({[holder.id.slice('param-'.length)]: value})) return;  // not drawn here: Gradio handles it now
+    event.stopImmediatePropagation();
+    pending.add(event.target);
+    if (!scheduled) {
+      scheduled = true;
+      requestAnimationFrame(() => setTimeout(() => { if (scheduled) handOver(); }, 0));  // after the frame's paint
+    }
   };
+  const flush = () => { if (pending.size) handOver(); };
+  for (const type of ['change', 'keydown', 'focusout', 'pointerup']) document.addEventListener(type, flush, true);
   const fromValues = (values) => {  // the parameter sliders' values, in meta.param_names' order
     const div = document.querySelector('#explorer-plot .js-plotly-plot');
     const meta = div && div.layout && div.layout.meta;

@@ -6,7 +6,8 @@ Prints, for the page at 1400×1000:
 1. page load → first chart drawn (the server's static SVG, app/first_paint.py) and → Plotly's interactive chart
    (median and max of ``--loads`` fresh pages);
 2. a γ change → the chart redrawn with the new γ: ``--changes`` changes typed into γ's box, each timed in the page
-   from the input event of the typed value to the end of the redraw, the redraw alone, and through Playwright (an upper bound);
+   from the input event of the typed value to the second animation frame after it, to the end of the first frame's
+   rendering, by the browser's Event Timing API, the redraw alone, and through Playwright (an upper bound);
 3. bytes the browser received from the server during those γ changes (Chrome DevTools protocol);
 4. bytes received for one schedule change, which still asks the server for the figure.
 """
@@ -102,29 +103,45 @@ def main() -> None:
             before = counter[0]
             # In the page: when the new value reaches γ's box (its input event, seen first at the window), and the
             # second animation frame after it, by which the redrawn chart has been painted.
-            page.evaluate("() => window.addEventListener('input', () => { const t = performance.now(); "
-                          "window.__typed = t; requestAnimationFrame(() => requestAnimationFrame(() => { "
-                          "window.__painted = performance.now(); })); }, true)")
+            # Also the frame's end (a timer queued by the first animation frame runs once that frame's rendering is
+            # done) and the browser's own measure, the Event Timing API's duration of the input event (its
+            # timestamp to the next paint after its handlers, in steps of 8 ms; the basis of INP). Only the typed
+            # events: the page hands Gradio its own copy of each after the paint (app/explorer_js.py).
+            page.evaluate("() => { window.__inputs = []; new PerformanceObserver((list) => { for (const e of "
+                          "list.getEntries()) if (e.name === 'input') window.__inputs.push(e.duration); })"
+                          ".observe({type: 'event', durationThreshold: 16});"
+                          " window.addEventListener('input', (event) => { if (!event.isTrusted) return;"
+                          " const t = performance.now(); "
+                          "window.__typed = t; window.__next = 0; requestAnimationFrame(() => { "
+                          "setTimeout(() => { window.__next = performance.now(); }, 0); requestAnimationFrame(() => { "
+                          "window.__painted = performance.now(); }); }); }, true); }")
             box = page.locator("#param-gamma input[type=number]")
-            latencies, in_page, compute, plotly = [], [], [], []
+            latencies, in_page, frame_end, compute, plotly = [], [], [], [], []
             for i in range(args.changes):
                 gamma = f"{1.5 + 0.5 * i:g}"
                 started = time.perf_counter()
                 box.fill(gamma)
                 box.press("Enter")
                 page.wait_for_function(f"() => {PLOT}.data.some(t => t.name.includes('gamma={gamma})')) && "
-                                       "window.__painted > window.__typed", polling="raf")
+                                       "window.__painted > window.__typed && window.__next > window.__typed",
+                                       polling="raf")
                 latencies.append((time.perf_counter() - started) * 1000)
                 compute.append(page.evaluate(f"() => Number({PLOT}.dataset.redrawMs)"))
                 plotly.append(page.evaluate(f"() => Number({PLOT}.dataset.plotlyMs)"))
                 in_page.append(page.evaluate("() => window.__painted - window.__typed"))
+                frame_end.append(page.evaluate("() => window.__next - window.__typed"))
             page.wait_for_timeout(1000)  # the link updates that follow each change
+            durations = page.evaluate("() => window.__inputs")
             per_change = (counter[0] - before) / args.changes
             print(f"γ change → redrawn chart, in the page (value typed → painted): median {statistics.median(in_page):.0f} ms, "
                   f"max {max(in_page):.0f} ms ({args.changes} changes); the redraw itself: median "
                   f"{statistics.median(compute):.1f} ms (Plotly.react {statistics.median(plotly):.1f} ms of it); "
                   f"through Playwright (typing included): median "
                   f"{statistics.median(latencies):.0f} ms")
+            print(f"the same changes, typed → the end of the redrawn frame: median {statistics.median(frame_end):.0f} ms, "
+                  f"max {max(frame_end):.0f} ms; the browser's Event Timing (input event → next paint): median "
+                  + (f"{statistics.median(durations):.0f} ms, max {max(durations):.0f} ms ({len(durations)} of "
+                     f"{args.changes} events at ≥ 16 ms)" if durations else "none at ≥ 16 ms"))
             print(f"received per γ change: {per_change / 1000:.1f} kB (the link update; the curves are not sent)")
             before = counter[0]
             page.locator("#schedule input").click()

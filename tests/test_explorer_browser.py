@@ -139,3 +139,28 @@ def test_the_first_chart_is_drawn_before_plotly_and_replaced_by_it(browser, app_
     assert page.eval_on_selector("#explorer-first-paint", "e => e.classList.contains('linked')")
     assert not page.locator("#explorer-first-paint").is_visible()
     page.close()
+
+
+def test_a_drag_redraws_at_once_and_gradio_gets_its_last_value(browser, app_url):
+    """The page redraws on each input event and hands the value to Gradio after the paint (app/explorer_js.py): a
+    burst of a drag's values draws the last one at once, none is lost (Gradio's box, the link), and a value typed
+    and entered at once is not overwritten by a stale one."""
+    page = page_at(browser, app_url + "?strategies=p2,min_snr", 1400, 1000)
+    page.wait_for_timeout(1000)
+    plot = "document.querySelector('#explorer-plot .js-plotly-plot')"
+    link = "document.querySelector('#explorer-link textarea, #explorer-link input').value"
+    drawn = page.evaluate(f"""() => {{ const range = document.querySelector('#param-k input[type=range]');
+        for (const value of [1.5, 2, 2.5, 3, 3.5]) {{
+            range.value = String(value); range.dispatchEvent(new Event('input', {{bubbles: true}})); }}
+        return {plot}.data.map(t => t.name); }}""")  # read in the same task: drawn before Gradio ran
+    assert any(name.startswith("P2 (k=3.5, p2_gamma=1)") for name in drawn), drawn
+    page.wait_for_function(f"() => {link}.includes('k=3.5')", timeout=10_000)
+    assert page.locator("#param-k input[type=number]").input_value() == "3.5"
+    box = page.locator("#param-gamma input[type=number]")
+    box.fill("2.5")
+    box.press("Enter")
+    page.wait_for_function(f"() => {link}.includes('gamma=2.5')", timeout=10_000)
+    page.wait_for_timeout(500)
+    assert box.input_value() == "2.5"
+    assert page.evaluate(f"() => {plot}.data.some(t => t.name.startsWith('Min-SNR-γ (gamma=2.5) · '))")
+    page.close()
