@@ -143,9 +143,12 @@ def link_handlers(fields: list[us.Field]):
         return us.write_query(fields, values)
 
     def load_from_url(request: gr.Request) -> list[Any]:
-        """Initial control values from the page's query parameters; rejected values come back as a notice."""
+        """Initial control values from the page's query parameters; rejected values come back as a notice. A field
+        the link does not set is left as the page holds it (its default, or what the student has already typed:
+        this answer can arrive after the first input)."""
         query = dict(request.query_params) if request is not None else {}
         values, notices = us.read_query(fields, query)
+        values = [value if spec.key in query else gr.skip() for spec, value in zip(fields, values, strict=True)]
         return [*values, "\n".join(f"- ⚠️ {n}" for n in notices)]
 
     return update_link, load_from_url

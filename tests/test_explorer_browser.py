@@ -164,3 +164,29 @@ def test_a_drag_redraws_at_once_and_gradio_gets_its_last_value(browser, app_url)
     assert box.input_value() == "2.5"
     assert page.evaluate(f"() => {plot}.data.some(t => t.name.startsWith('Min-SNR-γ (gamma=2.5) · '))")
     page.close()
+
+
+def test_a_value_typed_before_the_page_has_read_its_link_is_kept(browser, app_url):
+    """The page's load events (the link's settings) may answer after a student's first input: a field the link
+    does not set keeps what was typed, and a field it sets takes the link's value."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    held, released = [], []
+    page.route("**/gradio_api/queue/join*",  # the load events wait until released
+               lambda route: route.continue_() if released else held.append(route))
+    page.goto(app_url + "?schedule=linear")
+    page.wait_for_selector("#param-gamma input[type=number]", timeout=30_000)
+    page.wait_for_function("() => window.minsnrExplorer !== undefined", timeout=30_000)
+    box = page.locator("#param-gamma input[type=number]")
+    box.fill("2.5")
+    box.press("Enter")
+    page.wait_for_timeout(300)
+    assert held, "the load events did not ask the server"
+    released.append(True)
+    for route in held:
+        route.continue_()
+    link = "document.querySelector('#explorer-link textarea, #explorer-link input').value"
+    page.wait_for_function(f"() => {link}.includes('schedule=linear')", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert box.input_value() == "2.5"
+    assert "gamma=2.5" in page.evaluate(f"() => {link}")
+    page.close()
