@@ -110,16 +110,18 @@ INSTALL_JS = r"""
   };
   // Gradio's own handling of a redrawn value (its component state, the link's request: ~35 ms of main-thread work
   // per change here) waits until the chart has been painted, and a drag's values reach it once per frame. Any
-  // change, key or focus event first hands Gradio the values it has not seen, so it never acts on a stale one.
+  // change, key, blur or pointer-up event first hands Gradio the values it has not seen, so it never acts on a stale
+  // one; a timer hands them over where no frame comes (a hidden page).
   const pending = new Set();
-  let replaying = false, scheduled = false;
+  let replaying = false, round = 0;
   const handOver = () => {
-    scheduled = false;
+    round += 1;  // the timers of this round no longer apply
     const targets = [...pending];
     pending.clear();
     replaying = true;
-    try { for (const target of targets) target.dispatchEvent(new Event('input', {bubbles: true})); }
-    finally { replaying = false; }
+    try {
+      for (const target of targets) if (target.isConnected) target.dispatchEvent(new Event('input', {bubbles: true}));
+    } finally { replaying = false; }
   };
   const onInput = (event) => {
     if (replaying) return;
@@ -129,14 +131,15 @@ INSTALL_JS = r"""
     if (!holder || event.target.value === '' || !Number.isFinite(value)) return;
     if (!redraw({[holder.id.slice('param-'.length)]: value})) return;  // not drawn here: Gradio handles it now
     event.stopImmediatePropagation();
-    pending.add(event.target);
-    if (!scheduled) {
-      scheduled = true;
-      requestAnimationFrame(() => setTimeout(() => { if (scheduled) handOver(); }, 0));  // after the frame's paint
+    if (!pending.size) {
+      const mine = round, due = () => { if (round === mine && pending.size) handOver(); };
+      requestAnimationFrame(() => setTimeout(due, 0));  // after the frame's paint
+      setTimeout(due, 100);
     }
+    pending.add(event.target);
   };
   const flush = () => { if (pending.size) handOver(); };
-  for (const type of ['change', 'keydown', 'focusout', 'pointerup']) document.addEventListener(type, flush, true);
+  for (const type of ['change', 'keydown', 'blur', 'focusout', 'pointerup']) document.addEventListener(type, flush, true);
   const fromValues = (values) => {  // the parameter sliders' values, in meta.param_names' order
     const div = document.querySelector('#explorer-plot .js-plotly-plot');
     const meta = div && div.layout && div.layout.meta;
@@ -144,6 +147,10 @@ INSTALL_JS = r"""
     const names = meta.param_names, overrides = {};
     names.forEach((name, i) => { overrides[name] = Number(values[values.length - names.length + i]); });
     const drawn = div._minsnr && div._minsnr.meta === meta ? div._minsnr.params : meta.params;
+    for (const target of pending) {  // a value Gradio has not been handed yet: the drawn one is newer
+      const name = target.closest('[id^="param-"]').id.slice('param-'.length);
+      if (name in drawn) overrides[name] = drawn[name];
+    }
     if (names.every((name) => drawn[name] === overrides[name])) return;  // already drawn by the input listener
     redraw(overrides);
   };
