@@ -20,6 +20,7 @@ INSTALL_JS = r"""
     const div = document.querySelector('#explorer-plot .js-plotly-plot');
     const meta = div && div.layout && div.layout.meta;
     if (!meta || meta.minsnr !== 1 || !window.Plotly) return false;
+    watch(div);
     const decode = (b64) => new Float64Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
     if (!div._minsnr || div._minsnr.meta !== meta) {  // decoded once per server figure
       div._minsnr = {meta, snr: decode(meta.snr), density: decode(meta.density), factor: decode(meta.factor),
@@ -155,19 +156,31 @@ INSTALL_JS = r"""
     redraw(overrides);
   };
   document.addEventListener('input', onInput, true);
-  // A parameter moved while the page still showed its static first paint (app/first_paint.py) is drawn as soon as
-  // Plotly's chart exists: that chart starts from the server's figure.
-  const syncFirstChart = () => {
-    const div = document.querySelector('#explorer-plot .js-plotly-plot');
-    const meta = div && div.layout && div.layout.meta;
-    if (!meta || meta.minsnr !== 1 || !window.Plotly) return false;
-    document.getElementById('explorer-first-paint')?.classList.add('replaced');  // also without CSS :has
+  // A figure from the server was drawn with the parameter values Gradio held when it was asked for: a value moved
+  // since (typed during the request, or while the page still showed its static first paint, app/first_paint.py) is
+  // drawn again as soon as Plotly shows that figure.
+  const syncWithBoxes = (div) => {
+    const meta = div.layout && div.layout.meta;
+    if (!meta || meta.minsnr !== 1 || (div._minsnr && div._minsnr.meta === meta)) return;  // not new: drawn here
     const overrides = {};
     for (const name of meta.param_names) {
       const box = document.querySelector('#param-' + name + ' input[type=number]');
       if (box && box.value !== '' && Number(box.value) !== meta.params[name]) overrides[name] = Number(box.value);
     }
     if (Object.keys(overrides).length) redraw(overrides);
+  };
+  const watch = (div) => {  // each later figure from the server (a chart mounted again gets a new element)
+    if (div._minsnrWatched || !div.on) return;
+    div._minsnrWatched = true;
+    div.on('plotly_afterplot', () => setTimeout(() => syncWithBoxes(div), 0));  // not inside Plotly's own redraw
+  };
+  const syncFirstChart = () => {
+    const div = document.querySelector('#explorer-plot .js-plotly-plot');
+    const meta = div && div.layout && div.layout.meta;
+    if (!meta || meta.minsnr !== 1 || !window.Plotly) return false;
+    document.getElementById('explorer-first-paint')?.classList.add('replaced');  // also without CSS :has
+    syncWithBoxes(div);
+    watch(div);
     return true;
   };
   if (!syncFirstChart()) {

@@ -190,3 +190,32 @@ def test_a_value_typed_before_the_page_has_read_its_link_is_kept(browser, app_ur
     assert box.input_value() == "2.5"
     assert "gamma=2.5" in page.evaluate(f"() => {link}")
     page.close()
+
+
+def test_a_value_moved_while_the_server_draws_a_figure_is_drawn_on_it(browser, app_url):
+    """A schedule change asks the server for a figure drawn with the γ Gradio held then; a γ typed while that
+    request is in flight is drawn again on the figure when it arrives (the chart never disagrees with the box)."""
+    page = page_at(browser, app_url + "?strategies=min_snr", 1400, 1000)
+    page.wait_for_timeout(1000)
+    held, released = [], []
+    page.route("**/gradio_api/run/predict*", lambda route: route.continue_() if released else held.append(route))
+    page.locator("#schedule input").click()
+    page.get_by_role("option", name="Linear (DDPM)").click()
+    page.wait_for_timeout(300)
+    assert held, "the schedule change did not ask the server"
+    box = page.locator("#param-gamma input[type=number]")
+    box.fill("2.5")
+    box.press("Enter")
+    plot = "document.querySelector('#explorer-plot .js-plotly-plot')"
+    page.wait_for_function(f"() => {plot}.data.some(t => t.name.startsWith('Min-SNR-γ (gamma=2.5) · '))",
+                           timeout=10_000)  # drawn at once on the old figure
+    released.append(True)
+    for route in held:
+        route.continue_()
+    page.wait_for_function(f"() => {plot}.layout.title.text.startsWith('linear')", timeout=30_000)
+    page.wait_for_timeout(500)
+    names = page.evaluate(f"() => {plot}.data.map(t => t.name)")
+    assert any(name.startswith("Min-SNR-γ (gamma=2.5) · ") for name in names), names
+    want = build_explorer("linear", 1000, ["min_snr"], {"gamma": 2.5}).figure
+    assert np.allclose(page.evaluate(f"() => Array.from({plot}._fullData[0].y)"), np.asarray(want.data[0].y, float))
+    page.close()
