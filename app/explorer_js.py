@@ -241,6 +241,10 @@ const follow = (event) => {  // the box typed into: follow it
   const value = Number(event.target.value);
   if (value > 0) range.value = String(Math.log10(value));
 };
+// This runs again each time the γ control is shown again: one listener per box, the newest slider's.
+window.minsnrGammaFollow = window.minsnrGammaFollow || {};
+if (window.minsnrGammaFollow[boxId]) document.removeEventListener('input', window.minsnrGammaFollow[boxId], true);
+window.minsnrGammaFollow[boxId] = follow;
 document.addEventListener('input', follow, true);
 """
 

@@ -219,3 +219,34 @@ def test_a_value_moved_while_the_server_draws_a_figure_is_drawn_on_it(browser, a
     want = build_explorer("linear", 1000, ["min_snr"], {"gamma": 2.5}).figure
     assert np.allclose(page.evaluate(f"() => Array.from({plot}._fullData[0].y)"), np.asarray(want.data[0].y, float))
     page.close()
+
+
+def test_showing_gamma_again_keeps_one_listener_and_its_log_slider_follows(browser, app_url):
+    """The γ control's script runs again each time the control is shown again (a strategy ticked again): it
+    replaces its document listener instead of adding one more, and the newest log-scale slider follows the box."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script("""(() => { window.__inputListeners = 0;
+        const add = Document.prototype.addEventListener, remove = Document.prototype.removeEventListener;
+        Document.prototype.addEventListener = function (type, ...rest) {
+            if (type === 'input') window.__inputListeners += 1; return add.call(this, type, ...rest); };
+        Document.prototype.removeEventListener = function (type, ...rest) {
+            if (type === 'input') window.__inputListeners -= 1; return remove.call(this, type, ...rest); }; })();""")
+    page = context.new_page()
+    page.goto(app_url + "?strategies=min_snr")
+    page.wait_for_selector("#explorer-plot .js-plotly-plot", timeout=60_000)
+    page.wait_for_timeout(1000)
+    before = page.evaluate("() => window.__inputListeners")
+    tick = page.locator("#strategies label", has_text="Min-SNR-γ").first
+    for _ in range(2):
+        tick.click()
+        page.locator("#param-gamma").wait_for(state="hidden", timeout=10_000)
+        tick.click()
+        page.locator("#param-gamma").wait_for(state="visible", timeout=10_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.__inputListeners") == before
+    box = page.locator("#param-gamma input[type=number]")
+    box.fill("20")
+    box.press("Enter")
+    page.wait_for_function("() => Math.abs(Number(document.querySelector('#param-gamma-log').value) - Math.log10(20))"
+                           " < 1e-3", timeout=10_000)
+    context.close()
