@@ -133,9 +133,7 @@ def train(
     def checkpoint() -> str | None:
         return None if out_dir is None else str(save_checkpoint(out_dir / CHECKPOINT_NAME, run.state()))
 
-    # How long each last took (before the first: its sampling timed for one step, times its steps, plus scoring): the room a
-    # time budget keeps for it.
-    report_s = {"preview": 0.0, "metric": 0.0}
+    report_s = {"preview": 0.0, "metric": 0.0}  # how long each last took (or will take): the room a budget keeps
     reported_at = {"preview": -1, "metric": -1}  # the step each last showed
 
     def final_reports_s() -> float:
@@ -169,18 +167,13 @@ def train(
     run.model.train()
     step = stepper(run)
     try:
-        if deadline:  # a final metric that comes before any periodic one must not overshoot the budget
-            for kind, every, count, steps in (
-                    ("preview", config.preview_every, config.preview_count, config.preview_sample_steps),
-                    ("metric", config.metric_every, config.metric_samples, METRIC_SAMPLE_STEPS)):
-                if every:  # twice: the first call in a process also pays one-time set-up (a metric's classifier)
-                    for _ in range(2):
-                        began = time.perf_counter()
-                        samples = _fixed_seed_samples(run, count, 1, config.seed, stop.is_set)
-                        sampled = time.perf_counter()
-                        if kind == "metric":  # scoring costs the same on any samples
-                            score_samples(run, samples)
-                        report_s[kind] = (sampled - began) * steps + time.perf_counter() - sampled
+        if deadline:  # a final report that comes before any periodic one must not overshoot the budget
+            if config.preview_every:
+                report_s["preview"] = _first_report_s(run, config.preview_count, config.preview_sample_steps, False,
+                                                      stop.is_set)
+            if config.metric_every:
+                report_s["metric"] = _first_report_s(run, config.metric_samples, METRIC_SAMPLE_STEPS, True,
+                                                     stop.is_set)
         meter = _LossMeter(config.buckets, config.timesteps, run.device)
         while True:
             if stop.is_set():
@@ -232,6 +225,20 @@ def _eta(config: TrainConfig, step: int, images_per_sec: float | None, deadline:
     if deadline is not None:
         remaining.append(max(0.0, deadline - time.perf_counter()))
     return min(remaining) if remaining else None
+
+
+def _first_report_s(run: RunState, count: int, steps: int, score: bool, stop: Callable[[], bool]) -> float:
+    """How long a preview or metric will take before any has: one of its sampling steps, timed, times its steps,
+    plus a metric's scoring of those samples (it costs the same on any). Timed twice: the first call in a process
+    also pays one-time set-up (a metric's classifier)."""
+    for _ in range(2):
+        began = time.perf_counter()
+        samples = _fixed_seed_samples(run, count, 1, run.config.seed, stop)
+        sampled = time.perf_counter()
+        if score:
+            score_samples(run, samples)
+        estimate = (sampled - began) * steps + time.perf_counter() - sampled
+    return estimate
 
 
 @torch.no_grad()

@@ -265,7 +265,7 @@ def test_a_time_budget_keeps_room_for_its_final_preview_and_metric():
 
 def test_a_time_budget_keeps_room_for_a_final_metric_that_no_periodic_one_timed():
     """The interval is never reached: the only metric is the final one, so its room comes from timing one of its
-    sampling steps at the start (without that, the run overshoots by the whole metric)."""
+    sampling steps and its scoring at the start (without that, the run overshoots by the whole metric)."""
     config = TrainConfig(**{**TOY, "preview_every": 0, "metric_every": 10**6, "metric_samples": 6000}, minutes=0.1)
     events = list(run_events(config))
     measuring, metric, done = (next(e for e in events if e.kind == kind) for kind in ("measuring", "metric", "done"))
