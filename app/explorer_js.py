@@ -23,8 +23,10 @@ INSTALL_JS = r"""
     watch(div);
     const decode = (b64) => new Float64Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
     if (!div._minsnr || div._minsnr.meta !== meta) {  // decoded once per server figure
-      div._minsnr = {meta, snr: decode(meta.snr), density: decode(meta.density), factor: decode(meta.factor),
-                     vScale: decode(meta.v_scale), params: {...meta.params}};
+      const snr = decode(meta.snr);
+      div._minsnr = {meta, snr, density: decode(meta.density),
+                     factor: meta.factor ? decode(meta.factor) : new Float64Array(snr.length).fill(1),  // uniform p(t)
+                     vScale: meta.v_scale ? decode(meta.v_scale) : null, params: {...meta.params}};  // v target only
     }
     const state = div._minsnr, snr = state.snr, density = state.density, factor = state.factor, T = snr.length;
     const vScale = state.vScale;
@@ -156,9 +158,10 @@ INSTALL_JS = r"""
     redraw(overrides);
   };
   document.addEventListener('input', onInput, true);
-  // A figure from the server was drawn with the parameter values Gradio held when it was asked for: a value moved
-  // since (typed during the request, or while the page still showed its static first paint, app/first_paint.py) is
-  // drawn again as soon as Plotly shows that figure.
+  // A figure from the server after a control change comes without the strategies' points ("skeleton": a quarter of
+  // the bytes) and is drawn here from its meta, before the browser paints it. It was asked for with the parameter
+  // values Gradio held then: a value moved since (typed during the request, or while the page still showed its
+  // static first paint, app/first_paint.py) is drawn too.
   const syncWithBoxes = (div) => {
     const meta = div.layout && div.layout.meta;
     if (!meta || meta.minsnr !== 1 || (div._minsnr && div._minsnr.meta === meta)) return;  // not new: drawn here
@@ -167,12 +170,14 @@ INSTALL_JS = r"""
       const box = document.querySelector('#param-' + name + ' input[type=number]');
       if (box && box.value !== '' && Number(box.value) !== meta.params[name]) overrides[name] = Number(box.value);
     }
-    if (Object.keys(overrides).length) redraw(overrides);
+    if (meta.skeleton) { if (!redraw(overrides)) redraw({}); }  // a box the server would refuse: its own values
+    else if (Object.keys(overrides).length) redraw(overrides);
   };
   const watch = (div) => {  // each later figure from the server (a chart mounted again gets a new element)
     if (div._minsnrWatched || !div.on) return;
     div._minsnrWatched = true;
-    div.on('plotly_afterplot', () => setTimeout(() => syncWithBoxes(div), 0));  // not inside Plotly's own redraw
+    // A microtask: after Plotly's own drawing has returned, before the frame is painted (no empty chart is shown).
+    div.on('plotly_afterplot', () => queueMicrotask(() => syncWithBoxes(div)));
   };
   const syncFirstChart = () => {
     const div = document.querySelector('#explorer-plot .js-plotly-plot');

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.components.plot import PlotData
 
 from minsnr_core.data import TOY_DATASETS
 from minsnr_core.registry import Param
@@ -28,6 +29,7 @@ from .explorer import (
     VIEWS,
     X_AXES,
     ExplorerResult,
+    browser_figure_json,
     build_explorer,
     explorer_sampler_parameters,
 )
@@ -105,10 +107,11 @@ difference with the v target."""
 
 @functools.lru_cache(maxsize=256)
 def _cached_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, sampler_params,
-                     params) -> ExplorerResult:
-    # A class follows its teacher: many pages ask for the same figure, which is then drawn once.
-    return build_explorer(schedule, T, list(strategies), dict(params), target, x_axis, view, zero_snr, log_y,
-                          sampler, dict(sampler_params))
+                     params) -> tuple[ExplorerResult, PlotData]:
+    # A class follows its teacher: many pages ask for the same figure, which is then drawn and encoded once.
+    result = build_explorer(schedule, T, list(strategies), dict(params), target, x_axis, view, zero_snr, log_y,
+                            sampler, dict(sampler_params))
+    return result, PlotData(type="plotly", plot=browser_figure_json(result))
 
 
 def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, *param_values):
@@ -118,12 +121,12 @@ def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log
     sampler_params = tuple(zip(explorer_sampler_parameters(), param_values[:count], strict=True))
     params = tuple(zip(strategy_parameters(), param_values[count:], strict=True))
     try:
-        result = _cached_explorer(schedule, T, bool(zero_snr), tuple(strategies or []), target, x_axis, view,
-                                  bool(log_y), sampler, sampler_params, params)
+        result, plot = _cached_explorer(schedule, T, bool(zero_snr), tuple(strategies or []), target, x_axis, view,
+                                        bool(log_y), sampler, sampler_params, params)
     except (ValueError, TypeError) as error:  # unhashable or refused values: nothing is cached
         return gr.skip(), gr.skip(), f"⚠️ {error}"
     notices = "\n".join(f"- {n}" for n in result.notices)
-    return result.figure, result.explanation, notices
+    return plot, result.explanation, notices
 
 
 def linked_explorer(*values):

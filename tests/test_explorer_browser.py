@@ -221,6 +221,40 @@ def test_a_value_moved_while_the_server_draws_a_figure_is_drawn_on_it(browser, a
     page.close()
 
 
+def test_a_figure_from_the_server_comes_without_its_points_and_is_drawn_before_a_frame_is_painted(browser, app_url):
+    """After a control change the server sends the strategies' traces without their points; the page draws them
+    from the figure's meta before the browser paints a frame (no frame shows an empty chart), and they are the
+    Python curves."""
+    page = page_at(browser, app_url, 1400, 1000)
+    plot = "document.querySelector('#explorer-plot .js-plotly-plot')"
+    page.wait_for_function(f"() => {plot} && {plot}._fullData && {plot}._fullData.length === 4", timeout=60_000)
+    page.wait_for_timeout(1000)
+    responses = []
+    page.on("response", lambda response: responses.append(response) if "/run/predict" in response.url else None)
+    # Each animation frame's callback runs just before that frame is painted: what it sees is what is painted.
+    page.evaluate("""() => { window.__frames = 0; window.__emptyFrames = 0;
+        const tick = () => { const div = document.querySelector('#explorer-plot .js-plotly-plot');
+            window.__frames += 1;
+            if (div && div._fullData && div._fullData.slice(0, 4).some((t) => !t.x || !t.x.length)) window.__emptyFrames += 1;
+            requestAnimationFrame(tick); };
+        requestAnimationFrame(tick); }""")
+    page.locator("#schedule input").click()
+    page.get_by_role("option", name="Linear (DDPM)").click()
+    page.wait_for_function(f"() => {plot}.layout.title.text.startsWith('linear')", timeout=30_000)
+    page.wait_for_timeout(500)
+    sent = [json.loads(item["plot"]) for response in responses for item in response.json().get("data", [])
+            if isinstance(item, dict) and item.get("type") == "plotly"]
+    assert sent and sent[-1]["layout"]["meta"]["skeleton"] == 1
+    assert all(len(trace["x"]) == 0 for trace in sent[-1]["data"])  # the points are not sent
+    frames, empty = page.evaluate("() => [window.__frames, window.__emptyFrames]")
+    assert frames > 10 and empty == 0, (frames, empty)
+    want = build_explorer("linear", 1000).figure
+    for index, trace in enumerate(want.data):
+        drawn = page.evaluate(f"() => [Array.from({plot}._fullData[{index}].y), {plot}._fullData[{index}].name]")
+        assert np.allclose(drawn[0], np.asarray(trace.y, float), rtol=1e-9) and drawn[1] == trace.name
+    page.close()
+
+
 def test_showing_gamma_again_keeps_one_listener_and_its_log_slider_follows(browser, app_url):
     """The γ control's script runs again each time the control is shown again (a strategy ticked again): it
     replaces its document listener instead of adding one more, and the newest log-scale slider follows the box."""
