@@ -14,6 +14,7 @@ import json
 import math
 import multiprocessing
 import os
+import statistics
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -300,6 +301,28 @@ def mean_curves(rows: list[dict[str, Any]], metric: str, group: str = "compariso
             "n": [len(v) for v in values],
         }
     return curves
+
+
+# A run whose final Fréchet distance exceeds this many times the median of its arm's runs is far from the rest.
+FAR_FROM_THE_REST = 3.0
+
+
+def far_runs(rows: list[dict[str, Any]], target: str, metric: str = "fd") -> tuple[list[tuple[str, int]], int]:
+    """The (weighting, seed) comparison runs of ``target`` whose final ``metric`` (lower is better) is over
+    FAR_FROM_THE_REST × the median final value of the same weighting's seeds (diverged or stalled, not merely a
+    slower weighting), and how many runs ``target`` has."""
+    final: dict[tuple[str, int], tuple[int, float]] = {}
+    for row in rows:
+        if row["group"] == "comparison" and row["target"] == target:
+            key = (row["weighting"], int(row["seed"]))
+            if key not in final or int(row["step"]) > final[key][0]:
+                final[key] = (int(row["step"]), float(row[metric]))
+    far = []
+    for weighting in {w for w, _ in final}:
+        arm = {seed: value for (w, seed), (_, value) in final.items() if w == weighting}
+        median = statistics.median(arm.values())
+        far += [(weighting, seed) for seed, value in arm.items() if value > FAR_FROM_THE_REST * median]
+    return sorted(far), len(final)
 
 
 def steps_to_threshold(curves: dict[tuple, dict[str, list[float]]], metric: str) -> list[dict[str, Any]]:

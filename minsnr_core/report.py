@@ -26,16 +26,22 @@ def _band(figure: go.Figure, x: list, mean: list, std: list, name: str, color: s
     figure.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=name, line={"color": color}, legendgroup=name))
 
 
-def quality_figures(rows: list[dict[str, Any]], metric: str) -> dict[str, go.Figure]:
-    """One figure per target: quality against step for each weighting, mean ± one standard deviation over seeds."""
+def quality_figures(rows: list[dict[str, Any]], metric: str, seed_lines: bool = False) -> dict[str, go.Figure]:
+    """One figure per target: quality against step for each weighting, mean ± one standard deviation over seeds;
+    ``seed_lines`` adds each seed's own curve as a thin line (a run far from the others shows as itself)."""
     figures: dict[str, go.Figure] = {}
     curves = mean_curves(rows, metric)
+    per_seed = mean_curves(rows, metric, by=("target", "weighting", "seed")) if seed_lines else {}
     names = STRATEGIES.names()
     for (target, weighting), curve in curves.items():
         figure = figures.setdefault(target, go.Figure())
         color = COLORS[(names.index(weighting) if weighting in names else len(figure.data)) % len(COLORS)]
         label = arm_name(weighting) + (" (baseline)" if BASELINE[target] == weighting else "")
         _band(figure, curve["step"], curve["mean"], curve["std"], label, color)
+        for (_, _, seed), run in ((k, c) for k, c in per_seed.items() if k[:2] == (target, weighting)):
+            figure.add_trace(go.Scatter(x=run["step"], y=run["mean"], mode="lines", line={"color": color, "width": 1},
+                                        opacity=0.45, showlegend=False, legendgroup=label,
+                                        name=f"{label}, seed {seed}", hovertemplate="%{y:.3g}<extra>%{fullData.name}</extra>"))
     for target, figure in figures.items():
         figure.update_layout(title=f"{TARGET_NAMES[target]} target: {METRIC_TITLES.get(metric, metric)} (mean ± sd over seeds)",
                              xaxis_title="training step", yaxis_title=metric, height=450, width=800)

@@ -99,7 +99,34 @@ def test_compare_offers_the_measured_results_and_says_what_a_budget_showed(brows
     page.wait_for_function("() => document.querySelector('#compare-budget').innerText.includes('confidently recognised')",
                            timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "compare-measured.png"), full_page=True)
+    # CIFAR-10's comparison too, with each seed's line and the runs far from their weighting's other seeds named.
+    from app.measured import MEASURED
+    from minsnr_core.experiment import far_runs, read_csv
+
+    far, total = far_runs(read_csv(MEASURED["cifar10"].csv), "x0")
+    page.locator("#measured-dataset label", has_text="CIFAR-10").click()
+    page.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('§4.1')", timeout=10_000)
+    page.locator("#measured-target label", has_text="x₀").click()
+    page.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('Constant (x0) 5')",
+                           timeout=10_000)
+    assert f"{len(far)} of these {total} runs" in page.locator("#measured-caption").inner_text()
+    seeds = page.evaluate("() => document.querySelector('#measured-plot .js-plotly-plot').data"
+                          ".filter(t => / seed \\d+$/.test(t.name)).length")
+    assert seeds == total
+    page.locator("#measured-metric label", has_text="share recognised").click()
+    page.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('weak')", timeout=10_000)
+    page.locator("#measured-metric label", has_text="Fréchet").click()
+    page.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('§4.1')", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "compare-measured-cifar.png"), full_page=True)
     page.close()
+    phone = page_at(browser, app_url, 390, 844)
+    phone.get_by_role("tab", name="Compare").click()
+    phone.get_by_text("Measured results: the comparison of docs/results.md").click()
+    phone.locator("#measured-dataset label", has_text="CIFAR-10").click()
+    phone.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('§4.1')", timeout=10_000)
+    phone.locator("#measured-plot").scroll_into_view_if_needed()
+    phone.screenshot(path=str(ARTIFACTS / "compare-measured-cifar-phone.png"))
+    phone.close()
 
 
 def test_gamma_moves_on_a_log_scale_from_above_zero(browser, app_url):

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from minsnr_core.experiment import ExperimentSpec, mean_curves, quick_spec, run_experiment, steps_to_threshold
+from minsnr_core.experiment import ExperimentSpec, far_runs, mean_curves, quick_spec, read_csv, run_experiment, steps_to_threshold
 
 
 def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
@@ -121,3 +121,18 @@ def test_bad_worker_count_is_refused_before_any_training(tmp_path):
     with pytest.raises(ValueError, match="workers must be an integer ≥ 1"):
         run_experiment(quick_spec("mnist"), tmp_path / "out", workers=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_far_runs_names_the_diverged_cifar_runs_and_not_a_slower_weighting():
+    """On the shipped CSVs: the three CIFAR-10 x0 runs that diverged (docs/results.md §4.1) are far from their
+    weighting's other seeds; MNIST's plain ε loss, slower than Min-SNR in every seed, has no run far from its own."""
+    from app.measured import MEASURED
+
+    cifar = read_csv(MEASURED["cifar10"].csv)
+    assert far_runs(cifar, "x0") == ([("constant", 1), ("min_snr", 0), ("min_snr", 4)], 10)
+    assert far_runs(cifar, "eps") == ([], 10)
+    mnist = read_csv(MEASURED["mnist"].csv)
+    final = {r["weighting"]: r["fd"] for r in mnist if r["group"] == "comparison" and r["target"] == "eps"
+             and r["step"] == 2000 and r["seed"] == 2}
+    assert final["snr"] > 3 * final["min_snr"], "the plain loss is far behind Min-SNR, yet not a run far from its own"
+    assert far_runs(mnist, "eps")[0] == []
