@@ -6,6 +6,7 @@ import argparse
 import atexit
 import functools
 import itertools
+import json
 import secrets
 import signal
 from pathlib import Path
@@ -71,6 +72,39 @@ def explorer_fields() -> list[us.Field]:
 
 def _param_range(param: Param):
     return us.number(param.minimum, param.maximum, exclusive_low=param.exclusive_minimum)
+
+
+def patch_link_js(fields: list[us.Field]) -> str:
+    """For the explorer's controls: the link's query with ``fields`` (the last values handed in) written by the
+    page, checked and encoded as :func:`app.urlstate.read_query` and :func:`app.urlstate.write_query` do (a
+    default left out), so a control change asks the server for the figure at most, never for the link. A value the
+    app would refuse leaves the link as it was."""
+    spec = json.dumps([[f.key, f.default, f.parse.rule] for f in fields])
+    return f"""(query, ...values) => {{
+  const spec = {spec}, search = new URLSearchParams(query || '');
+  for (let i = 0; i < spec.length; i++) {{
+    const [key, fallback, rule] = spec[i];
+    let value = values[values.length - spec.length + i], text;
+    if (rule.kind === 'number') {{
+      value = Number(value);
+      if (!Number.isFinite(value) || value > rule.high || (rule.exclusive_low ? value <= rule.low : value < rule.low)
+          || (rule.integer && !Number.isInteger(value))) return query;
+      text = String(value);
+    }} else if (rule.kind === 'flag') {{
+      value = Boolean(value); text = value ? '1' : '0';
+    }} else if (rule.kind === 'choice') {{
+      if (!rule.allowed.includes(value)) return query;
+      text = value;
+    }} else {{  // a list
+      value = value || [];
+      if (!value.every((item) => rule.allowed.includes(item))) return query;
+      text = value.join(',');
+    }}
+    if (JSON.stringify(value) === JSON.stringify(fallback)) search.delete(key);
+    else search.set(key, text);
+  }}
+  return search.toString().replace(/%2C/g, ',');
+}}"""
 
 
 # The Train tab's settings a link carries (as train_<name>), besides the weighting.
@@ -252,7 +286,11 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
             component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented",
                              show_progress="hidden", queue=False)
         query = gr.Textbox(visible=False)
+        explorer_link_js = patch_link_js(explorer_fields())
         for component in link_inputs:
+            if component in inputs:  # the page writes the explorer's settings into the link itself
+                component.change(None, [query, *inputs], query, js=explorer_link_js)
+                continue
             component.change(update_link, link_inputs, query, trigger_mode="always_last", api_visibility="undocumented",
                              show_progress="hidden", queue=False)
         query.change(None, query, link, js=WRITE_URL_JS)

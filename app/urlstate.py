@@ -20,12 +20,17 @@ class Field:
     encode: Callable[[Any], str] = str
 
 
+# Each parser carries its rule (``parse.rule``), so the page can write a field into a link itself with the same
+# checks and encoding (app.main.patch_link_js).
+
+
 def choice(allowed: Sequence[str]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw not in allowed:
             raise ValueError(f"allowed: {', '.join(allowed)}")
         return raw
 
+    parse.rule = {"kind": "choice", "allowed": list(allowed)}
     return parse
 
 
@@ -37,6 +42,7 @@ def multi_choice(allowed: Sequence[str]) -> Callable[[str], list[str]]:
             raise ValueError(f"unknown {bad}; allowed: {', '.join(allowed)}")
         return items
 
+    parse.rule = {"kind": "list", "allowed": list(allowed)}
     return parse
 
 
@@ -51,6 +57,7 @@ def number(low: float, high: float, integer: bool = False, exclusive_low: bool =
             return int(value)
         return value
 
+    parse.rule = {"kind": "number", "low": low, "high": high, "integer": integer, "exclusive_low": exclusive_low}
     return parse
 
 
@@ -61,6 +68,9 @@ def flag(raw: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError("allowed: 1 or 0")
+
+
+flag.rule = {"kind": "flag"}
 
 
 def encode_flag(value: Any) -> str:

@@ -255,6 +255,42 @@ def test_a_figure_from_the_server_comes_without_its_points_and_is_drawn_before_a
     page.close()
 
 
+def test_moving_a_parameter_writes_the_link_in_the_page_and_asks_the_server_nothing(browser, app_url):
+    """γ and the other strategy parameters are written into the link by the page (app.main.patch_link_js): no
+    request reaches the server; a default leaves the link, a value the app would refuse leaves the link as it was,
+    and the written link opens on the same view."""
+    page = page_at(browser, app_url + "?strategies=p2,min_snr", 1400, 1000)
+    page.wait_for_timeout(1500)  # the load chain has written the link
+    link = "document.querySelector('#explorer-link textarea, #explorer-link input').value"
+    requests = []
+    page.on("request", lambda request: requests.append(request.url) if "/gradio_api/" in request.url else None)
+    box = page.locator("#param-gamma input[type=number]")
+    for value in ("2.5", "12"):
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_function(f"() => {link}.includes('gamma={value}')", timeout=10_000)
+    k = page.locator("#param-k input[type=number]")
+    k.fill("3.5")
+    k.press("Enter")
+    page.wait_for_function(f"() => {link}.includes('k=3.5')", timeout=10_000)
+    box.fill("0")  # refused (γ > 0): the link keeps γ = 12
+    box.press("Enter")
+    page.wait_for_timeout(800)
+    assert "gamma=12" in page.evaluate(f"() => {link}")
+    box.fill("5")  # the default: left out of the link
+    box.press("Enter")
+    page.wait_for_function(f"() => !{link}.includes('gamma=')", timeout=10_000)
+    assert requests == [], requests
+    written = page.evaluate(f"() => {link}")
+    assert "strategies=p2,min_snr" in written and "k=3.5" in written
+    opened = page_at(browser, written.replace("k=3.5", "k=3.5&gamma=2.5"), 1400, 1000)
+    opened.wait_for_function("() => document.querySelector('#param-k input[type=number]').value === '3.5'",
+                             timeout=10_000)
+    assert opened.locator("#param-gamma input[type=number]").input_value() == "2.5"
+    opened.close()
+    page.close()
+
+
 def test_showing_gamma_again_keeps_one_listener_and_its_log_slider_follows(browser, app_url):
     """The γ control's script runs again each time the control is shown again (a strategy ticked again): it
     replaces its document listener instead of adding one more, and the newest log-scale slider follows the box."""
