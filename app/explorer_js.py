@@ -170,8 +170,10 @@ INSTALL_JS = r"""
       const box = document.querySelector('#param-' + name + ' input[type=number]');
       if (box && box.value !== '' && Number(box.value) !== meta.params[name]) overrides[name] = Number(box.value);
     }
-    if (meta.skeleton) { if (!redraw(overrides)) redraw({}); }  // a box the server would refuse: its own values
-    else if (Object.keys(overrides).length) redraw(overrides);
+    try {
+      if (meta.skeleton) { if (!redraw(overrides)) redraw({}); }  // a box the server would refuse: its own values
+      else if (Object.keys(overrides).length) redraw(overrides);
+    } catch (error) { console.error('minsnr: the explorer could not draw its curves', error); }
   };
   const watch = (div) => {  // each later figure from the server (a chart mounted again gets a new element)
     if (div._minsnrWatched || !div.on) return;

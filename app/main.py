@@ -75,10 +75,10 @@ def _param_range(param: Param):
 
 
 def patch_link_js(fields: list[us.Field]) -> str:
-    """For the explorer's controls: the link's query with ``fields`` (the last values handed in) written by the
-    page, checked and encoded as :func:`app.urlstate.read_query` and :func:`app.urlstate.write_query` do (a
-    default left out), so a control change asks the server for the figure at most, never for the link. A value the
-    app would refuse leaves the link as it was."""
+    """The link's query with ``fields`` (the last values handed in), written by the page, checked and encoded as
+    :func:`app.urlstate.read_query` and :func:`app.urlstate.write_query` do (a default left out), so a change asks
+    the server for the figure at most, never for the link. A value the app would refuse (an empty box included)
+    leaves the link as it was."""
     spec = json.dumps([[f.key, f.default, f.parse.rule] for f in fields])
     return f"""(query, ...values) => {{
   const spec = {spec}, search = new URLSearchParams(query || '');
@@ -86,6 +86,7 @@ def patch_link_js(fields: list[us.Field]) -> str:
     const [key, fallback, rule] = spec[i];
     let value = values[values.length - spec.length + i], text;
     if (rule.kind === 'number') {{
+      if (value === null || value === undefined || value === '') return query;
       value = Number(value);
       if (!Number.isFinite(value) || value > rule.high || (rule.exclusive_low ? value <= rule.low : value < rule.low)
           || (rule.integer && !Number.isInteger(value))) return query;
@@ -172,12 +173,9 @@ def linked_explorer(*values):
     return update_explorer(*values)
 
 
-def link_handlers(fields: list[us.Field]):
-    """(update_link, load_from_url) for these link fields."""
-
-    def update_link(*values) -> str:
-        """The query string of the explorer's and the train tab's current settings."""
-        return us.write_query(fields, values)
+def link_reader(fields: list[us.Field]):
+    """The page-load handler that reads these link fields from the page's address (the page writes them:
+    :func:`patch_link_js`)."""
 
     def load_from_url(request: gr.Request) -> list[Any]:
         """Initial control values from the page's query parameters; rejected values come back as a notice. A field
@@ -188,7 +186,7 @@ def link_handlers(fields: list[us.Field]):
         values = [value if spec.key in query else gr.skip() for spec, value in zip(fields, values, strict=True)]
         return [*values, "\n".join(f"- ⚠️ {n}" for n in notices)]
 
-    return update_link, load_from_url
+    return load_from_url
 
 
 def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr.Plot, gr.Markdown, gr.Textbox]:
@@ -238,9 +236,12 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             explanation = gr.Markdown(default.explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
     gamma_slider = sliders[list(strategy_parameters()).index("gamma")]
     gamma_slider.change(None, gamma_slider, None, js=gamma_follow_js())
-    strategies.change(lambda names: [gr.update(visible="gamma" in params_of(names or [])),
-                                     *[gr.update(visible=p in params_of(names or [])) for p in strategy_parameters()]],
-                      strategies, [gamma_log, *sliders], api_visibility="undocumented", show_progress="hidden")
+    def show_parameters(names):  # only the ticked strategies' parameters
+        return [gr.update(visible="gamma" in params_of(names or [])),
+                *[gr.update(visible=p in params_of(names or [])) for p in strategy_parameters()]]
+
+    strategies.change(show_parameters, strategies, [gamma_log, *sliders], api_visibility="undocumented",
+                      show_progress="hidden", queue=False)  # one request, not the queue's join and stream
     sampler.change(lambda name: [gr.update(visible=p.name in {q.name for q in TIMESTEP_SAMPLERS.get(name).params})
                                  for p in explorer_sampler_parameters().values()],
                    sampler, sampler_sliders, api_visibility="undocumented", show_progress="hidden")
@@ -272,7 +273,8 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
                 build_denoise_tab(manager, owner)
         train_link_inputs = [weighting, *[controls[name] for name in TRAIN_LINK_SETTINGS]]
         link_inputs = [*inputs, *train_link_inputs]
-        update_link, load_from_url = link_handlers(link_fields(manager.limits))
+        fields = link_fields(manager.limits)
+        load_from_url = link_reader(fields)
         outputs = [plot, explanation, notices]
         sliders = inputs[len(inputs) - len(strategy_parameters()):]
         for component in inputs:  # no loading overlay while a slider is dragged
@@ -285,20 +287,18 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
             # Outside the queue: a direct request is one round trip instead of the queue's join and event stream.
             component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented",
                              show_progress="hidden", queue=False)
+        # The page writes every setting into the link itself: no request, and no answer of an older request that
+        # could overwrite a newer value.
         query = gr.Textbox(visible=False)
-        explorer_link_js = patch_link_js(explorer_fields())
+        write_link = patch_link_js(fields)
         for component in link_inputs:
-            if component in inputs:  # the page writes the explorer's settings into the link itself
-                component.change(None, [query, *inputs], query, js=explorer_link_js)
-                continue
-            component.change(update_link, link_inputs, query, trigger_mode="always_last", api_visibility="undocumented",
-                             show_progress="hidden", queue=False)
+            component.change(None, [query, *link_inputs], query, js=write_link)
         query.change(None, query, link, js=WRITE_URL_JS)
         demo.load(None, None, None, js=INSTALL_JS)
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
             linked_explorer, inputs, outputs, api_visibility="undocumented"
         ).then(describe, weighting, describe_outputs, api_visibility="undocumented").then(
-            update_link, link_inputs, query, api_visibility="undocumented").then(None, query, link, js=WRITE_URL_JS)
+            None, [query, *link_inputs], query, js=write_link).then(None, query, link, js=WRITE_URL_JS)
         reattach = _reattach(manager, len(train_outputs), train_render, len(compare_outputs), compare_render)
         demo.load(_owner_for(manager), owner, owner, api_visibility="undocumented").then(
             reattach, owner, [*train_outputs, *compare_outputs], api_visibility="undocumented")

@@ -98,6 +98,7 @@ def read_query(fields: Sequence[Field], query: Mapping[str, str]) -> tuple[list[
 
 
 def write_query(fields: Sequence[Field], values: Sequence[Any]) -> str:
-    """The query string (without '?') for the current values; defaults are left out to keep links short."""
+    """The query string (without '?') for the current values; defaults are left out to keep links short. The page
+    writes its links itself (app.main.patch_link_js); tests check that it writes what this function writes."""
     pairs = {spec.key: spec.encode(value) for spec, value in zip(fields, values, strict=True) if value != spec.default}
     return urlencode(pairs, safe=",")

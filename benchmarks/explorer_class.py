@@ -6,7 +6,8 @@ Each simulated student sends what a page sends to the server, with a pause of 0.
 - a strategy parameter (γ, k, …) moved, 80 % of changes: the page redraws the chart (app/explorer_js.py) and writes
   the link box's address itself (app.main.patch_link_js): nothing is sent, so these are counted, not timed;
 - any other control (schedule, T, target, axis, view, strategies), 20 %: the server draws the figure (one request;
-  the page writes the link).
+  the page writes the link); a change of the ticked strategies also asks which parameters to show (a second
+  request, sent with the first).
 Prints how many changes of each kind were made, the latency p50/p95 of the figure changes until the server's
 answer arrived, the same over all changes with a parameter change's wait for the server as 0 (it sends nothing),
 and the server's CPU seconds per change and per request.
@@ -49,8 +50,8 @@ def function_ids(url: str) -> dict[str, int]:
     return ids
 
 
-def random_change(rng: random.Random, values: dict) -> None:
-    """One control other than a strategy parameter set to a random allowed value."""
+def random_change(rng: random.Random, values: dict) -> str:
+    """One control other than a strategy parameter set to a random allowed value; returns its name."""
     name = rng.choice(["schedule", "T", "strategies", "target", "x", "view"])
     if name == "schedule":
         values[name] = rng.choice(SCHEDULES.names())
@@ -64,6 +65,7 @@ def random_change(rng: random.Random, values: dict) -> None:
         values[name] = rng.choice(["t", "log_snr"])
     else:
         values[name] = rng.choice(["weight", "effective"])
+    return name
 
 
 def main() -> None:
@@ -96,9 +98,9 @@ def main() -> None:
                             "event_data": None}
                     try:
                         response = client.post(predict, json=body)
-                    except httpx.TransportError:  # a kept-alive connection the server had just closed: a browser
-                        with lock:                 # sends the request again on a new one, and so does this client
-                            retried[0] += 1
+                    except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):  # a kept-alive
+                        with lock:  # connection the server had just closed: a browser sends the request again on a
+                            retried[0] += 1  # new one, and so does this client
                         response = client.post(predict, json=body)
                     if response.status_code != 200:
                         raise RuntimeError(f"{name}: HTTP {response.status_code} {response.text[:200]}")
@@ -112,10 +114,12 @@ def main() -> None:
                             parameter_changes[0] += 1
                         time.sleep(rng.uniform(0.2, 1.0))
                         continue
-                    random_change(rng, values)
+                    changed = random_change(rng, values)
                     started = time.perf_counter()
                     try:
                         jobs = [pool.submit(call, "update_explorer", explorer_keys)]
+                        if changed == "strategies":
+                            jobs.append(pool.submit(call, "show_parameters", ["strategies"]))
                         for job in jobs:
                             job.result()
                         with lock:

@@ -308,21 +308,27 @@ FAR_FROM_THE_REST = 3.0
 
 
 def far_runs(rows: list[dict[str, Any]], target: str, metric: str = "fd") -> tuple[list[tuple[str, int]], int]:
-    """The (weighting, seed) comparison runs of ``target`` whose final ``metric`` (lower is better) is over
-    FAR_FROM_THE_REST × the median final value of the same weighting's seeds (diverged or stalled, not merely a
-    slower weighting), and how many runs ``target`` has."""
-    final: dict[tuple[str, int], tuple[int, float]] = {}
+    """The (weighting, seed) comparison runs of ``target`` whose ``metric`` (lower is better) at the last step all
+    its runs reached is over FAR_FROM_THE_REST × the median of the same weighting's seeds there (diverged or
+    stalled, not merely a slower weighting), and how many runs ``target`` has. A weighting needs 3 seeds with a
+    value to be judged; where most of its seeds diverged, the median is a diverged one and none is named."""
+    by_run: dict[tuple[str, int], dict[int, float]] = {}
     for row in rows:
         if row["group"] == "comparison" and row["target"] == target:
-            key = (row["weighting"], int(row["seed"]))
-            if key not in final or int(row["step"]) > final[key][0]:
-                final[key] = (int(row["step"]), float(row[metric]))
+            value = row.get(metric)
+            value = float(value) if isinstance(value, int | float) else math.nan
+            by_run.setdefault((row["weighting"], int(row["seed"])), {})[int(row["step"])] = value
+    if not by_run:
+        return [], 0
+    step = min(max(steps) for steps in by_run.values())  # the last step every run reached
+    at_step = {key: values.get(step, math.nan) for key, values in by_run.items()}
     far = []
-    for weighting in {w for w, _ in final}:
-        arm = {seed: value for (w, seed), (_, value) in final.items() if w == weighting}
-        median = statistics.median(arm.values())
-        far += [(weighting, seed) for seed, value in arm.items() if value > FAR_FROM_THE_REST * median]
-    return sorted(far), len(final)
+    for weighting in {w for w, _ in at_step}:
+        arm = {seed: v for (w, seed), v in at_step.items() if w == weighting and math.isfinite(v)}
+        if len(arm) >= 3:
+            median = statistics.median(arm.values())
+            far += [(weighting, seed) for seed, v in arm.items() if v > FAR_FROM_THE_REST * median]
+    return sorted(far), len(by_run)
 
 
 def steps_to_threshold(curves: dict[tuple, dict[str, list[float]]], metric: str) -> list[dict[str, Any]]:

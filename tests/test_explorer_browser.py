@@ -255,6 +255,53 @@ def test_a_figure_from_the_server_comes_without_its_points_and_is_drawn_before_a
     page.close()
 
 
+def test_the_pages_link_writer_writes_what_python_reads_back_and_refuses_what_the_app_refuses(browser):
+    """app.main.patch_link_js, run in Chromium on random values of every link field: Python's read_query reads the
+    same values back without a notice, and its query equals write_query's up to the order and spelling of numbers;
+    a value the app would refuse (out of range, an empty box, an unknown choice) leaves the query as it was."""
+    from urllib.parse import parse_qsl
+
+    from app.jobs import ClassLimits
+    from app.main import link_fields, patch_link_js
+    from app.urlstate import read_query, write_query
+
+    fields = link_fields(ClassLimits())
+    page = browser.new_page()
+    write = f"(args) => ({patch_link_js(fields)})(...args)"
+    rng = random.Random(0)
+
+    def draw(field):
+        rule = field.parse.rule
+        if rng.random() < 0.3:
+            return field.default
+        if rule["kind"] == "choice":
+            return rng.choice(rule["allowed"])
+        if rule["kind"] == "list":
+            return rng.sample(rule["allowed"], rng.randint(0, 4))
+        if rule["kind"] == "flag":
+            return rng.random() < 0.5
+        low, high = rule["low"], min(rule["high"], 1e6)
+        value = rng.uniform(low, high) if not rule["integer"] else rng.randint(int(low) + 1, int(high))
+        return value if rule["integer"] else round(value, rng.randint(0, 4)) or high
+
+    for _ in range(40):
+        values = [draw(f) for f in fields]
+        query = page.evaluate(write, ["", *values])
+        read, notices = read_query(fields, dict(parse_qsl(query, keep_blank_values=True)))
+        assert notices == [] and read == values, (query, notices)
+        assert dict(parse_qsl(query, keep_blank_values=True)).keys() == dict(
+            parse_qsl(write_query(fields, values), keep_blank_values=True)).keys()
+    values = [f.default for f in fields]
+    for index, field in enumerate(fields):
+        rule = field.parse.rule
+        refused = ([rule["high"] * 2 + 1, ""] if rule["kind"] == "number" else ["nope"] if rule["kind"] == "choice"
+                   else [["nope"]] if rule["kind"] == "list" else [])
+        for value in refused:
+            changed = [*values[:index], value, *values[index + 1:]]
+            assert page.evaluate(write, ["keep=1", *changed]) == "keep=1", (field.key, value)
+    page.close()
+
+
 def test_moving_a_parameter_writes_the_link_in_the_page_and_asks_the_server_nothing(browser, app_url):
     """γ and the other strategy parameters are written into the link by the page (app.main.patch_link_js): no
     request reaches the server; a default leaves the link, a value the app would refuse leaves the link as it was,
