@@ -10,7 +10,7 @@ Each simulated student sends what a page sends to the server, with a pause of 0.
   request, sent with the first).
 Prints how many changes of each kind were made, the latency p50/p95 of the figure changes until the server's
 answer arrived, the same over all changes with a parameter change's wait for the server as 0 (it sends nothing),
-and the server's CPU seconds per change and per request.
+and the server's CPU seconds per change and per figure change.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def main() -> None:
         changes = figures + parameter_changes[0]
         print(f"{args.users} users for {args.seconds:g} s: {changes} changes ({changes / args.seconds:.1f}/s), "
               f"{errors[0]} errors, server CPU {cpu:.1f} s ({cpu / max(changes, 1) * 1000:.0f} ms per change, "
-              f"{cpu / max(figures, 1) * 1000:.0f} ms per request); {retried[0]} requests sent again on a new "
+              f"{cpu / max(figures, 1) * 1000:.0f} ms per figure change); {retried[0]} requests sent again on a new "
               "connection")
         print(f"  parameter : {parameter_changes[0]:5d} changes, no request (drawn and linked in the page)")
         # What each change waited for the server, a parameter change none: the class's p95 over all its changes.
