@@ -170,13 +170,13 @@ def build_explorer(
 
     gamma = STRATEGIES.get("min_snr").resolve_params(params, ignore_unknown=True)["gamma"]
     region = _clamp_region(snr, x_all, gamma)
-    if region is not None:
-        figure.add_vrect(
-            x0=region[0], x1=region[1], fillcolor="rgba(255,165,0,0.15)", line_width=0,
-            annotation_text=f"Min-SNR clamp active (SNR > γ = {gamma:g})", annotation_position="top left",
-        )
+    # The band as plotly's add_vrect draws it, set directly (add_vrect took a third of a figure's drawing time).
+    band = {} if region is None else {
+        "shapes": [{"type": "rect", "x0": region[0], "x1": region[1], "xref": "x", "y0": 0, "y1": 1,
+                    "yref": "y domain", "fillcolor": "rgba(255,165,0,0.15)", "line": {"width": 0}}],
+        "annotations": [{"text": f"Min-SNR clamp active (SNR > γ = {gamma:g})", "x": region[0], "xref": "x", "y": 1,
+                         "yref": "y domain", "xanchor": "left", "yanchor": "top", "showarrow": False}]}
     all_params = {p.name: float(params.get(p.name, p.default)) for p in strategy_parameters().values()}
-    figure.update_layout(meta=browser_meta(sched, strategies, target, x_axis, view, log_y, all_params, factor))
     if view == "sampler":
         y_title = f"T·q(t), q ∝ p·w on the {target_name(target, sched.process)} MSE (1 = uniform)"
     else:
@@ -184,6 +184,8 @@ def build_explorer(
         if sampler != "uniform":
             y_title += " × T·p(t)"
     figure.update_layout(
+        meta=browser_meta(sched, strategies, target, x_axis, view, log_y, all_params, factor),
+        **band,
         title=(f"rectified flow, T = {sched.num_timesteps} (t = 1 is pure noise)" if sched.process == "rf" else
                f"{sched.name} schedule, T = {sched.num_timesteps}" + (", zero terminal SNR" if zero_terminal_snr else "")),
         xaxis_title=("timestep index i (rectified flow's t = (i + 1)/T)" if x_axis == "t" and sched.process == "rf"
