@@ -6,7 +6,6 @@ import argparse
 import atexit
 import functools
 import itertools
-import json
 import secrets
 import signal
 from pathlib import Path
@@ -72,40 +71,6 @@ def explorer_fields() -> list[us.Field]:
 
 def _param_range(param: Param):
     return us.number(param.minimum, param.maximum, exclusive_low=param.exclusive_minimum)
-
-
-def patch_link_js(fields: list[us.Field]) -> str:
-    """The link's query with ``fields`` (the last values handed in), written by the page, checked and encoded as
-    :func:`app.urlstate.read_query` and :func:`app.urlstate.write_query` do (a default left out), so a change asks
-    the server for the figure at most, never for the link. A value the app would refuse (an empty box included)
-    leaves the link as it was."""
-    spec = json.dumps([[f.key, f.default, f.parse.rule] for f in fields])
-    return f"""(query, ...values) => {{
-  const spec = {spec}, search = new URLSearchParams(query || '');
-  for (let i = 0; i < spec.length; i++) {{
-    const [key, fallback, rule] = spec[i];
-    let value = values[values.length - spec.length + i], text;
-    if (rule.kind === 'number') {{
-      if (value === null || value === undefined || value === '') return query;
-      value = Number(value);
-      if (!Number.isFinite(value) || value > rule.high || (rule.exclusive_low ? value <= rule.low : value < rule.low)
-          || (rule.integer && !Number.isInteger(value))) return query;
-      text = String(value);
-    }} else if (rule.kind === 'flag') {{
-      value = Boolean(value); text = value ? '1' : '0';
-    }} else if (rule.kind === 'choice') {{
-      if (!rule.allowed.includes(value)) return query;
-      text = value;
-    }} else {{  // a list
-      value = value || [];
-      if (!value.every((item) => rule.allowed.includes(item))) return query;
-      text = value.join(',');
-    }}
-    if (JSON.stringify(value) === JSON.stringify(fallback)) search.delete(key);
-    else search.set(key, text);
-  }}
-  return search.toString().replace(/%2C/g, ',');
-}}"""
 
 
 # The Train tab's settings a link carries (as train_<name>), besides the weighting.
@@ -174,8 +139,7 @@ def linked_explorer(*values):
 
 
 def link_reader(fields: list[us.Field]):
-    """The page-load handler that reads these link fields from the page's address (the page writes them:
-    :func:`patch_link_js`)."""
+    """The page-load handler reading these link fields from the address (the page writes them: us.link_writer_js)."""
 
     def load_from_url(request: gr.Request) -> list[Any]:
         """Initial control values from the page's query parameters; rejected values come back as a notice. A field
@@ -290,7 +254,7 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         # The page writes every setting into the link itself: no request, and no answer of an older request that
         # could overwrite a newer value.
         query = gr.Textbox(visible=False)
-        write_link = patch_link_js(fields)
+        write_link = us.link_writer_js(fields)
         for component in link_inputs:
             component.change(None, [query, *link_inputs], query, js=write_link)
         query.change(None, query, link, js=WRITE_URL_JS)

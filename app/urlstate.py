@@ -5,6 +5,7 @@ Invalid values never raise: they fall back to the default and produce a notice t
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ class Field:
 
 
 # Each parser carries its rule (``parse.rule``), so the page can write a field into a link itself with the same
-# checks and encoding (app.main.patch_link_js).
+# checks and encoding (link_writer_js).
 
 
 def choice(allowed: Sequence[str]) -> Callable[[str], str]:
@@ -99,6 +100,40 @@ def read_query(fields: Sequence[Field], query: Mapping[str, str]) -> tuple[list[
 
 def write_query(fields: Sequence[Field], values: Sequence[Any]) -> str:
     """The query string (without '?') for the current values; defaults are left out to keep links short. The page
-    writes its links itself (app.main.patch_link_js); tests check that it writes what this function writes."""
+    writes its links itself (:func:`link_writer_js`); tests check that it writes what this function writes."""
     pairs = {spec.key: spec.encode(value) for spec, value in zip(fields, values, strict=True) if value != spec.default}
     return urlencode(pairs, safe=",")
+
+
+def link_writer_js(fields: Sequence[Field]) -> str:
+    """The link's query with ``fields`` (the last values handed in), written by the page, checked and encoded as
+    :func:`read_query` and :func:`write_query` do (a default left out), so a change asks
+    the server for the figure at most, never for the link. A value the app would refuse (an empty box included)
+    leaves the link as it was."""
+    spec = json.dumps([[f.key, f.default, f.parse.rule] for f in fields])
+    return f"""(query, ...values) => {{
+  const spec = {spec}, search = new URLSearchParams(query || '');
+  for (let i = 0; i < spec.length; i++) {{
+    const [key, fallback, rule] = spec[i];
+    let value = values[values.length - spec.length + i], text;
+    if (rule.kind === 'number') {{
+      if (value === null || value === undefined || value === '') return query;
+      value = Number(value);
+      if (!Number.isFinite(value) || value > rule.high || (rule.exclusive_low ? value <= rule.low : value < rule.low)
+          || (rule.integer && !Number.isInteger(value))) return query;
+      text = String(value);
+    }} else if (rule.kind === 'flag') {{
+      value = Boolean(value); text = value ? '1' : '0';
+    }} else if (rule.kind === 'choice') {{
+      if (!rule.allowed.includes(value)) return query;
+      text = value;
+    }} else {{  // a list
+      value = value || [];
+      if (!value.every((item) => rule.allowed.includes(item))) return query;
+      text = value.join(',');
+    }}
+    if (JSON.stringify(value) === JSON.stringify(fallback)) search.delete(key);
+    else search.set(key, text);
+  }}
+  return search.toString().replace(/%2C/g, ',');
+}}"""

@@ -4,7 +4,7 @@
 
 Each simulated student sends what a page sends to the server, with a pause of 0.2–1.0 s between changes:
 - a strategy parameter (γ, k, …) moved, 80 % of changes: the page redraws the chart (app/explorer_js.py) and writes
-  the link box's address itself (app.main.patch_link_js): nothing is sent, so these are counted, not timed;
+  the link box's address itself (app.urlstate.link_writer_js): nothing is sent, so these are counted, not timed;
 - any other control (schedule, T, target, axis, view, strategies), 20 %: the server draws the figure (one request;
   the page writes the link); a change of the ticked strategies also asks which parameters to show (a second
   request, sent with the first).

@@ -256,18 +256,18 @@ def test_a_figure_from_the_server_comes_without_its_points_and_is_drawn_before_a
 
 
 def test_the_pages_link_writer_writes_what_python_reads_back_and_refuses_what_the_app_refuses(browser):
-    """app.main.patch_link_js, run in Chromium on random values of every link field: Python's read_query reads the
+    """app.urlstate.link_writer_js, run in Chromium on random values of every link field: Python's read_query reads the
     same values back without a notice, and its query equals write_query's up to the order and spelling of numbers;
     a value the app would refuse (out of range, an empty box, an unknown choice) leaves the query as it was."""
     from urllib.parse import parse_qsl
 
     from app.jobs import ClassLimits
-    from app.main import link_fields, patch_link_js
-    from app.urlstate import read_query, write_query
+    from app.main import link_fields
+    from app.urlstate import link_writer_js, read_query, write_query
 
     fields = link_fields(ClassLimits())
     page = browser.new_page()
-    write = f"(args) => ({patch_link_js(fields)})(...args)"
+    write = f"(args) => ({link_writer_js(fields)})(...args)"
     rng = random.Random(0)
 
     def draw(field):
@@ -303,7 +303,7 @@ def test_the_pages_link_writer_writes_what_python_reads_back_and_refuses_what_th
 
 
 def test_moving_a_parameter_writes_the_link_in_the_page_and_asks_the_server_nothing(browser, app_url):
-    """γ and the other strategy parameters are written into the link by the page (app.main.patch_link_js): no
+    """γ and the other strategy parameters are written into the link by the page (app.urlstate.link_writer_js): no
     request reaches the server; a default leaves the link, a value the app would refuse leaves the link as it was,
     and the written link opens on the same view."""
     page = page_at(browser, app_url + "?strategies=p2,min_snr", 1400, 1000)
