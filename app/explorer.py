@@ -232,8 +232,8 @@ def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: st
                  log_y: bool, params: dict[str, float], factor: np.ndarray) -> dict:
     """What the browser needs to redraw this figure for new parameter values without asking the server
     (app/explorer_js.py): the schedule's SNR and log-SNR density per step, the v target's error scale, the timestep
-    sampler's T·p(t), and each strategy's weight as the registry's JavaScript expression. The last two only where
-    they are needed (the v target; a sampler other than uniform, whose T·p(t) is 1 everywhere): each is 11 kB."""
+    sampler's T·p(t), and each strategy's weight as the registry's JavaScript expression. The scale is sent only
+    for the v target and T·p(t) only for a sampler other than uniform (where it is 1 everywhere): 11 kB each."""
     return {
         "minsnr": 1, "snr": _float64_base64(sched.snr.numpy()), "density": _float64_base64(sched.log_snr_density().numpy()),
         "factor": None if np.all(factor == 1) else _float64_base64(factor),
