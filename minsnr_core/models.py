@@ -11,7 +11,10 @@ and the extra index ``num_classes`` means "no label", which classifier-free guid
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -226,6 +229,20 @@ def build_model(preset: str, channels: int, num_classes: int = 0) -> nn.Module:
     if num_classes and entry.kind != "image":
         raise ValueError(f"model {preset!r} cannot be class-conditional; only the image UNets take labels")
     return entry.function(channels, num_classes)
+
+
+# Torch's layers draw their initial weights from its global generator, which every thread of the process shares: two
+# runs built at once (the app's job threads) would interleave their draws and start from other weights than alone.
+_GLOBAL_GENERATOR_LOCK = threading.Lock()
+Built = TypeVar("Built")
+
+
+def seeded(seed: int, build: Callable[[], Built]) -> Built:
+    """``build()`` with torch's global generator seeded to ``seed``, one thread at a time: the same seed gives the
+    same initial weights whatever other threads build meanwhile."""
+    with _GLOBAL_GENERATOR_LOCK:
+        torch.manual_seed(seed)
+        return build()
 
 
 def count_parameters(model: nn.Module) -> int:

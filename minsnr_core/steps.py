@@ -23,7 +23,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig, resolve_device, saved_config
 from .data import load_dataset, load_labels
 from .diffusion import Diffusion
-from .models import build_model
+from .models import build_model, seeded
 from .schedules import get_schedule
 from .timesteps import TIMESTEP_SAMPLERS, TimestepDistribution
 
@@ -137,7 +137,6 @@ def prepare_run(
     a checkpoint's state when resuming. ``config`` must be resolved. ``model``: train this network instead of the
     config's preset (the throughput benchmark's reference model)."""
     device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
     if data is None:
         data = load_dataset(config.dataset, config.data_root, download=config.download, toy_size=config.toy_size,
                             seed=config.seed, image_size=config.image_size)
@@ -155,7 +154,8 @@ def prepare_run(
     # Images train channels-last on the CPU (faster convolutions there); points have no memory format.
     memory_format = torch.channels_last if config.kind == "image" and device.type == "cpu" else torch.preserve_format
     data = data.to(device).contiguous(memory_format=memory_format)
-    model = model if model is not None else build_model(config.model, data.shape[1], num_classes)
+    if model is None:
+        model = seeded(config.seed, lambda: build_model(config.model, data.shape[1], num_classes))
     model = model.to(device, memory_format=memory_format)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
     schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)

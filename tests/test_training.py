@@ -102,6 +102,39 @@ def test_same_seed_same_run_other_seed_other_run():
     assert first != other
 
 
+def test_runs_built_at_once_in_two_threads_start_from_their_own_seeds_weights(monkeypatch):
+    """The app trains jobs in threads (--max-jobs > 1), and torch's layers draw their initial weights from the one
+    global generator: a build that pauses (here 50 ms, as a slow one would) must not let the other thread's seed in."""
+    import time
+
+    import minsnr_core.steps as steps
+
+    configs = {seed: TrainConfig(**TOY, steps=1, seed=seed).resolved() for seed in (1, 2)}
+    alone = {seed: steps.prepare_run(config).model.state_dict() for seed, config in configs.items()}
+    real_build = steps.build_model
+
+    def slow_build(*args, **kwargs):
+        time.sleep(0.05)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "build_model", slow_build)
+    together, start = {}, threading.Barrier(2)
+
+    def build(seed):
+        start.wait()
+        together[seed] = steps.prepare_run(configs[seed]).model.state_dict()
+
+    threads = [threading.Thread(target=build, args=(seed,)) for seed in configs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not torch.equal(alone[1]["inp.weight"], alone[2]["inp.weight"])
+    for seed in configs:
+        assert alone[seed].keys() == together[seed].keys()
+        assert all(torch.equal(alone[seed][k], together[seed][k]) for k in alone[seed]), seed
+
+
 def test_stop_request_ends_the_run_between_steps():
     stop = threading.Event()
     seen = []
