@@ -3,6 +3,7 @@ step with its spread and each seed, and what a chosen MNIST budget showed there.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,6 +29,9 @@ class MeasuredSet:
     source: str
     metrics: tuple[str, ...]  # the quality measures worth showing for this dataset
     metric_note: str = ""  # why the others are not
+    # Targets shown at another learning rate than the grid's, from the runner's learning-rate check in their own CSV:
+    # (target, CSV, rate). The caption names that target's grid runs that diverged at the grid's rate.
+    other_rates: tuple[tuple[str, Path, float], ...] = ()
 
 
 # The comparisons shipped in docs/results, by dataset: the runner's CSVs as written (minsnr-experiment).
@@ -39,7 +43,8 @@ MEASURED = {
                            "docs/results.md §4.1: CIFAR-10 (4,000 training images), 2000 steps per run, 1000 fresh "
                            "samples scored every 250 steps", ("fd",),
                            "Only the Fréchet distance is shown for CIFAR-10: our CIFAR-10 classifier is weak (53 % test "
-                           "accuracy), so its share of confidently recognised images says little (docs/results.md §4)."),
+                           "accuracy), so its share of confidently recognised images says little (docs/results.md §4).",
+                           (("x0", RESULTS_DIR / "cifar_2000_x0_lr_results.csv", 1e-3),)),
 }
 RESULTS_CSV = MEASURED["mnist"].csv  # the budget note quotes the MNIST runs
 MEASURED_INTRO = """
@@ -49,10 +54,23 @@ standard deviation, each thin line one seed; the paired differences with 95 % in
 
 
 @cache
+def _csv_rows(path: Path) -> tuple[dict[str, Any], ...]:
+    return tuple(read_csv(path)) if path.exists() else ()
+
+
 def measured_rows(dataset: str = "mnist") -> tuple[dict[str, Any], ...]:
     """The rows of a shipped results CSV (none when the docs are not installed beside the app)."""
-    path = MEASURED[dataset].csv
-    return tuple(read_csv(path)) if path.exists() else ()
+    return _csv_rows(MEASURED[dataset].csv)
+
+
+def target_rows(measured: MeasuredSet, target: str) -> tuple[list[dict[str, Any]], float, Path]:
+    """The comparison rows drawn for ``target``, their learning rate and their CSV: the grid's, or the learning-rate
+    check's runs at the rate ``measured.other_rates`` names (relabelled as the comparison they are there)."""
+    for name, path, lr in measured.other_rates:
+        if name == target:
+            return ([{**row, "group": "comparison"} for row in _csv_rows(path)
+                     if row["target"] == target and math.isclose(float(row["lr"]), lr)], lr, path)
+    return list(_csv_rows(measured.csv)), REPORT_LR, measured.csv
 
 
 def measured_figure(dataset: str, target: str, metric: str) -> tuple[go.Figure | None, str]:
@@ -61,9 +79,9 @@ def measured_figure(dataset: str, target: str, metric: str) -> tuple[go.Figure |
     if dataset not in MEASURED:
         return None, f"⚠️ dataset must be one of {', '.join(MEASURED)}; got {dataset!r}"
     measured = MEASURED[dataset]
-    rows = list(measured_rows(dataset))
+    rows, lr, path = target_rows(measured, target)
     if not rows:
-        return None, f"⚠️ {measured.csv.name} is not installed beside the app (it ships in docs/results)."
+        return None, f"⚠️ {path.name} is not installed beside the app (it ships in docs/results)."
     if metric not in measured.metrics:
         return None, measured.metric_note or f"⚠️ metric must be one of {', '.join(measured.metrics)}; got {metric!r}"
     figure = quality_figures(rows, metric, seed_lines=True).get(target)
@@ -74,7 +92,9 @@ def measured_figure(dataset: str, target: str, metric: str) -> tuple[go.Figure |
                          title={"text": f"{measured.label}, {TARGET_NAMES[target]} target", "font": {"size": 15}},
                          legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
     seeds = {weighting: max(curve["n"]) for (t, weighting), curve in mean_curves(rows, metric).items() if t == target}
-    caption = (f"{measured.source}. Seeds per line: "
+    rate = (f"; the {TARGET_NAMES[target]} target at learning rate {lr:g} (the learning-rate check; the grid's "
+            f"rate is {REPORT_LR:g})" if lr != REPORT_LR else "")
+    caption = (f"{measured.source}{rate}. Seeds per line: "
                + ", ".join(f"{arm_name(w)} {n}" for w, n in seeds.items()) + ".")
     far, total = far_runs(rows, target)
     if far:
@@ -82,6 +102,12 @@ def measured_figure(dataset: str, target: str, metric: str) -> tuple[go.Figure |
         caption += (f" ⚠️ {len(far)} of these {total} runs ended at over {FAR_FROM_THE_REST:g}× the median final "
                     f"Fréchet distance of their weighting's seeds ({named}): they diverged or stalled, and the means "
                     "and bands include them; compare the thin lines.")
+    if lr != REPORT_LR:
+        far, total = far_runs(list(measured_rows(dataset)), target)
+        if far:
+            named = ", ".join(f"{arm_name(w)} seed {seed}" for w, seed in far)
+            caption += (f" At the grid's rate {REPORT_LR:g} (not shown), {len(far)} of its {total} runs with this target "
+                        f"diverged ({named}; docs/results.md §4.1).")
     return figure, caption
 
 

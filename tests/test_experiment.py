@@ -131,6 +131,11 @@ def test_far_runs_names_the_diverged_cifar_runs_and_not_a_slower_weighting():
     cifar = read_csv(MEASURED["cifar10"].csv)
     assert far_runs(cifar, "x0") == ([("constant", 1), ("min_snr", 0), ("min_snr", 4)], 10)
     assert far_runs(cifar, "eps") == ([], 10)
+    # The app shows CIFAR-10's x0 target from the learning-rate check at 1e-3, where none of the 10 runs diverged.
+    from app.measured import target_rows
+
+    shown, lr, _ = target_rows(MEASURED["cifar10"], "x0")
+    assert lr == 1e-3 and {row["lr"] for row in shown} == {1e-3} and far_runs(shown, "x0") == ([], 10)
     mnist = read_csv(MEASURED["mnist"].csv)
     final = {r["weighting"]: r["fd"] for r in mnist if r["group"] == "comparison" and r["target"] == "eps"
              and r["step"] == 2000 and r["seed"] == 2}
