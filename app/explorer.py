@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import functools
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -222,6 +224,19 @@ SAMPLER_EXPLANATION = (
     "Train tab's loss-aware importance sampler uses this to draw the steps with large losses more often, dividing "
     "by how often. A constant factor such as E[w] scales the loss, and with plain SGD the learning rate; Adam "
     "divides each update by the gradient's running scale, so there it cancels up to Adam's small ε.")
+
+
+@functools.cache
+def default_view() -> ExplorerResult:
+    """The explorer at every default: the tab's first figure and the chart in the page's own HTML."""
+    return build_explorer(params={p.name: p.default for p in strategy_parameters().values()})
+
+
+def warm_up_explorer() -> None:
+    """Draw every view once before the server opens: Plotly loads its validators on first use."""
+    for view, x_axis in itertools.product(VIEWS, X_AXES):
+        build_explorer(strategies=STRATEGIES.names(), view=view, x_axis=x_axis).figure.to_json()
+    default_view()
 
 
 def _float64_base64(values: np.ndarray) -> str:

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import parse_qs
 
 import numpy as np
 import plotly.graph_objects as go
+from starlette.middleware import Middleware
 
 # Plotly's default colour sequence, so each curve keeps its colour when Plotly takes over.
 COLORWAY = ("#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880", "#FF97FF",
@@ -21,6 +25,7 @@ COLORWAY = ("#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#
 WIDTH, HEIGHT = 900, 520
 LEFT, RIGHT, TOP = 70, 20, 50
 LEGEND_COLUMNS = 2
+EARLY_PAINT_ID = "early-paint"  # the chart in the page's own HTML (:class:`EarlyPaint`)
 
 # The first paint is hidden once Plotly's chart exists (also by app/explorer_js.py, for browsers without :has);
 # until then the empty Plotly box takes no room. Each selector list in its own rule: a browser drops a whole rule
@@ -35,10 +40,12 @@ FIRST_PAINT_CSS = (
 
 def first_paint_js(link_fields: list[str]) -> str:
     """A page opened from a link that sets any of the explorer's ``link_fields`` draws another chart: no first paint
-    of the default one (other query parameters, e.g. Gradio's theme, keep it)."""
+    of the default one (other query parameters, e.g. Gradio's theme, keep it). Either way the page's early paint,
+    if any, is removed: Gradio's page now stands."""
     return (f"const fields = {link_fields!r}; const query = new URLSearchParams(window.location.search);"
             " if (fields.some((name) => query.has(name)))"
-            " document.getElementById('explorer-first-paint')?.classList.add('linked');")
+            " document.getElementById('explorer-first-paint')?.classList.add('linked');"
+            f" document.getElementById('{EARLY_PAINT_ID}')?.remove();")
 
 
 def _nice_step(span: float, count: int = 5) -> float:
@@ -144,3 +151,75 @@ def figure_svg(figure: go.Figure) -> str:
         parts.append(_text(x + 30, y, name, "start", 12))
     parts.append("</svg>")
     return "".join(parts)
+
+
+# The page's own HTML carries the default chart too, so it is painted as soon as the HTML has arrived, before
+# Gradio's script has built the page (1.5–2 s on a 2-core laptop, docs/performance.md). It sits above Gradio's app
+# in the document flow, so it can never cover a control, and goes once the explorer's own first paint or Plotly's
+# chart exists (CSS, and :func:`first_paint_js` for browsers without :has).
+EARLY_PAINT_CSS = (
+    f"#{EARLY_PAINT_ID} {{ box-sizing: border-box; max-width: 1280px; min-height: 100vh; margin: 0 auto;"
+    " padding: 16px 24px; font-family: system-ui, sans-serif; color: #1f2937; }\n"
+    f"#{EARLY_PAINT_ID} h1 {{ font-size: 1.6rem; margin: 0.2em 0 0.4em; }}\n"
+    f"#{EARLY_PAINT_ID} p {{ margin: 0 0 12px; color: #4b5563; }}\n"
+    f"#{EARLY_PAINT_ID} svg {{ display: block; width: 100%; max-width: {WIDTH}px; height: auto; }}\n"
+    f"@media (max-width: 700px) {{ #{EARLY_PAINT_ID} h1 {{ font-size: 1.25rem; }} }}\n"
+    f"body:has(#explorer-first-paint svg) #{EARLY_PAINT_ID} {{ display: none; }}\n"
+    f"body:has(#explorer-plot .js-plotly-plot) #{EARLY_PAINT_ID} {{ display: none; }}"
+)
+
+
+def early_paint_html(svg: str, heading: str) -> str:
+    """The block the app's page carries before Gradio's own: a heading, a line saying the controls are loading, and
+    the default chart's SVG (:func:`figure_svg`)."""
+    return (f'<div id="{EARLY_PAINT_ID}"><style>{EARLY_PAINT_CSS}</style><h1>{html.escape(heading)}</h1>'
+            "<p>The default weight curves; the controls are loading…</p>" + svg + "</div>")
+
+
+class EarlyPaint:
+    """ASGI middleware: the app's page (a GET of the root path) gets ``block`` right after its ``<body>`` tag, unless
+    its query sets one of ``link_fields`` (that page's chart is another one). Every other request and response passes
+    through untouched, streams included."""
+
+    def __init__(self, app: Any, block: str, link_fields: Sequence[str]) -> None:
+        self.app, self.block, self.link_fields = app, block.encode(), set(link_fields)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        root = scope.get("root_path", "").rstrip("/")  # the page's path with or without it, as servers differ
+        if (scope["type"] != "http" or scope["method"] != "GET" or scope["path"].rstrip("/") not in ("", root)
+                or self.link_fields & set(parse_qs(scope.get("query_string", b"").decode("latin-1")))):
+            await self.app(scope, receive, send)
+            return
+        start: dict | None = None
+        chunks: list[bytes] = []
+
+        async def send_with_block(message: dict) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body, headers = b"".join(chunks), dict(start["headers"])
+            opening = body.find(b"<body", body.find(b"</head>") + 1)  # not a "<body" in the head's scripts
+            end = body.find(b">", opening)
+            if (start["status"] == 200 and headers.get(b"content-type", b"").startswith(b"text/html")
+                    and b"content-encoding" not in headers and opening >= 0 and end > 0):
+                body = body[:end + 1] + self.block + body[end + 1:]
+                start = {**start, "headers": [(k, str(len(body)).encode() if k == b"content-length" else v)
+                                              for k, v in start["headers"]]}
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, send_with_block)
+
+
+def early_paint_middleware(figure: go.Figure, title: str, link_fields: Sequence[str]) -> Middleware:
+    """:class:`EarlyPaint` with ``figure`` (the explorer's default view) drawn as SVG under the first line of the
+    app's Markdown ``title`` as its heading, for the app's ASGI stack."""
+    heading = title.strip().splitlines()[0].lstrip("# ")
+    return Middleware(EarlyPaint, block=early_paint_html(figure_svg(figure), heading), link_fields=list(link_fields))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
-import itertools
 import secrets
 import signal
 from pathlib import Path
@@ -31,10 +30,12 @@ from .explorer import (
     ExplorerResult,
     browser_figure_json,
     build_explorer,
+    default_view,
     explorer_sampler_parameters,
+    warm_up_explorer,
 )
 from .explorer_js import GAMMA_LOG_CSS, GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
-from .first_paint import FIRST_PAINT_CSS, figure_svg, first_paint_js
+from .first_paint import FIRST_PAINT_CSS, early_paint_middleware, figure_svg, first_paint_js
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
 from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
@@ -188,16 +189,15 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
                 for p in explorer_sampler_parameters().values()
             ]
         with gr.Column(scale=3):
-            # The default view is drawn when the app starts: as a static SVG, shown with the page's first render,
-            # and as the Plotly figure that replaces it once Plotly's module has loaded (app/first_paint.py).
-            default = build_explorer(params={p.name: p.default for p in strategy_parameters().values()})
+            # The default view (drawn once, when the app starts): as a static SVG in the page's HTML and its first
+            # render, replaced by the Plotly figure once Plotly's module has loaded (app/first_paint.py).
             notices = gr.Markdown(elem_id="explorer-notices")
-            gr.HTML(figure_svg(default.figure), elem_id="explorer-first-paint", js_on_load=first_paint_js(
+            gr.HTML(figure_svg(default_view().figure), elem_id="explorer-first-paint", js_on_load=first_paint_js(
                 [f.key for f in explorer_fields()]))
-            plot = gr.Plot(default.figure, label="Weight curves", elem_id="explorer-plot")
+            plot = gr.Plot(default_view().figure, label="Weight curves", elem_id="explorer-plot")
             link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
                               interactive=False, buttons=["copy"])
-            explanation = gr.Markdown(default.explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
+            explanation = gr.Markdown(default_view().explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
     gamma_slider = sliders[list(strategy_parameters()).index("gamma")]
     gamma_slider.change(None, gamma_slider, None, js=gamma_follow_js())
     def show_parameters(names):  # only the ticked strategies' parameters
@@ -379,8 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--grace-seconds must be a number ≥ 0")
     limits = ClassLimits(max_steps=args.max_steps, max_minutes=args.max_minutes)
     warm_up()
-    for view, x_axis in itertools.product(VIEWS, X_AXES):  # Plotly loads its validators on first use
-        build_explorer(strategies=STRATEGIES.names(), view=view, x_axis=x_axis).figure.to_json()
+    warm_up_explorer()
     manager = JobManager(args.max_jobs, args.runs_dir, limits, args.grace_seconds)
     demo = build_app(args.data_root, args.image_root, manager)
 
@@ -392,8 +391,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, shut_down)
     atexit.register(manager.close)
     # No folder of runs is served: downloads reach their owner's page as copies under unguessable cache names.
+    early_paint = early_paint_middleware(default_view().figure, TITLE, [f.key for f in explorer_fields()])
     demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, css=CSS,
-                                                             favicon_path=FAVICON)
+                                                   favicon_path=FAVICON, app_kwargs={"middleware": [early_paint]})
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 reachable, γ beside its chart, only the parameters that apply, a full link to copy, the measured comparison without
 training. Screenshots of each tab at both sizes go to artifacts/."""
 
+import urllib.request
+
 import pytest
 
 from .conftest import ARTIFACTS
@@ -239,3 +241,36 @@ def test_train_plots_a_learned_weighting_beside_the_fixed_one(browser, app_url):
     page.screenshot(path=str(ARTIFACTS / "train-learned-weighting.png"))
     page.click("#train-stop")
     page.close()
+
+
+def test_the_pages_own_html_shows_the_default_chart_before_gradio_has_built_the_page(browser, app_url):
+    """app.first_paint.EarlyPaint: without any script the page already shows the default curves at both viewports;
+    with scripts that chart is painted before Gradio's own first paint and is gone once Gradio's page stands. A
+    linked page (another chart) gets none."""
+    from app.explorer import build_explorer
+
+    want = [t.name for t in build_explorer(params={"gamma": 5.0}).figure.data]
+    for width, height in ((1400, 1000), (390, 844)):
+        context = browser.new_context(viewport={"width": width, "height": height}, java_script_enabled=False)
+        page = context.new_page()
+        page.goto(app_url)
+        titles = page.eval_on_selector_all("#early-paint polyline title", "els => els.map(e => e.textContent)")
+        assert titles == want
+        chart = page.locator("#early-paint svg").bounding_box()
+        assert chart["y"] + chart["height"] < height and chart["height"] > 0.4 * min(width, 900) * 520 / 900
+        page.screenshot(path=str(ARTIFACTS / f"explorer-early-paint-{width}x{height}.png"))
+        context.close()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script("""window.__seen = {}; new MutationObserver(() => {
+        for (const [name, selector] of [['early', '#early-paint svg'], ['gradio', '#explorer-first-paint svg']])
+          if (!(name in window.__seen) && document.querySelector(selector)) window.__seen[name] = performance.now();
+      }).observe(document, {childList: true, subtree: true});""")
+    page = context.new_page()
+    page.goto(app_url)
+    page.wait_for_selector("#explorer-plot .js-plotly-plot", timeout=60_000)
+    seen = page.evaluate("() => window.__seen")
+    assert seen["early"] < seen["gradio"]
+    assert page.locator("#early-paint").count() == 0 and page.locator("#explorer-plot .js-plotly-plot").is_visible()
+    context.close()
+    linked = urllib.request.urlopen(app_url + "?gamma=2&schedule=linear").read()
+    assert b'<div id="early-paint">' in urllib.request.urlopen(app_url).read() and b'<div id="early-paint">' not in linked
