@@ -157,12 +157,13 @@ def figure_svg(figure: go.Figure) -> str:
 # Gradio's script has built the page (1.5–2 s on a 2-core laptop, docs/performance.md). It sits above Gradio's app
 # in the document flow, so it can never cover a control, and goes once the explorer's own first paint or Plotly's
 # chart exists (CSS, and :func:`first_paint_js` for browsers without :has).
+# Text in the body's colours, which Gradio's page sets for a light and a dark colour scheme; the chart on white.
 EARLY_PAINT_CSS = (
     f"#{EARLY_PAINT_ID} {{ box-sizing: border-box; max-width: 1280px; min-height: 100vh; margin: 0 auto;"
-    " padding: 16px 24px; font-family: system-ui, sans-serif; color: #1f2937; }\n"
+    " padding: 16px 24px; font-family: system-ui, sans-serif; }\n"
     f"#{EARLY_PAINT_ID} h1 {{ font-size: 1.6rem; margin: 0.2em 0 0.4em; }}\n"
-    f"#{EARLY_PAINT_ID} p {{ margin: 0 0 12px; color: #4b5563; }}\n"
-    f"#{EARLY_PAINT_ID} svg {{ display: block; width: 100%; max-width: {WIDTH}px; height: auto; }}\n"
+    f"#{EARLY_PAINT_ID} p {{ margin: 0 0 12px; opacity: 0.75; }}\n"
+    f"#{EARLY_PAINT_ID} svg {{ display: block; width: 100%; max-width: {WIDTH}px; height: auto; background: white; }}\n"
     f"@media (max-width: 700px) {{ #{EARLY_PAINT_ID} h1 {{ font-size: 1.25rem; }} }}\n"
     f"body:has(#explorer-first-paint svg) #{EARLY_PAINT_ID} {{ display: none; }}\n"
     f"body:has(#explorer-plot .js-plotly-plot) #{EARLY_PAINT_ID} {{ display: none; }}"
