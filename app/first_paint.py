@@ -178,41 +178,54 @@ def early_paint_html(svg: str, heading: str) -> str:
 
 
 class EarlyPaint:
-    """ASGI middleware: the app's page (a GET of the root path) gets ``block`` right after its ``<body>`` tag, unless
-    its query sets one of ``link_fields`` (that page's chart is another one). Every other request and response passes
-    through untouched, streams included."""
+    """ASGI middleware: the app's page (a GET of the root path) gets ``block`` right after its ``<body>`` tag, and a
+    HEAD of it the same Content-Length, unless its query sets one of ``link_fields`` (that page's chart is another
+    one, as the page reads the link: a blank value counts). Every other request and response passes through
+    untouched, streams included."""
 
     def __init__(self, app: Any, block: str, link_fields: Sequence[str]) -> None:
         self.app, self.block, self.link_fields = app, block.encode(), set(link_fields)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         root = scope.get("root_path", "").rstrip("/")  # the page's path with or without it, as servers differ
-        if (scope["type"] != "http" or scope["method"] != "GET" or scope["path"].rstrip("/") not in ("", root)
-                or self.link_fields & set(parse_qs(scope.get("query_string", b"").decode("latin-1")))):
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        if (scope["type"] != "http" or scope["method"] not in ("GET", "HEAD")
+                or scope["path"].rstrip("/") not in ("", root) or self.link_fields & set(query)):
             await self.app(scope, receive, send)
             return
         start: dict | None = None
         chunks: list[bytes] = []
+
+        def with_length(message: dict, length: int) -> dict:
+            return {**message, "headers": [(k, str(length).encode() if k == b"content-length" else v)
+                                           for k, v in message["headers"]]}
 
         async def send_with_block(message: dict) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
                 start = message
                 return
-            if message["type"] != "http.response.body" or start is None:
+            if start is not None and message["type"] != "http.response.body":  # anything else: send as it came
+                await send(start)
+                for chunk in chunks:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                start, chunks[:] = None, []
+            if start is None:
                 await send(message)
                 return
             chunks.append(message.get("body", b""))
             if message.get("more_body"):
                 return
             body, headers = b"".join(chunks), dict(start["headers"])
-            opening = body.find(b"<body", body.find(b"</head>") + 1)  # not a "<body" in the head's scripts
-            end = body.find(b">", opening)
             if (start["status"] == 200 and headers.get(b"content-type", b"").startswith(b"text/html")
-                    and b"content-encoding" not in headers and opening >= 0 and end > 0):
-                body = body[:end + 1] + self.block + body[end + 1:]
-                start = {**start, "headers": [(k, str(len(body)).encode() if k == b"content-length" else v)
-                                              for k, v in start["headers"]]}
+                    and b"content-encoding" not in headers):
+                if scope["method"] == "HEAD" and headers.get(b"content-length", b"").isdigit():
+                    start = with_length(start, int(headers[b"content-length"]) + len(self.block))
+                opening = body.find(b"<body", body.find(b"</head>") + 1)  # not a "<body" in the head's scripts
+                end = body.find(b">", opening)
+                if scope["method"] == "GET" and opening >= 0 and end > 0:
+                    body = body[:end + 1] + self.block + body[end + 1:]
+                    start = with_length(start, len(body))
             await send(start)
             await send({"type": "http.response.body", "body": body})
 

@@ -64,12 +64,13 @@ def measured_rows(dataset: str = "mnist") -> tuple[dict[str, Any], ...]:
 
 
 def target_rows(measured: MeasuredSet, target: str) -> tuple[list[dict[str, Any]], float, Path]:
-    """The comparison rows drawn for ``target``, their learning rate and their CSV: the grid's, or the learning-rate
-    check's runs at the rate ``measured.other_rates`` names (relabelled as the comparison they are there)."""
+    """The comparison rows drawn for ``target``, their learning rate and their CSV: the learning-rate check's runs at
+    the rate ``measured.other_rates`` names (relabelled as the comparison they are there), else the grid's."""
     for name, path, lr in measured.other_rates:
-        if name == target:
-            return ([{**row, "group": "comparison"} for row in _csv_rows(path)
-                     if row["target"] == target and math.isclose(float(row["lr"]), lr)], lr, path)
+        rows = [{**row, "group": "comparison"} for row in _csv_rows(path)
+                if name == target == row["target"] and math.isclose(float(row["lr"]), lr)]
+        if rows:  # else (that CSV not installed) the grid's own runs
+            return rows, lr, path
     return list(_csv_rows(measured.csv)), REPORT_LR, measured.csv
 
 
@@ -107,7 +108,8 @@ def measured_figure(dataset: str, target: str, metric: str) -> tuple[go.Figure |
         if far:
             named = ", ".join(f"{arm_name(w)} seed {seed}" for w, seed in far)
             caption += (f" At the grid's rate {REPORT_LR:g} (not shown), {len(far)} of its {total} runs with this target "
-                        f"diverged ({named}; docs/results.md §4.1).")
+                        f"ended at over {FAR_FROM_THE_REST:g}× the median final Fréchet distance of their weighting's "
+                        f"seeds ({named}; docs/results.md §4.1).")
     return figure, caption
 
 

@@ -69,7 +69,7 @@ class UncertaintyWeighting(AdaptiveWeighting):
         generator = torch.Generator().manual_seed(seed)
         self.register_buffer("frequencies", torch.randn(count, generator=generator))
         self.register_buffer("phases", torch.rand(count, generator=generator))
-        self.linear = nn.Linear(count, 1)
+        self.linear = nn.utils.skip_init(nn.Linear, count, 1)  # no draw from torch's global generator
         nn.init.zeros_(self.linear.weight)  # u = 0 at the start: the fixed weighting unchanged
         nn.init.zeros_(self.linear.bias)
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset, load_labels, toy_points
-from .models import seeded
+from .models import global_generator, seeded
 
 CONFIDENCE = 0.9
 NOT_A_DIGIT = 10  # the classifier's extra class for images that show nothing at all
@@ -170,8 +170,9 @@ def classifier(dataset: str, data_root: str) -> Classifier:
     setup = _check_dataset(dataset)
     images = load_dataset(dataset, data_root, download=False)
     path = cache_dir() / f"{dataset}-classifier-{_cache_key(dataset, images)}.pt"
-    model = setup.build()
     if path.exists():
+        with global_generator():  # the saved weights replace these
+            model = setup.build()
         model.load_state_dict(load_checkpoint(path)["model"])
         return model.eval()
     model = _train_classifier(images, load_labels(dataset, data_root), setup)

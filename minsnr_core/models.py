@@ -10,9 +10,10 @@ and the extra index ``num_classes`` means "no label", which classifier-free guid
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -237,11 +238,21 @@ _GLOBAL_GENERATOR_LOCK = threading.Lock()
 Built = TypeVar("Built")
 
 
+@contextlib.contextmanager
+def global_generator(seed: int | None = None) -> Iterator[None]:
+    """Torch's global generator for this thread alone (seeded to ``seed`` unless None) while the block runs. Every
+    layer built in the library is built inside one, so no build draws from it while another thread's seeded build
+    does; a build whose weights are then loaded or zeroed passes no seed."""
+    with _GLOBAL_GENERATOR_LOCK:
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
 def seeded(seed: int, build: Callable[[], Built]) -> Built:
     """``build()`` with torch's global generator seeded to ``seed``, one thread at a time: the same seed gives the
     same initial weights whatever other threads build meanwhile."""
-    with _GLOBAL_GENERATOR_LOCK:
-        torch.manual_seed(seed)
+    with global_generator(seed):
         return build()
 
 

@@ -18,7 +18,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig, check_sampling_guidance, resolve_device, saved_config
 from .data import sample_clip
 from .diffusion import Diffusion
-from .models import build_model
+from .models import build_model, global_generator
 from .sampling import Trajectory, balanced_labels, sample
 from .schedules import get_schedule
 
@@ -82,7 +82,8 @@ def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
     try:
         shape = tuple(state["shape"])
         num_classes = int(state.get("num_classes", 0))  # checkpoints from before class conditioning have none
-        model = build_model(config.model, state["channels"], num_classes)
+        with global_generator():  # its weights are loaded below; its build must not disturb a seeded one
+            model = build_model(config.model, state["channels"], num_classes)
         ema = AveragedModel(model)
         ema.load_state_dict(state["ema"])
     except (KeyError, RuntimeError, TypeError) as error:

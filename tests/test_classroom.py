@@ -115,7 +115,7 @@ def test_compare_offers_the_measured_results_and_says_what_a_budget_showed(brows
     page.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('Constant (x0) 5')",
                            timeout=10_000)
     caption = page.locator("#measured-caption").inner_text()
-    assert "learning rate 0.001" in caption and f"{len(far)} of its {total} runs with this target diverged" in caption
+    assert "learning rate 0.001" in caption and f"{len(far)} of its {total} runs with this target ended at over" in caption
     seeds = page.evaluate("() => document.querySelector('#measured-plot .js-plotly-plot').data"
                           ".filter(t => / seed \\d+$/.test(t.name)).length")
     assert seeds == len(shown)

@@ -138,22 +138,27 @@ def test_the_first_paint_draws_every_curve_on_either_axis():
 
 def test_the_early_paint_goes_into_the_root_page_only_and_keeps_its_length_right():
     """app.first_paint.EarlyPaint: the block right after <body ...> of the root page's HTML (sent in two chunks here),
-    with its Content-Length; every other path, a HEAD request and a linked page pass through byte for byte."""
+    with its Content-Length, and a HEAD of it announces that length; another path, a linked page (a blank value
+    counts, as in the page), an error, another content type or a compressed body pass through byte for byte."""
     import asyncio
     import concurrent.futures
 
     from app.first_paint import EarlyPaint
 
     page = b"<html><head><script>x = '<body>'</script></head><body class='x'><main></main></body></html>"
+    block = b"<div id=early>E</div>"
 
-    async def inner(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", b"%d" % len(page))]})
-        await send({"type": "http.response.body", "body": page[:30], "more_body": True})
-        await send({"type": "http.response.body", "body": page[30:]})
-
-    def get(path, query=b"", method="GET", root=""):
+    def get(path, query=b"", method="GET", root="", status=200, headers=((b"content-type", b"text/html; charset=utf-8"),)):
         sent = []
+
+        async def inner(scope, receive, send):
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [*headers, (b"content-length", b"%d" % len(page))]})
+            if method == "HEAD":
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await send({"type": "http.response.body", "body": page[:30], "more_body": True})
+            await send({"type": "http.response.body", "body": page[30:]})
 
         async def send(message):
             sent.append(message)
@@ -161,12 +166,15 @@ def test_the_early_paint_goes_into_the_root_page_only_and_keeps_its_length_right
         scope = {"type": "http", "method": method, "path": path, "query_string": query, "root_path": root}
         # In a thread of its own: the browser tests' Playwright may hold this thread's event loop.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, EarlyPaint(inner, "<div id=early>E</div>", ["gamma"])(scope, None, send)).result()
+            pool.submit(asyncio.run, EarlyPaint(inner, block.decode(), ["gamma"])(scope, None, send)).result()
         body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         return body, int(dict(sent[0]["headers"])[b"content-length"])
 
     body, length = get("/")
-    assert body == page.replace(b"<body class='x'>", b"<body class='x'><div id=early>E</div>") and length == len(body)
+    assert body == page.replace(b"<body class='x'>", b"<body class='x'>" + block) and length == len(body)
     assert get("/minsnr/", root="/minsnr")[0] == body
-    for request in (("/config",), ("/", b"gamma=2&T=10"), ("/", b"", "HEAD")):
-        assert get(*request) == (page, len(page))
+    assert get("/", method="HEAD") == (b"", len(body))
+    for request in (dict(path="/config"), dict(path="/", query=b"gamma=2&T=10"), dict(path="/", query=b"gamma="),
+                    dict(path="/", status=500), dict(path="/", headers=((b"content-type", b"application/json"),)),
+                    dict(path="/", headers=((b"content-type", b"text/html"), (b"content-encoding", b"br")))):
+        assert get(**request) == (page, len(page)), request

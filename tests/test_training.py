@@ -135,6 +135,33 @@ def test_runs_built_at_once_in_two_threads_start_from_their_own_seeds_weights(mo
         assert all(torch.equal(alone[seed][k], together[seed][k]) for k in alone[seed]), seed
 
 
+def test_a_model_loaded_in_another_thread_does_not_disturb_a_seeded_build(monkeypatch, tmp_path):
+    """The Denoise tab loads runs (minsnr_core.runs.load_run) while a job may be building its model: the loaded
+    model's layers are built while that job's build pauses after its seed, and must not draw from its generator."""
+    import time
+
+    import minsnr_core.steps as steps
+
+    run(TrainConfig(**TOY, steps=2, out_dir=str(tmp_path)))
+    config = TrainConfig(**TOY, steps=1, seed=1).resolved()
+    alone = steps.prepare_run(config).model.state_dict()
+    real_build, inside = steps.build_model, threading.Event()
+
+    def slow_build(*args, **kwargs):
+        inside.set()
+        time.sleep(0.2)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "build_model", slow_build)
+    built = {}
+    job = threading.Thread(target=lambda: built.update(steps.prepare_run(config).model.state_dict()))
+    job.start()
+    assert inside.wait(10)
+    load_run(tmp_path, device="cpu")  # builds a toy model of its own meanwhile
+    job.join()
+    assert all(torch.equal(alone[k], built[k]) for k in alone)
+
+
 def test_stop_request_ends_the_run_between_steps():
     stop = threading.Event()
     seen = []
