@@ -208,7 +208,7 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
                       show_progress="hidden", queue=False)  # one request, not the queue's join and stream
     sampler.change(lambda name: [gr.update(visible=p.name in {q.name for q in TIMESTEP_SAMPLERS.get(name).params})
                                  for p in explorer_sampler_parameters().values()],
-                   sampler, sampler_sliders, api_visibility="undocumented", show_progress="hidden")
+                   sampler, sampler_sliders, api_visibility="undocumented", show_progress="hidden", queue=False)
     inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, sampler, *sampler_sliders, *sliders]
     return inputs, notices, plot, explanation, link
 

@@ -208,7 +208,8 @@ def test_the_explorer_shows_a_timestep_sampler_and_each_weighting_as_a_sampler(b
     page.locator("#explorer-sampler input").click()
     page.get_by_role("option", name="Logit-normal").click()
     page.wait_for_function(f"() => {plot}.data.some(t => t.name === 'Logit-normal T·p(t)')", timeout=15_000)
-    assert page.locator("#sampler-param-logit_mean").is_visible() and not page.locator("#sampler-param-p_std").is_visible()
+    page.locator("#sampler-param-logit_mean").wait_for(state="visible", timeout=10_000)
+    assert not page.locator("#sampler-param-p_std").is_visible()
     page.wait_for_function("() => document.querySelector('#explorer-explanation').innerText"
                            ".includes('Timestep sampling and weighting meet in the expected loss')", timeout=10_000)
     # γ still redraws in the browser, with the sampler's factor and the mean weight in the legend.
