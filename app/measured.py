@@ -30,7 +30,7 @@ class MeasuredSet:
     metrics: tuple[str, ...]  # the quality measures worth showing for this dataset
     metric_note: str = ""  # why the others are not
     # Targets shown at another learning rate than the grid's, from the runner's learning-rate check in their own CSV:
-    # (target, CSV, rate). The caption names that target's grid runs that diverged at the grid's rate.
+    # (target, CSV, rate). The caption names that target's grid runs far from the rest (far_runs) at the grid's rate.
     other_rates: tuple[tuple[str, Path, float], ...] = ()
 
 
@@ -74,6 +74,11 @@ def target_rows(measured: MeasuredSet, target: str) -> tuple[list[dict[str, Any]
     return list(_csv_rows(measured.csv)), REPORT_LR, measured.csv
 
 
+def _far_from_the_rest(far: list[tuple[str, int]]) -> str:
+    named = ", ".join(f"{arm_name(w)} seed {seed}" for w, seed in far)
+    return f"ended at over {FAR_FROM_THE_REST:g}× the median final Fréchet distance of their weighting's seeds ({named})"
+
+
 def measured_figure(dataset: str, target: str, metric: str) -> tuple[go.Figure | None, str]:
     """Quality against step for ``target`` on ``dataset``, and a caption: the source, the seeds per line, and the
     runs far from the rest."""
@@ -99,17 +104,13 @@ def measured_figure(dataset: str, target: str, metric: str) -> tuple[go.Figure |
                + ", ".join(f"{arm_name(w)} {n}" for w, n in seeds.items()) + ".")
     far, total = far_runs(rows, target)
     if far:
-        named = ", ".join(f"{arm_name(w)} seed {seed}" for w, seed in far)
-        caption += (f" ⚠️ {len(far)} of these {total} runs ended at over {FAR_FROM_THE_REST:g}× the median final "
-                    f"Fréchet distance of their weighting's seeds ({named}): they diverged or stalled, and the means "
-                    "and bands include them; compare the thin lines.")
+        caption += (f" ⚠️ {len(far)} of these {total} runs {_far_from_the_rest(far)}: they diverged or stalled, and "
+                    "the means and bands include them; compare the thin lines.")
     if lr != REPORT_LR:
         far, total = far_runs(list(measured_rows(dataset)), target)
         if far:
-            named = ", ".join(f"{arm_name(w)} seed {seed}" for w, seed in far)
             caption += (f" At the grid's rate {REPORT_LR:g} (not shown), {len(far)} of its {total} runs with this target "
-                        f"ended at over {FAR_FROM_THE_REST:g}× the median final Fréchet distance of their weighting's "
-                        f"seeds ({named}; docs/results.md §4.1).")
+                        f"{_far_from_the_rest(far)}; docs/results.md §4.1.")
     return figure, caption
 
 

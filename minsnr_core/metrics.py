@@ -34,7 +34,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_dataset, load_labels, toy_points
-from .models import global_generator, seeded
+from .models import global_generator
 
 CONFIDENCE = 0.9
 NOT_A_DIGIT = 10  # the classifier's extra class for images that show nothing at all
@@ -113,7 +113,8 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def _train_classifier(images: torch.Tensor, labels: torch.Tensor, setup: ClassifierSetup, epochs: int = 2,
                       seed: int = 0) -> Classifier:
     """Ten classes plus an 11th class "not an image", so that noise cannot score as a confident class."""
-    model = seeded(seed, setup.build)
+    with global_generator(seed):
+        model = setup.build()
     optimizer = torch.optim.Adam(model.parameters(), 2e-3)
     per_epoch = (len(images) + 255) // 256
     total = setup.batches or epochs * per_epoch

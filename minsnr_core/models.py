@@ -13,9 +13,8 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -235,25 +234,17 @@ def build_model(preset: str, channels: int, num_classes: int = 0) -> nn.Module:
 # Torch's layers draw their initial weights from its global generator, which every thread of the process shares: two
 # runs built at once (the app's job threads) would interleave their draws and start from other weights than alone.
 _GLOBAL_GENERATOR_LOCK = threading.Lock()
-Built = TypeVar("Built")
 
 
 @contextlib.contextmanager
 def global_generator(seed: int | None = None) -> Iterator[None]:
-    """Torch's global generator for this thread alone (seeded to ``seed`` unless None) while the block runs. Every
-    layer built in the library is built inside one, so no build draws from it while another thread's seeded build
-    does; a build whose weights are then loaded or zeroed passes no seed."""
+    """Torch's global generator for this thread alone (seeded to ``seed`` unless None) while the block runs: the same
+    seed gives the same initial weights whatever other threads build meanwhile. Every layer built in the library is
+    built inside one; a build whose weights are then loaded passes no seed."""
     with _GLOBAL_GENERATOR_LOCK:
         if seed is not None:
             torch.manual_seed(seed)
         yield
-
-
-def seeded(seed: int, build: Callable[[], Built]) -> Built:
-    """``build()`` with torch's global generator seeded to ``seed``, one thread at a time: the same seed gives the
-    same initial weights whatever other threads build meanwhile."""
-    with global_generator(seed):
-        return build()
 
 
 def count_parameters(model: nn.Module) -> int:

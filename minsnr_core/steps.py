@@ -23,7 +23,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .config import TrainConfig, resolve_device, saved_config
 from .data import load_dataset, load_labels
 from .diffusion import Diffusion
-from .models import build_model, seeded
+from .models import build_model, global_generator
 from .schedules import get_schedule
 from .timesteps import TIMESTEP_SAMPLERS, TimestepDistribution
 
@@ -155,7 +155,8 @@ def prepare_run(
     memory_format = torch.channels_last if config.kind == "image" and device.type == "cpu" else torch.preserve_format
     data = data.to(device).contiguous(memory_format=memory_format)
     if model is None:
-        model = seeded(config.seed, lambda: build_model(config.model, data.shape[1], num_classes))
+        with global_generator(config.seed):
+            model = build_model(config.model, data.shape[1], num_classes)
     model = model.to(device, memory_format=memory_format)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
     schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)
