@@ -101,7 +101,7 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
     with gr.Row():
         sampler = gr.Radio(list(SAMPLERS), value="ddim", label="Sampler")
         steps = gr.Slider(*SAMPLE_STEPS_RANGE, value=25, step=1, label="Sampling steps")
-        seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
         guidance = gr.Slider(*GUIDANCE_RANGE, value=TrainConfig.guidance, step=0.5, elem_id="denoise-guidance",
                              label="Guidance (class-conditional models; 1: none)")
         go_button = gr.Button("Sample from my latest model", variant="primary", elem_id="denoise-start")

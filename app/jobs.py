@@ -14,10 +14,9 @@ import copy
 import ctypes
 import ctypes.util
 import gc
-import itertools
 import re
+import secrets
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,10 +24,12 @@ from pathlib import Path
 
 import torch
 
-from minsnr_core.checkpoint import CHECKPOINT_NAME
+from minsnr_core.checkpoint import CHECKPOINT_NAME, CheckpointSaveError
 from minsnr_core.data import DataUnavailableError
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder
 from minsnr_core.training import TrainConfig, train
+
+from .server_files import ServerFiles
 
 GRACE_S = 90.0  # how long a job outlives its owner's last page
 RELEASE_EVERY_S = 10.0  # how often an idle server returns freed memory to the system
@@ -81,6 +82,9 @@ class ClassLimits:
     max_minutes: float = 30.0
     max_batch: int = 1024
     max_timesteps: int = 2000
+    # Queued or running jobs one network address may hold: an owner token is the client's own choice, so fresh
+    # tokens alone must not fill the queue (a class behind one NAT address raises it with --max-runs-per-address).
+    max_runs_per_address: int = 4
 
     def check(self, config: TrainConfig) -> None:
         """Refuse a run that would hold the shared queue too long or outgrow the server, naming the setting (for a
@@ -97,7 +101,7 @@ class ClassLimits:
 
 @dataclass
 class Job:
-    id: int
+    id: str  # random: a restarted server never hands out an earlier server's folder names
     owner: str
     kind: str  # "train" or "compare": which tab shows it
     configs: list[TrainConfig]
@@ -106,6 +110,7 @@ class Job:
     resume: Path | None = None
     histories: list[RunHistory] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    address: str = ""  # the client's network address, for the per-address cap
     status: str = "queued"  # queued → running → done | stopped | error
     message: str = ""
     current: int = 0
@@ -135,52 +140,58 @@ class Job:
 
 class JobManager:
     def __init__(self, max_concurrent: int = 1, runs_root: str | Path | None = None,
-                 limits: ClassLimits | None = None, grace_s: float = GRACE_S) -> None:
+                 limits: ClassLimits | None = None, grace_s: float = GRACE_S, files: ServerFiles | None = None) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be ≥ 1, got {max_concurrent}")
         self.max_concurrent = max_concurrent
         self.limits = limits or ClassLimits()
         self.grace_s = grace_s
-        self.runs_root = Path(runs_root or tempfile.mkdtemp(prefix="minsnr-app-runs-"))
-        self.runs_root.mkdir(parents=True, exist_ok=True)
-        self._downloads_root = Path(tempfile.mkdtemp(prefix="minsnr-app-downloads-"))
+        self.files = files or ServerFiles(runs_root)
+        self.runs_root = self.files.runs
+        self._downloads_root = self.files.downloads
         self._cond = threading.Condition()
         self._running = 0
         self._waiting: list[Job] = []
         self._jobs: dict[str, Job] = {}
         self._pages: dict[str, set[str]] = {}  # owner → session hashes of its open pages
         self._expiry: dict[str, float] = {}  # owner → when its job is forgotten, if no page returns
-        self._ids = itertools.count(1)
+        self._live: list[Job] = []  # jobs whose thread has not ended: close() waits for them
         self._closed = False
         threading.Thread(target=self._reaper, daemon=True, name="minsnr-reaper").start()
 
     # --- submitting and controlling jobs -------------------------------------------------------------------------
     def submit(self, owner: str, configs: list[TrainConfig], labels: list[str] | None = None,
-               resume_from: Job | None = None, kind: str = "train") -> Job:
+               resume_from: Job | None = None, kind: str = "train", address: str = "") -> Job:
         """Queue a job for ``owner``; configs are validated (and checked against the class limits) before anything
         else happens, so a refused submission leaves the owner's current job untouched. ``resume_from``: continue
-        that finished job's first run in its own folder."""
+        that finished job's first run in its own folder. ``address``: the client's network address."""
         check_owner(owner)
         configs = [c.resolved() for c in configs]
         for config in configs:
             self.limits.check(config)
-        job_id = next(self._ids)
+        job_id = secrets.token_hex(8)
         if resume_from is not None:
             run_dirs = resume_from.run_dirs[:1]
             resume = run_dirs[0] / CHECKPOINT_NAME
         else:
-            run_dirs = [self.runs_root / f"job{job_id}-run{i}" for i in range(len(configs))]
+            run_dirs = [self.runs_root / f"job-{job_id}-run{i}" for i in range(len(configs))]
             resume = None
         for config, run_dir in zip(configs, run_dirs, strict=True):
             config.out_dir = str(run_dir)
         # A continued run extends the curves it had (its metrics.jsonl is appended to as well).
         histories = [copy.deepcopy(resume_from.histories[0])] if resume_from else [RunHistory() for _ in configs]
         job = Job(job_id, owner, kind, configs, labels or [c.weighting for c in configs], run_dirs, resume, histories,
-                  start_step=resume_from.histories[0].step if resume_from else 0)
+                  address=address, start_step=resume_from.histories[0].step if resume_from else 0)
         with self._cond:
             previous = self._jobs.get(owner)
+            cap = self.limits.max_runs_per_address
+            held = [j for o, j in self._jobs.items() if o != owner and j.address == address and not j.finished]
+            if address and cap and len(held) >= cap:
+                raise ValueError(f"this network address already has {len(held)} runs queued or running, the most this "
+                                 f"server allows (--max-runs-per-address {cap}); wait for one to finish")
             self._jobs[owner] = job
             self._waiting.append(job)
+            self._live.append(job)
             self._expiry.pop(owner, None)
         if previous is not None:
             self._retire(previous, keep=set(run_dirs))
@@ -231,7 +242,7 @@ class JobManager:
         if not job.finished:
             return []
         if job.downloads is None:
-            folder = self._downloads_root / f"job{job.id}"
+            folder = self._downloads_root / f"job-{job.id}"
             folder.mkdir(parents=True, exist_ok=True)
             copies = []
             for index, run_dir in enumerate(job.run_dirs):
@@ -279,9 +290,14 @@ class JobManager:
         self._closed = True
         for owner in list(self._jobs):
             self.forget(owner)
-        shutil.rmtree(self._downloads_root, ignore_errors=True)
-        for child in self.runs_root.glob("job*-run*"):
-            shutil.rmtree(child, ignore_errors=True)
+        deadline = time.monotonic() + 10  # a stopped job ends within a training step; then its folders can go
+        while self._jobs_running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.files.close()
+
+    def _jobs_running(self) -> list[Job]:
+        with self._cond:
+            return list(self._live)
 
     def _reaper(self) -> None:
         next_release = time.monotonic() + RELEASE_EVERY_S
@@ -314,7 +330,7 @@ class JobManager:
             for run_dir in job.run_dirs:
                 if run_dir not in keep:
                     shutil.rmtree(run_dir, ignore_errors=True)
-            shutil.rmtree(self._downloads_root / f"job{job.id}", ignore_errors=True)
+            shutil.rmtree(self._downloads_root / f"job-{job.id}", ignore_errors=True)
             release_memory()
 
         threading.Thread(target=cleanup, daemon=True).start()
@@ -328,6 +344,7 @@ class JobManager:
             if job.stop.is_set():
                 job.status, job.message = "stopped", "stopped while waiting in the queue"
                 job.ended = time.monotonic()
+                self._live.remove(job)
                 self._cond.notify_all()
                 return
             self._running += 1
@@ -349,10 +366,13 @@ class JobManager:
             job.status = "error"
             job.message = (str(error).replace("pass a data_root", "start the app with --data-root DIR")
                            .replace("pass that folder as data_root", "start the app with --data-root set to that folder"))
+        except CheckpointSaveError as error:  # a full disk: one line, the last checkpoint kept
+            job.status, job.message = "error", str(error)
         except Exception as error:  # noqa: BLE001 - a failed job must report, never kill the server
             job.status, job.message = "error", f"{type(error).__name__}: {error}"
         finally:
             job.ended = time.monotonic()
             with self._cond:
                 self._running -= 1
+                self._live.remove(job)
                 self._cond.notify_all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
+import os
 import secrets
 import signal
 from pathlib import Path
@@ -17,7 +18,7 @@ from minsnr_core.data import TOY_DATASETS
 from minsnr_core.registry import Param
 from minsnr_core.schedules import SCHEDULES
 from minsnr_core.timesteps import TIMESTEP_SAMPLERS
-from minsnr_core.weighting import DEFAULT_GAMMA, STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
+from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
 from . import urlstate as us
 from .denoise_ui import build_denoise_tab
@@ -34,14 +35,18 @@ from .explorer import (
     explorer_sampler_parameters,
     warm_up_explorer,
 )
+from .explorer_api import explorer_api
 from .explorer_js import GAMMA_LOG_CSS, GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
 from .first_paint import FIRST_PAINT_CSS, early_paint_middleware, figure_svg, first_paint_js
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
+from .server_files import ServerFiles
 from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
+from .validation import name_refusals
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
 FAVICON = str(Path(__file__).with_name("static") / "favicon.png")
+MAX_UPLOAD = "1mb"
 
 EXPLORER_INTRO = """
 ### Why weight the loss at all?
@@ -268,26 +273,8 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
             reattach, owner, [*train_outputs, *compare_outputs], api_visibility="undocumented")
         demo.unload(_detach_from(manager))
         gr.api(explorer_api, api_name="explorer")
-    for block in demo.blocks.values():
-        _name_refusals(block)
+    name_refusals(demo)
     return demo
-
-
-def _name_refusals(component: Any) -> None:
-    """Gradio refuses a value outside a control's range or choices before our code runs; its message then names
-    the control (e.g. "Timesteps T: Value 1e7 is greater than maximum value 2000.") and logs no traceback."""
-    preprocess = getattr(component, "preprocess", None)
-    if preprocess is None:
-        return
-    label = getattr(component, "label", None) or getattr(component, "elem_id", None) or type(component).__name__
-
-    def named(payload: Any) -> Any:
-        try:
-            return preprocess(payload)
-        except gr.Error as error:
-            raise gr.Error(f"{label}: {error.message}", print_exception=False) from None
-
-    component.preprocess = named
 
 
 def _owner_for(manager: JobManager):
@@ -328,31 +315,6 @@ def _reattach(manager: JobManager, train_count: int, train_render, compare_count
     return on_load
 
 
-def explorer_api(
-    schedule: str = "cosine",
-    num_timesteps: int = 1000,
-    strategies: list[str] | None = None,
-    target: str = "eps",
-    x_axis: str = "t",
-    gamma: float = DEFAULT_GAMMA,
-    zero_terminal_snr: bool = False,
-    sampler: str = "uniform",
-) -> dict:
-    """The explorer's curves as data: one entry per strategy with x, y and the notices (with a timestep
-    ``sampler``, the weights that give the same expected loss under uniform t, and the sampler's T·p(t) last)."""
-    try:
-        result = build_explorer(schedule, num_timesteps, strategies or list(DEFAULT_STRATEGIES), {"gamma": gamma},
-                                target, x_axis, zero_terminal_snr=bool(zero_terminal_snr), sampler=sampler)
-    except (ValueError, TypeError) as error:
-        raise gr.Error(str(error), print_exception=False) from None
-    means = [*result.mean_weights, None]  # the sampler's own curve, when drawn, has no mean weight
-    return {
-        "traces": [{"name": tr.name.split(" · E[w]")[0], "x": list(map(float, tr.x)), "y": list(map(float, tr.y)),
-                    "mean_weight": means[min(i, len(means) - 1)]} for i, tr in enumerate(result.figure.data)],
-        "notices": result.notices,
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="minsnr-app", description="Start the minsnr Gradio app.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -368,6 +330,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"most training steps one run may ask for (default {defaults.max_steps})")
     parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes,
                         help=f"longest time budget one run may ask for (default {defaults.max_minutes:g})")
+    parser.add_argument("--max-runs-per-address", type=int, default=defaults.max_runs_per_address,
+                        help="runs one network address may have queued or running (default "
+                        f"{defaults.max_runs_per_address}; 0: no cap; raise it for a class behind one NAT address)")
     parser.add_argument("--grace-seconds", type=float, default=GRACE_S,
                         help=f"how long a run outlives its page (a reload within it gets the run back; default {GRACE_S:g})")
     args = parser.parse_args(argv)
@@ -377,10 +342,20 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--max-steps must be ≥ 1 and --max-minutes a positive number")
     if not 0 <= args.grace_seconds < float("inf"):
         parser.error("--grace-seconds must be a number ≥ 0")
-    limits = ClassLimits(max_steps=args.max_steps, max_minutes=args.max_minutes)
+    if args.max_runs_per_address < 0:
+        parser.error("--max-runs-per-address must be ≥ 0 (0: no cap)")
+    limits = ClassLimits(max_steps=args.max_steps, max_minutes=args.max_minutes,
+                         max_runs_per_address=args.max_runs_per_address)
+    os.umask(0o077)  # every file the server writes (runs, copies, Gradio's cache) is readable by its user only
+    try:
+        files = ServerFiles(args.runs_dir)  # also removes what a killed server left behind
+    except ValueError as error:
+        parser.error(str(error))
+    # Gradio's cache inside the server's own folder: a clean stop deletes it, the next start a killed one's.
+    os.environ["GRADIO_TEMP_DIR"] = str(files.cache)
     warm_up()
     warm_up_explorer()
-    manager = JobManager(args.max_jobs, args.runs_dir, limits, args.grace_seconds)
+    manager = JobManager(args.max_jobs, limits=limits, grace_s=args.grace_seconds, files=files)
     demo = build_app(args.data_root, args.image_root, manager)
 
     def shut_down(*_: object) -> None:
@@ -392,8 +367,10 @@ def main(argv: list[str] | None = None) -> None:
     atexit.register(manager.close)
     # No folder of runs is served: downloads reach their owner's page as copies under unguessable cache names.
     early_paint = early_paint_middleware(default_view().figure, TITLE, [f.key for f in explorer_fields()])
+    # The app has no upload control: Gradio's upload route takes no file larger than MAX_UPLOAD.
     demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, css=CSS,
-                                                   favicon_path=FAVICON, app_kwargs={"middleware": [early_paint]})
+                                                   favicon_path=FAVICON, max_file_size=MAX_UPLOAD,
+                                                   app_kwargs={"middleware": [early_paint]})
 
 
 if __name__ == "__main__":

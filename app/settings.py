@@ -142,7 +142,8 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
                                  minimum=0, maximum=limits.max_minutes)
         c["seed"] = gr.Number(value["seed"], label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
         c["preview_every"] = gr.Number(value["preview_every"], label="Preview every N steps (0: 100 for toys, 200 for "
-                                       "images)", precision=0, minimum=0, elem_id=f"{prefix}-preview")
+                                       "images)", precision=0, minimum=0, maximum=limits.max_steps,
+                                       elem_id=f"{prefix}-preview")
         c["quality"] = gr.Checkbox(value["quality"], label="Measure sample quality", elem_id=f"{prefix}-measure")
     with gr.Row():
         c["target"] = gr.Radio([("automatic (ε for toys, x₀ for images, v for rectified flow)", "auto"),

@@ -158,17 +158,18 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
                 bucket_figure(history, config.timesteps, config.target), grid_update, scatter_update,
                 metric_figure([(job.labels[job.current], history)]), manager.downloads(job), weights)
 
-    def on_start(owner_token, name, *values):
+    def on_start(request: gr.Request, owner_token, name, *values):
         try:
             check_owner(owner_token)
             config = make_config(image_roots, name, dict(zip(setting_names(), values, strict=True)), data_roots)
-            job = manager.submit(owner_token, [config], [STRATEGIES.get(name).display_name])
+            job = manager.submit(owner_token, [config], [STRATEGIES.get(name).display_name],
+                                 address=client_address(request))
         except (ValueError, TypeError, OSError) as error:
             yield f"⚠️ {error}", *[gr.skip()] * 7
             return
         yield from follow(manager, job, render)
 
-    def on_resume(owner_token):
+    def on_resume(request: gr.Request, owner_token):
         try:
             check_owner(owner_token)
         except ValueError as error:
@@ -183,7 +184,8 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
             return
         config = continued_config(previous.configs[0], previous.histories[0].step, session_start=previous.start_step)
         try:
-            job = manager.submit(owner_token, [config], previous.labels[:1], resume_from=previous)
+            job = manager.submit(owner_token, [config], previous.labels[:1], resume_from=previous,
+                                 address=client_address(request))
         except ValueError as error:
             yield f"⚠️ {error}", *[gr.skip()] * 7
             return
@@ -238,7 +240,7 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
         return (status_text(manager, job), loss_figure(runs, unweighted=True, target=job.configs[0].target),
                 metric_figure(runs), results_table(job), pictures(job))
 
-    def on_start(owner_token, names, *values):
+    def on_start(request: gr.Request, owner_token, names, *values):
         names = list(names or [])
         if not 2 <= len(names) <= 4:
             yield f"⚠️ Tick 2 to 4 weightings (got {len(names)}).", *[gr.skip()] * 4
@@ -247,7 +249,8 @@ def build_compare_tab(manager: JobManager, data_roots: list[str], image_roots: d
             check_owner(owner_token)
             settings = dict(zip(setting_names(), values, strict=True))
             configs = [make_config(image_roots, name, settings, data_roots) for name in names]
-            job = manager.submit(owner_token, configs, [STRATEGIES.get(n).display_name for n in names], kind="compare")
+            job = manager.submit(owner_token, configs, [STRATEGIES.get(n).display_name for n in names], kind="compare",
+                                 address=client_address(request))
         except (ValueError, TypeError, OSError) as error:
             yield f"⚠️ {error}", *[gr.skip()] * 4
             return
@@ -284,6 +287,12 @@ def results_table(job: Job) -> str:
     samples = job.configs[0].metric_samples
     return "\n".join(rows) + (f"\n\nOne seed per weighting, {samples} samples per measurement: a single paired run, "
                                "not a measured difference (Measured results below shows the comparison over seeds).")
+
+
+def client_address(request: gr.Request | None) -> str:
+    """The client's network address (the per-address run cap counts by it); empty when unknown."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "")
 
 
 def _stop_for(manager: JobManager):

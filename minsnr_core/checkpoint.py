@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -17,19 +19,39 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, corrupt, or not written by minsnr."""
 
 
+class CheckpointSaveError(OSError):
+    """A checkpoint that could not be written (a full disk, a folder without write permission); the one before it
+    is intact, since a checkpoint is only ever replaced whole."""
+
+    def __str__(self) -> str:  # one line, without OSError's "[Errno 28]"
+        return self.strerror or super().__str__()
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` (tensors, numbers, strings, nested dicts/lists) atomically to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    # Serialised in memory first: a write that fails then raises the system's own error (ENOSPC), where torch's
+    # writer reports only "[enforce fail at inline_container.cc] … file write failed".
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **state}, buffer)
+    temporary = None
     try:
+        handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as file:
-            torch.save({"format": FORMAT, **state}, file)
+            file.write(buffer.getbuffer())
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)  # atomic on POSIX and Windows: readers see the old or the new file
+    except OSError as error:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        intact = "the last checkpoint is intact" if path.exists() else "no earlier checkpoint exists"
+        reason = "no space left" if error.errno == errno.ENOSPC else (error.strerror or str(error)).lower()
+        raise CheckpointSaveError(error.errno, f"{reason} on {path.parent} while saving the checkpoint; {intact}") from None
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
         raise
     return path
 

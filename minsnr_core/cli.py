@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .adaptive import ADAPTIVE_WEIGHTINGS
-from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+from .checkpoint import CHECKPOINT_NAME, CheckpointError, CheckpointSaveError, load_checkpoint
 from .config import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_MODELS, TrainConfig, continued_config, saved_config
 from .data import DataUnavailableError, dataset_names
 from .images import to_uint8
@@ -198,6 +198,8 @@ def train_main(argv: list[str] | None = None) -> int:
                     for name in (CHECKPOINT_NAME, SAMPLES_NAME):
                         (out / name).unlink(missing_ok=True)
                 recorder = RunRecorder(out, append=continues, resume_step=resume_step)
+                if recorder.notice:
+                    print(f"minsnr-train: {recorder.notice}", file=sys.stderr)
                 bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True)
             recorder(event)
             if event.kind == "start":
@@ -219,6 +221,9 @@ def train_main(argv: list[str] | None = None) -> int:
             print(f"run folder: {out.resolve()}")
         return status
     except (ValueError, DataUnavailableError, CheckpointError) as error:
+        print(f"minsnr-train: error: {error}", file=sys.stderr)
+        return 2
+    except CheckpointSaveError as error:
         print(f"minsnr-train: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a folder without write permission

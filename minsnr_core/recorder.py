@@ -45,11 +45,12 @@ class RunRecorder:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.out_dir / METRICS_NAME
         self.samples_path = self.out_dir / SAMPLES_NAME
+        self.notice = ""  # a resumed file's torn last line, dropped: said once by the CLI or the app
         if not append:
             self.metrics_path.write_text("")
         elif resume_step is not None and self.metrics_path.exists():
-            kept = [line for line in self.metrics_path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            records, self.notice = _parse_metrics(self.metrics_path)
+            kept = [json.dumps(record, allow_nan=False) for record in records if record.get("step", 0) <= resume_step]
             temporary = self.metrics_path.with_suffix(".jsonl.tmp")
             temporary.write_text("".join(line + "\n" for line in kept))
             temporary.replace(self.metrics_path)
@@ -67,7 +68,28 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if path.is_dir():
         path = path / METRICS_NAME
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _parse_metrics(path)[0]
+
+
+def _parse_metrics(path: Path) -> tuple[list[dict[str, Any]], str]:
+    """The file's records and a notice. A last line cut off mid-write (a killed process, a full disk) is dropped with
+    a notice naming the file and the line; any other unreadable line is an error naming them."""
+    lines = path.read_text().splitlines()
+    records, notice = [], ""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as error:
+            if number == len(lines):
+                notice = f"{path}: line {number} was cut off mid-write (an interrupted run) and is dropped"
+                break
+            raise ValueError(f"{path}: line {number} is not a metrics record ({error})") from None
+        records.append(record)
+    return records, notice
 
 
 class RunHistory:

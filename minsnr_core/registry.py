@@ -31,14 +31,17 @@ class Param:
         return self.minimum + self.step if self.exclusive_minimum else self.minimum
 
     def validate(self, value: Any, owner: str) -> float:
+        shown = repr(value) if len(repr(value)) <= 40 else f"a {type(value).__name__} of {len(repr(value)):,} characters"
         try:
+            if isinstance(value, (str, bool)):  # "5" and True are not numbers a control sends
+                raise TypeError
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{owner}: parameter '{self.name}' must be a number, got {value!r}") from None
+            raise ValueError(f"{owner}: parameter '{self.name}' must be a number, got {shown}") from None
         low = "(" if self.exclusive_minimum else "["
         allowed = f"{low}{self.minimum:g}, {self.maximum:g}]"
         if not math.isfinite(number):
-            raise ValueError(f"{owner}: parameter '{self.name}' must be finite, in {allowed}; got {value!r}")
+            raise ValueError(f"{owner}: parameter '{self.name}' must be finite, in {allowed}; got {shown}")
         too_low = number <= self.minimum if self.exclusive_minimum else number < self.minimum
         if too_low or number > self.maximum:
             raise ValueError(f"{owner}: parameter '{self.name}' must be in {allowed}, got {number:g}")

@@ -62,7 +62,7 @@ def test_a_new_start_deletes_the_replaced_runs_folders(tmp_path):
     manager = JobManager(1, tmp_path)
     jobs = [manager.submit(OWNERS[0], [toy(steps=2000)]) for _ in range(3)]
     wait(lambda: jobs[-1].finished, timeout=120)
-    wait(lambda: sorted(p.name for p in tmp_path.iterdir()) == [f"job{jobs[-1].id}-run0"])
+    wait(lambda: sorted(p.name for p in tmp_path.glob("job*")) == [f"job-{jobs[-1].id}-run0"])
     assert all(j.status == "stopped" for j in jobs[:2]) and jobs[-1].status == "done"
     manager.close()
     assert list(tmp_path.iterdir()) == []
@@ -77,7 +77,7 @@ def test_limits_refuse_before_anything_is_touched(tmp_path):
                             (toy(batch_size=5000), "batch size must be at most 1024")):
         with pytest.raises(ValueError, match=message):
             manager.submit(OWNERS[0], [config])
-    assert manager.job(OWNERS[0]) is job and (tmp_path / f"job{job.id}-run0" / "checkpoint.pt").exists()
+    assert manager.job(OWNERS[0]) is job and (job.run_dirs[0] / "checkpoint.pt").exists()
     with pytest.raises(ValueError, match="owner"):
         manager.submit("short", [toy()])
     manager.close()
@@ -92,10 +92,10 @@ def test_a_closed_page_keeps_its_run_for_the_grace_period_and_a_reload_gets_it_b
     time.sleep(0.5)
     manager.attach(OWNERS[0], "session-b")  # … and comes back as a new session with the same token
     time.sleep(1.5)
-    assert manager.job(OWNERS[0]) is job and (tmp_path / f"job{job.id}-run0").exists()
+    assert manager.job(OWNERS[0]) is job and (job.run_dirs[0]).exists()
     manager.detach("session-b")  # the tab is closed for good
     wait(lambda: manager.job(OWNERS[0]) is None, timeout=5)
-    wait(lambda: not (tmp_path / f"job{job.id}-run0").exists(), timeout=5)
+    wait(lambda: not (job.run_dirs[0]).exists(), timeout=5)
     manager.close()
 
 
@@ -108,7 +108,7 @@ def test_keep_training_continues_the_same_budget_kind_and_the_curves(tmp_path):
     history = again.histories[0]
     assert again.status == "done" and history.step == 40
     assert history.steps == [5, 10, 15, 20, 25, 30, 35, 40], "the loss curve continues, it does not restart"
-    records = (tmp_path / f"job{first.id}-run0" / "metrics.jsonl").read_text().splitlines()
+    records = (first.run_dirs[0] / "metrics.jsonl").read_text().splitlines()
     assert sum('"kind": "log"' in line for line in records) == 8
     timed = continued_config(toy(steps=None, minutes=0.5), 123)
     assert (timed.steps, timed.minutes) == (None, 0.5)
