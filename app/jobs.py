@@ -261,6 +261,11 @@ class JobManager:
             self._pages.setdefault(owner, set()).add(session)
             self._expiry.pop(owner, None)
 
+    def open_sessions(self) -> set[str]:
+        """The session hashes of every open page."""
+        with self._cond:
+            return set().union(*self._pages.values())
+
     def touch(self, owner: str) -> None:
         """The owner is watching its job (a page streams it): keep it."""
         with self._cond:

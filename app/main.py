@@ -8,6 +8,8 @@ import functools
 import os
 import secrets
 import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from .explorer_api import explorer_api
 from .explorer_js import GAMMA_LOG_CSS, GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
 from .first_paint import FIRST_PAINT_CSS, early_paint_middleware, figure_svg, first_paint_js
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
-from .server_files import ServerFiles
+from .server_files import ServerFiles, expire_idle_sessions
 from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
 from .validation import name_refusals
@@ -47,6 +49,7 @@ from .validation import name_refusals
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
 FAVICON = str(Path(__file__).with_name("static") / "favicon.png")
 MAX_UPLOAD = "1mb"
+SESSION_CAPACITY = 2000  # sessions whose state Gradio keeps (its default, 10,000, is ≈3.6 GB at ≈360 KB each)
 
 EXPLORER_INTRO = """
 ### Why weight the loss at all?
@@ -358,6 +361,13 @@ def main(argv: list[str] | None = None) -> None:
     manager = JobManager(args.max_jobs, limits=limits, grace_s=args.grace_seconds, files=files)
     demo = build_app(args.data_root, args.image_root, manager)
 
+    def sweep_sessions() -> None:
+        while True:
+            time.sleep(30)
+            expire_idle_sessions(demo.state_holder, manager.open_sessions())
+
+    threading.Thread(target=sweep_sessions, daemon=True, name="minsnr-sessions").start()
+
     def shut_down(*_: object) -> None:
         demo.close()  # Gradio deletes the file copies it served (delete_cache) as its server stops
         manager.close()  # every run folder and download copy the app wrote
@@ -370,6 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     # The app has no upload control: Gradio's upload route takes no file larger than MAX_UPLOAD.
     demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, css=CSS,
                                                    favicon_path=FAVICON, max_file_size=MAX_UPLOAD,
+                                                   state_session_capacity=SESSION_CAPACITY,
                                                    app_kwargs={"middleware": [early_paint]})
 
 

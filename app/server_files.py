@@ -1,4 +1,4 @@
-"""Where a running app keeps its files, and how none of them outlives it.
+"""Where a running app keeps its files and session state, and how none of them outlives it.
 
 Each server owns one private folder (``minsnr-app-*`` in the system's temporary folder, mode 0700) holding a
 ``server.pid`` file, the download copies, Gradio's file cache and, unless ``--runs-dir`` is given, the runs. A clean
@@ -10,10 +10,12 @@ random ids, so a new student can never be handed an earlier student's files.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 PREFIX = "minsnr-app-"
 PID_NAME = "server.pid"
@@ -37,7 +39,7 @@ def _holder(pid_file: Path) -> int | None:
         pid = int(pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if pid != os.getpid() and _alive(pid) else None
+    return pid if _alive(pid) else None
 
 
 def remove_orphans(temp_root: str | Path | None = None) -> list[Path]:
@@ -78,7 +80,7 @@ class ServerFiles:
             self.runs.mkdir(mode=0o700, parents=True, exist_ok=True)
             claim = self.runs / RUNS_DIR_PID_NAME
             other = _holder(claim)
-            if other is not None:
+            if other is not None and other != os.getpid():  # this process may claim a folder again (tests do)
                 shutil.rmtree(self.root, ignore_errors=True)
                 raise ValueError(f"--runs-dir {self.runs} is in use by another minsnr-app (process {other})")
             # A folder a killed server made is still the servers' to remove: the claim says so.
@@ -116,3 +118,20 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return ""
+
+
+SESSION_IDLE_S = 600.0  # a session with no open page and no call for this long is forgotten
+
+
+def expire_idle_sessions(state_holder: Any, keep: set[str], idle_s: float = SESSION_IDLE_S) -> int:
+    """Forget Gradio's per-session state (a copy of the page's config, ≈360 KB each) of sessions unused for
+    ``idle_s`` whose page is not open (``keep``): a script's one-call sessions never close, so Gradio would keep
+    them up to its capacity. Returns how many were forgotten."""
+    now = datetime.datetime.now()
+    with state_holder.lock:
+        stale = [session for session, used in state_holder.time_last_used.items()
+                 if session not in keep and (now - used).total_seconds() > idle_s]
+        for session in stale:
+            state_holder.session_data.pop(session, None)
+            state_holder.time_last_used.pop(session, None)
+    return len(stale)
