@@ -28,8 +28,10 @@ def _arguments(schedule, num_timesteps, strategies, target, x_axis, gamma, zero_
     names = list(DEFAULT_STRATEGIES) if strategies is None else strategies
     if not isinstance(names, list) or not 1 <= len(names) <= len(STRATEGIES) or not all(
             isinstance(n, str) and n in STRATEGIES for n in names):
+        unknown = [describe(n) for n in names if not (isinstance(n, str) and n in STRATEGIES)][:3] if isinstance(
+            names, list) else []
         raise gr.Error(f"strategies: expects a list of strategy names from {', '.join(STRATEGIES.names())}; got "
-                       f"{describe(names)}", print_exception=False)
+                       + (f"unknown {', '.join(unknown)}" if unknown else describe(names)), print_exception=False)
     if not isinstance(zero_terminal_snr, bool):
         raise gr.Error(f"zero_terminal_snr: expects true or false; got {describe(zero_terminal_snr)}",
                        print_exception=False)
