@@ -7,11 +7,11 @@ from typing import Any
 
 import gradio as gr
 
+from minsnr_core.registry import describe_value as describe
 from minsnr_core.schedules import SCHEDULES
 from minsnr_core.weighting import DEFAULT_GAMMA, STRATEGIES, TARGETS, strategy_parameters
 
 from .explorer import DEFAULT_STRATEGIES, EXPLORER_SAMPLERS, TIMESTEPS_RANGE, X_AXES, build_explorer
-from .validation import describe
 
 
 def _choice(name: str, value: Any, choices: list[str]) -> str:
@@ -38,16 +38,16 @@ def _arguments(schedule, num_timesteps, strategies, target, x_axis, gamma, zero_
     if params is not None and (not isinstance(params, dict) or len(params) > len(strategy_parameters())):
         raise gr.Error(f"params: expects an object of strategy parameters ({', '.join(strategy_parameters())}); got "
                        f"{describe(params)}", print_exception=False)
-    values = {"gamma": gamma, **(params or {})}
-    for key, value in values.items():
-        if key not in strategy_parameters():
-            raise gr.Error(f"params: unknown parameter {describe(key)}; known: {', '.join(strategy_parameters())}",
-                           print_exception=False)
-        try:
-            values[key] = strategy_parameters()[key].validate(value, "explorer")
-        except ValueError as error:
-            raise gr.Error(f"{'gamma' if key == 'gamma' and key not in (params or {}) else 'params'}: {error}",
-                           print_exception=False) from None
+    values = {}
+    for argument, given in (("gamma", {"gamma": gamma}), ("params", params or {})):
+        for key, value in given.items():
+            if key not in strategy_parameters():
+                raise gr.Error(f"params: unknown parameter {describe(key)}; known: {', '.join(strategy_parameters())}",
+                               print_exception=False)
+            try:
+                values[key] = strategy_parameters()[key].validate(value, "explorer")
+            except ValueError as error:
+                raise gr.Error(f"{argument}: {error}", print_exception=False) from None
     return {"schedule": _choice("schedule", schedule, SCHEDULES.names()), "T": num_timesteps, "strategies": names,
             "params": values, "target": _choice("target", target, list(TARGETS)),
             "x_axis": _choice("x_axis", x_axis, list(X_AXES)), "zero_terminal_snr": zero_terminal_snr,

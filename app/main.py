@@ -49,7 +49,7 @@ from .validation import name_refusals
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
 FAVICON = str(Path(__file__).with_name("static") / "favicon.png")
 MAX_UPLOAD = "1mb"
-SESSION_CAPACITY = 2000  # sessions whose state Gradio keeps (its default, 10,000, is ≈3.6 GB at ≈360 KB each)
+SESSION_CAPACITY = 2000  # sessions whose state Gradio keeps at most (its default: 10,000 copies of the page's config)
 
 EXPLORER_INTRO = """
 ### Why weight the loss at all?

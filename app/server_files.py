@@ -11,6 +11,7 @@ random ids, so a new student can never be handed an earlier student's files.
 from __future__ import annotations
 
 import datetime
+import getpass
 import os
 import shutil
 import tempfile
@@ -71,7 +72,8 @@ class ServerFiles:
         for folder in (self.downloads, self.cache):
             folder.mkdir(mode=0o700)
         self._made_runs_dir = False
-        if runs_dir is None:
+        self._own_runs = runs_dir is None  # inside the private folder: deleted with it
+        if self._own_runs:
             self.runs = self.root / "runs"
             self.runs.mkdir(mode=0o700)
         else:
@@ -91,7 +93,7 @@ class ServerFiles:
 
     def close(self) -> None:
         """Delete every file of this server, and the runs folder itself when this server made it."""
-        if self.runs.parent != self.root:
+        if not self._own_runs:
             for child in self.runs.glob(RUN_FOLDER_GLOB):
                 shutil.rmtree(child, ignore_errors=True)
             (self.runs / RUNS_DIR_PID_NAME).unlink(missing_ok=True)
@@ -104,27 +106,18 @@ class ServerFiles:
         # Empty folders Gradio and torch make in the temporary folder as they are imported (Gradio's default cache,
         # torch's compile cache): removed only when empty, so no other program's file is touched.
         temp = self.root.parent
-        for empty in (temp / "gradio" / "vibe_edit_history", temp / "gradio", temp / f"torchinductor_{_user()}"):
+        for empty in (temp / "gradio" / "vibe_edit_history", temp / "gradio", temp / f"torchinductor_{getpass.getuser()}"):
             try:
                 empty.rmdir()
             except OSError:
                 pass
 
 
-def _user() -> str:
-    try:
-        import getpass
-
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
-
-
 SESSION_IDLE_S = 600.0  # a session with no open page and no call for this long is forgotten
 
 
 def expire_idle_sessions(state_holder: Any, keep: set[str], idle_s: float = SESSION_IDLE_S) -> int:
-    """Forget Gradio's per-session state (a copy of the page's config, ≈360 KB each) of sessions unused for
+    """Forget Gradio's per-session state (a copy of the page's whole config) of sessions unused for
     ``idle_s`` whose page is not open (``keep``): a script's one-call sessions never close, so Gradio would keep
     them up to its capacity. Returns how many were forgotten."""
     now = datetime.datetime.now()

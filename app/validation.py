@@ -13,17 +13,10 @@ from typing import Any
 
 import gradio as gr
 
+from minsnr_core.registry import describe_value as describe
+
 MAX_CHOICE = 200  # longest choice name or token a control takes: every real one is far shorter
 MAX_TEXT = 4000  # longest text box value (a link's query string is about 600 characters)
-
-
-def describe(value: Any) -> str:
-    """A short, safe description of a refused value (never the whole megabyte)."""
-    if isinstance(value, str):
-        return f"a text of {len(value):,} characters" if len(value) > 40 else repr(value)
-    if isinstance(value, (list, tuple, dict)):
-        return f"a {type(value).__name__} of {len(value):,} items"
-    return repr(value) if isinstance(value, (int, float, bool)) or value is None else type(value).__name__
 
 
 def _number(value: Any, what: str) -> str | None:
@@ -51,14 +44,10 @@ def payload_problem(component: gr.components.Component, value: Any) -> str | Non
         return _number(value, "a finite number" + bounds)
     if isinstance(component, gr.Checkbox):
         return None if isinstance(value, bool) else f"expects true or false; got {describe(value)}"
-    if isinstance(component, gr.CheckboxGroup):
+    if isinstance(component, gr.CheckboxGroup) or isinstance(component, gr.Dropdown) and component.multiselect:
         count = len(component.choices)
         if not isinstance(value, list) or len(value) > count:
             return f"expects a list of at most {count} of its choices; got {describe(value)}"
-        return next((p for p in (_text(v, "choice names") for v in value) if p), None)
-    if isinstance(component, gr.Dropdown) and component.multiselect:
-        if not isinstance(value, list) or len(value) > len(component.choices):
-            return f"expects a list of its choices; got {describe(value)}"
         return next((p for p in (_text(v, "choice names") for v in value) if p), None)
     if isinstance(component, (gr.Dropdown, gr.Radio)):
         return _text(value, "one of its choices")

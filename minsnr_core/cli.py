@@ -220,10 +220,7 @@ def train_main(argv: list[str] | None = None) -> int:
         if status == 0:
             print(f"run folder: {out.resolve()}")
         return status
-    except (ValueError, DataUnavailableError, CheckpointError) as error:
-        print(f"minsnr-train: error: {error}", file=sys.stderr)
-        return 2
-    except CheckpointSaveError as error:
+    except (ValueError, DataUnavailableError, CheckpointError, CheckpointSaveError) as error:
         print(f"minsnr-train: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a folder without write permission

@@ -12,6 +12,16 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 
+def describe_value(value: Any) -> str:
+    """A short description of a refused value for an error message: the value itself when short, never a whole
+    megabyte of text or a long list."""
+    if isinstance(value, str):
+        return f"a text of {len(value):,} characters" if len(value) > 40 else repr(value)
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {type(value).__name__} of {len(value):,} items"
+    return repr(value) if isinstance(value, (int, float, bool)) or value is None else type(value).__name__
+
+
 @dataclass(frozen=True)
 class Param:
     """A numeric parameter of a registry entry, with its default and allowed range."""
@@ -31,7 +41,7 @@ class Param:
         return self.minimum + self.step if self.exclusive_minimum else self.minimum
 
     def validate(self, value: Any, owner: str) -> float:
-        shown = repr(value) if len(repr(value)) <= 40 else f"a {type(value).__name__} of {len(repr(value)):,} characters"
+        shown = describe_value(value)
         try:
             if isinstance(value, (str, bool)):  # "5" and True are not numbers a control sends
                 raise TypeError
