@@ -173,8 +173,10 @@ def test_train_and_compare_gamma_move_on_a_log_scale_too(browser, app_url):
     page.screenshot(path=str(ARTIFACTS / "train-gamma-log.png"))
     # A value set by the app (Compare's preset, γ = 5) moves the log-scale slider with it.
     page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-param-gamma-log").wait_for(timeout=10_000)  # drawn once the tab opens (slow on a busy CPU)
     move_log_slider(page, "#compare-param-gamma-log", 1)
-    assert page.locator("#compare-param-gamma input[type=number]").input_value() == "10"
+    page.wait_for_function("() => document.querySelector('#compare-param-gamma input[type=number]').value === '10'",
+                           timeout=10_000)
     page.get_by_role("button", name="Preset").first.click()
     page.wait_for_function("() => Math.abs(Number(document.querySelector('#compare-param-gamma-log').value)"
                            " - Math.log10(5)) < 1e-3", timeout=10_000)
