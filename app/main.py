@@ -30,7 +30,6 @@ from .explorer import (
     TIMESTEPS_RANGE,
     VIEWS,
     X_AXES,
-    ExplorerResult,
     browser_figure_json,
     build_explorer,
     default_view,
@@ -41,7 +40,7 @@ from .explorer_api import explorer_api
 from .explorer_js import GAMMA_LOG_CSS, GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
 from .first_paint import FIRST_PAINT_CSS, early_paint_middleware, figure_svg, first_paint_js
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
-from .server_files import ServerFiles, expire_idle_sessions
+from .server_files import SESSION_IDLE_S, ServerFiles, expire_idle_sessions, release_memory
 from .settings import default_settings, params_of
 from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
 from .validation import name_refusals
@@ -116,11 +115,13 @@ difference with the v target."""
 
 @functools.lru_cache(maxsize=256)
 def _cached_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, sampler_params,
-                     params) -> tuple[ExplorerResult, PlotData]:
-    # A class follows its teacher: many pages ask for the same figure, which is then drawn and encoded once.
+                     params) -> tuple[PlotData, str, str]:
+    # A class follows its teacher: many pages ask for the same figure, which is then drawn and encoded once. Only
+    # what is sent is kept (the figure as JSON text, not plotly's objects), so a full cache stays small.
     result = build_explorer(schedule, T, list(strategies), dict(params), target, x_axis, view, zero_snr, log_y,
                             sampler, dict(sampler_params))
-    return result, PlotData(type="plotly", plot=browser_figure_json(result))
+    notices = "\n".join(f"- {n}" for n in result.notices)
+    return PlotData(type="plotly", plot=browser_figure_json(result)), result.explanation, notices
 
 
 def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, *param_values):
@@ -130,12 +131,10 @@ def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log
     sampler_params = tuple(zip(explorer_sampler_parameters(), param_values[:count], strict=True))
     params = tuple(zip(strategy_parameters(), param_values[count:], strict=True))
     try:
-        result, plot = _cached_explorer(schedule, T, bool(zero_snr), tuple(strategies or []), target, x_axis, view,
-                                        bool(log_y), sampler, sampler_params, params)
+        return _cached_explorer(schedule, T, bool(zero_snr), tuple(strategies or []), target, x_axis, view,
+                                bool(log_y), sampler, sampler_params, params)
     except (ValueError, TypeError) as error:  # unhashable or refused values: nothing is cached
         return gr.skip(), gr.skip(), f"⚠️ {error}"
-    notices = "\n".join(f"- {n}" for n in result.notices)
-    return plot, result.explanation, notices
 
 
 def linked_explorer(*values):
@@ -338,6 +337,9 @@ def main(argv: list[str] | None = None) -> None:
                         f"{defaults.max_runs_per_address}; 0: no cap; raise it for a class behind one NAT address)")
     parser.add_argument("--grace-seconds", type=float, default=GRACE_S,
                         help=f"how long a run outlives its page (a reload within it gets the run back; default {GRACE_S:g})")
+    parser.add_argument("--session-idle-seconds", type=float, default=SESSION_IDLE_S,
+                        help="how long a session with no open page and no call keeps its state on the server "
+                        f"(default {SESSION_IDLE_S:g})")
     args = parser.parse_args(argv)
     if args.max_jobs < 1:
         parser.error("--max-jobs must be ≥ 1")
@@ -345,6 +347,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--max-steps must be ≥ 1 and --max-minutes a positive number")
     if not 0 <= args.grace_seconds < float("inf"):
         parser.error("--grace-seconds must be a number ≥ 0")
+    if not 1 <= args.session_idle_seconds < float("inf"):
+        parser.error("--session-idle-seconds must be a number ≥ 1")
     if args.max_runs_per_address < 0:
         parser.error("--max-runs-per-address must be ≥ 0 (0: no cap)")
     limits = ClassLimits(max_steps=args.max_steps, max_minutes=args.max_minutes,
@@ -362,9 +366,10 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app(args.data_root, args.image_root, manager)
 
     def sweep_sessions() -> None:
-        while True:
-            time.sleep(30)
-            expire_idle_sessions(demo.state_holder, manager.open_sessions())
+        while True:  # a sweep at least every 30 s, and twice per idle period when that is shorter
+            time.sleep(min(30.0, args.session_idle_seconds / 2))
+            if expire_idle_sessions(demo.state_holder, manager.open_sessions(), args.session_idle_seconds):
+                release_memory()
 
     threading.Thread(target=sweep_sessions, daemon=True, name="minsnr-sessions").start()
 

@@ -49,7 +49,12 @@ def start_server(port: int) -> subprocess.Popen:
     server = subprocess.Popen([sys.executable, "-m", "app.main", "--port", str(port), "--grace-seconds", "5",
                                "--data-root", DATA_ROOT], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 90
+    return wait_for_port(server, port)
+
+
+def wait_for_port(server: subprocess.Popen, port: int, timeout_s: float = 120) -> subprocess.Popen:
+    """The started server, once it answers on ``port``."""
+    deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
