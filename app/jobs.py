@@ -45,7 +45,7 @@ def check_owner(owner: object) -> str:
 def warm_up() -> None:
     """Two training steps of a toy and of the MNIST UNet on made-up data, each with a preview and a metric, before
     the server opens: the first run of a class then starts as fast as the rest, and the one-time memory of loading
-    kernels and thread pools (509 → 728 MB measured in one process on a 2-core CPU) is part of the server's start,
+    kernels and thread pools is part of the server's start,
     not of a student's run (docs/performance.md, soak benchmark)."""
     toy = TrainConfig(dataset="moons", steps=2, toy_size=64, batch_size=16, preview_every=2, metric_every=2,
                       metric_samples=16, preview_sample_steps=2, checkpoint_every=0, log_every=1)

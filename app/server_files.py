@@ -10,9 +10,7 @@ random ids, so a new student can never be handed an earlier student's files.
 
 from __future__ import annotations
 
-import ctypes
 import datetime
-import gc
 import getpass
 import os
 import shutil
@@ -131,14 +129,3 @@ def expire_idle_sessions(state_holder: Any, keep: set[str], idle_s: float = SESS
             state_holder.time_last_used.pop(session, None)
     return len(stale)
 
-
-def release_memory() -> bool:
-    """Hand the memory of forgotten sessions back to the system: collect Python's cycles, then ask the C allocator
-    to return its free pages (glibc's ``malloc_trim``; elsewhere nothing more is done). True where it was asked."""
-    gc.collect()
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return False
-    trim(0)
-    return True

@@ -111,12 +111,16 @@ def test_a_runs_folder_in_use_is_refused_and_a_dead_servers_folder_is_removed(tm
 
 
 def test_the_upload_route_refuses_files_above_the_cap(tmp_path):
+    """Started as ``minsnr-app`` starts it (app.serve): in a Python whose freed memory can go back to the system."""
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(tmp_path)}
-    server = subprocess.Popen([sys.executable, "-m", "app.main", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONMALLOC"}
+    env.update({"GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(tmp_path)})
+    server = subprocess.Popen([sys.executable, "-m", "app.serve", "--port", str(port), "--session-idle-seconds", "5"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(server, port)
+        environment = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+        assert b"PYTHONMALLOC=malloc" in environment, "the server runs on the C allocator"
 
         def upload(size: int) -> int:
             boundary = "minsnrboundary"
@@ -135,6 +139,12 @@ def test_the_upload_route_refuses_files_above_the_cap(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert not list(Path(tmp_path).glob("minsnr-app-*"))
+
+
+def test_a_session_idle_time_below_one_second_is_refused():
+    refused = subprocess.run([sys.executable, "-m", "app.main", "--session-idle-seconds", "0"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--session-idle-seconds must be a number ≥ 1" in refused.stderr
 
 
 def test_idle_sessions_are_forgotten_unless_their_page_is_open():
