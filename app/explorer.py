@@ -56,8 +56,38 @@ def _mean_weight(probabilities: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(probabilities[drawn] * weights[drawn]))
 
 
-def _format_mean(value: float) -> str:
-    return "∞" if value == np.inf else f"{value:.3g}"
+# How build_explorer writes numbers, legend entries and the clamp band. The page writes the same when it redraws a
+# figure for new parameter values (app/static/explorer.js), from these, sent in the figure's meta (browser_meta).
+TEXT = {
+    "digits": 6,  # a parameter's value: Python's format(v, ".6g"), the "g" of f"{v:g}"
+    "mean_digits": 3,  # a curve's mean weight E[w]
+    "infinite": "∞",  # an unbounded mean weight
+    # str.format templates with named fields only, which the page fills the same way.
+    "legend": {"entry": "{display}{params} · E[w] = {mean}", "params": " ({list})", "param": "{name}={value}",
+               "separator": ", "},
+}
+# Min-SNR's clamp band (where SNR > γ), as plotly's add_vrect draws it: the shape's x0 and x1 and the note's x are
+# the band's ends, the note's text CLAMP["text"] with the parameter's value.
+CLAMP = {
+    "param": "gamma",
+    "shape": {"type": "rect", "xref": "x", "y0": 0, "y1": 1, "yref": "y domain", "fillcolor": "rgba(255,165,0,0.15)",
+              "line": {"width": 0}},
+    "note": {"xref": "x", "y": 1, "yref": "y domain", "xanchor": "left", "yanchor": "top", "showarrow": False},
+    "text": "Min-SNR clamp active (SNR > γ = {gamma})",
+}
+
+
+def _number(value: float, digits: int = TEXT["digits"]) -> str:
+    return format(value, f".{digits}g")
+
+
+def _legend_entry(display: str, values: Mapping[str, float], mean: float) -> str:
+    """A curve's name: the strategy, its parameters' values and its mean weight E_p[w]."""
+    legend = TEXT["legend"]
+    listed = legend["separator"].join(legend["param"].format(name=k, value=_number(v)) for k, v in values.items())
+    shown_mean = TEXT["infinite"] if mean == np.inf else _number(mean, TEXT["mean_digits"])
+    return legend["entry"].format(display=display, params=legend["params"].format(list=listed) if listed else "",
+                                  mean=shown_mean)
 
 
 def _clamp_region(snr: np.ndarray, x: np.ndarray, gamma: float) -> tuple[float, float] | None:
@@ -151,14 +181,13 @@ def build_explorer(
         if log_y and (weights[keep] <= 0).any():
             notices.append(f"{entry.display_name}: weight 0 at some steps, not drawn on the log axis.")
             keep &= weights > 0
-        suffix = ", ".join(f"{k}={v:g}" for k, v in values.items())
         figure.add_trace(
             go.Scatter(
                 x=x_all[keep],
                 y=weights[keep],
                 customdata=np.stack([t[keep], snr[keep]], axis=1),
                 mode="lines",
-                name=entry.display_name + (f" ({suffix})" if suffix else "") + f" · E[w] = {_format_mean(mean)}",
+                name=_legend_entry(entry.display_name, values, mean),
                 hovertemplate="t=%{customdata[0]}<br>SNR=%{customdata[1]:.4g}<br>weight=%{y:.4g}<extra>%{fullData.name}</extra>",
             )
         )
@@ -170,14 +199,13 @@ def build_explorer(
                                     name=f"{TIMESTEP_SAMPLERS.get(sampler).display_name} T·p(t)",
                                     hovertemplate="t=%{x}<br>T·p(t)=%{y:.4g}<extra></extra>"))
 
-    gamma = STRATEGIES.get("min_snr").resolve_params(params, ignore_unknown=True)["gamma"]
+    gamma = STRATEGIES.get("min_snr").resolve_params(params, ignore_unknown=True)[CLAMP["param"]]
     region = _clamp_region(snr, x_all, gamma)
-    # The band as plotly's add_vrect draws it, set directly (add_vrect took a third of a figure's drawing time).
+    # The band set directly, not through plotly's add_vrect, which is slow.
     band = {} if region is None else {
-        "shapes": [{"type": "rect", "x0": region[0], "x1": region[1], "xref": "x", "y0": 0, "y1": 1,
-                    "yref": "y domain", "fillcolor": "rgba(255,165,0,0.15)", "line": {"width": 0}}],
-        "annotations": [{"text": f"Min-SNR clamp active (SNR > γ = {gamma:g})", "x": region[0], "xref": "x", "y": 1,
-                         "yref": "y domain", "xanchor": "left", "yanchor": "top", "showarrow": False}]}
+        "shapes": [{**CLAMP["shape"], "x0": region[0], "x1": region[1]}],
+        "annotations": [{**CLAMP["note"], "text": CLAMP["text"].format(**{CLAMP["param"]: _number(gamma)}),
+                         "x": region[0]}]}
     all_params = {p.name: float(params.get(p.name, p.default)) for p in strategy_parameters().values()}
     if view == "sampler":
         y_title = f"T·q(t), q ∝ p·w on the {target_name(target, sched.process)} MSE (1 = uniform)"
@@ -246,9 +274,11 @@ def _float64_base64(values: np.ndarray) -> str:
 def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: str, view: str,
                  log_y: bool, params: dict[str, float], factor: np.ndarray) -> dict:
     """What the browser needs to redraw this figure for new parameter values without asking the server
-    (app/explorer_js.py): the schedule's SNR and log-SNR density per step, the v target's error scale, the timestep
-    sampler's T·p(t), and each strategy's weight as the registry's JavaScript expression. The scale is sent only
-    for the v target and T·p(t) only for a sampler other than uniform (where it is 1 everywhere): 11 kB each."""
+    (app/static/explorer.js): the schedule's SNR and log-SNR density per step, the v target's error scale, the timestep
+    sampler's T·p(t), each strategy's weight as the registry's JavaScript expression, the parameters' ranges, and how
+    numbers, legend entries and the clamp band are written (:data:`TEXT`, :data:`CLAMP`). The scale is sent only for
+    the v target and T·p(t) only for a sampler other than uniform (where it is 1 everywhere), as each is as large as
+    the SNR itself."""
     return {
         "minsnr": 1, "snr": _float64_base64(sched.snr.numpy()), "density": _float64_base64(sched.log_snr_density().numpy()),
         "factor": None if np.all(factor == 1) else _float64_base64(factor),
@@ -260,14 +290,15 @@ def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: st
         "strategies": [{"display": STRATEGIES.get(n).display_name, "js": STRATEGIES.get(n).js,
                         "eps_at_zero": STRATEGIES.get(n).js_eps_at_zero, "per_unit": STRATEGIES.get(n).per_unit_log_snr,
                         "params": [p.name for p in STRATEGIES.get(n).params]} for n in strategies],
+        "text": TEXT, "clamp": CLAMP,
     }
 
 
 def browser_figure_json(result: ExplorerResult) -> str:
     """The figure as sent to a page after a control change: the strategies' traces without their points, which the
-    page computes from ``layout.meta`` (app/explorer_js.py) before the chart is painted. About a quarter of the full
-    figure's bytes (the four default curves: 1000 points each, with their hover data)."""
-    figure = json.loads(result.figure.to_json())  # a copy without plotly's validation: ~5 times faster
+    page computes from ``layout.meta`` (app/static/explorer.js) before the chart is painted: far fewer bytes than the
+    full figure, whose points and hover data make up most of it."""
+    figure = json.loads(result.figure.to_json())  # a copy without plotly's validation, which is slow
     for trace in figure["data"][:len(figure["layout"]["meta"]["strategies"])]:
         trace.update(x=[], y=[], customdata=[])
     figure["layout"]["meta"]["skeleton"] = 1

@@ -1,10 +1,10 @@
 """The explorer's first chart as a static SVG, so a page shows its curves before Plotly has loaded.
 
-Gradio mounts the explorer's controls about 1.5 s after a page is opened on a 2-core laptop; Plotly's 1.3 MB module
-then takes another 1.2–1.7 s to compile and run before it draws (docs/performance.md). The server draws the same
-figure's traces, axes, clamp band and legend as SVG into the page; Plotly's interactive chart replaces it as soon as
-it exists (CSS in :data:`FIRST_PAINT_CSS`). A page opened from a link with settings shows no first paint: its chart
-is not the default one.
+Gradio mounts the explorer's controls well after a page is opened, and Plotly's large module then takes as long
+again to compile and run before it draws (measured in docs/performance.md). The server draws the same figure's
+traces, axes, clamp band and legend as SVG into the page; Plotly's interactive chart replaces it as soon as it exists
+(CSS in :data:`FIRST_PAINT_CSS`). A page opened from a link with settings shows no first paint: its chart is not the
+default one (app/static/first_paint.js).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ LEFT, RIGHT, TOP = 70, 20, 50
 LEGEND_COLUMNS = 2
 EARLY_PAINT_ID = "early-paint"  # the chart in the page's own HTML (:class:`EarlyPaint`)
 
-# The first paint is hidden once Plotly's chart exists (also by app/explorer_js.py, for browsers without :has);
+# The first paint is hidden once Plotly's chart exists (also by app/static/explorer.js, for browsers without :has);
 # until then the empty Plotly box takes no room. Each selector list in its own rule: a browser drops a whole rule
 # whose selector it cannot parse.
 FIRST_PAINT_CSS = (
@@ -36,16 +36,6 @@ FIRST_PAINT_CSS = (
     "body:not(:has(#explorer-plot .js-plotly-plot)):has(#explorer-first-paint:not(.linked)) #explorer-plot "
     "{ height: 0; min-height: 0; overflow: hidden; padding: 0; border: 0; }"
 )
-
-
-def first_paint_js(link_fields: list[str]) -> str:
-    """A page opened from a link that sets any of the explorer's ``link_fields`` draws another chart: no first paint
-    of the default one (other query parameters, e.g. Gradio's theme, keep it). Either way the page's early paint,
-    if any, is removed: Gradio's page now stands."""
-    return (f"const fields = {link_fields!r}; const query = new URLSearchParams(window.location.search);"
-            " if (fields.some((name) => query.has(name)))"
-            " document.getElementById('explorer-first-paint')?.classList.add('linked');"
-            f" document.getElementById('{EARLY_PAINT_ID}')?.remove();")
 
 
 def _nice_step(span: float, count: int = 5) -> float:
@@ -121,7 +111,7 @@ def figure_svg(figure: go.Figure) -> str:
         x = float(px(k * step))
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{bottom}" stroke="white"/>')
         parts.append(_text(x, bottom + 16, _format(k * step), size=11))
-    # The curves, one point per 2 units of width at most (smooth curves; a third of the bytes).
+    # The curves, one point per 2 units of width at most: as smooth, in far fewer bytes.
     for index, (name, x, y, color, dash) in enumerate(traces):
         keep = np.isfinite(x) & np.isfinite(y) & ((y > 0) if log_y else True)
         points_x, points_y = px(x[keep]), py(y[keep])
@@ -154,9 +144,9 @@ def figure_svg(figure: go.Figure) -> str:
 
 
 # The page's own HTML carries the default chart too, so it is painted as soon as the HTML has arrived, before
-# Gradio's script has built the page (1.5–2 s on a 2-core laptop, docs/performance.md). It sits above Gradio's app
-# in the document flow, so it can never cover a control, and goes once the explorer's own first paint or Plotly's
-# chart exists (CSS, and :func:`first_paint_js` for browsers without :has).
+# Gradio's script has built the page (which takes a while: docs/performance.md). It sits above Gradio's app in the
+# document flow, so it can never cover a control, and goes once the explorer's own first paint or Plotly's chart
+# exists (CSS, and app/static/first_paint.js for browsers without :has).
 # Text in the body's colours, which Gradio's page sets for a light and a dark colour scheme; the chart on white.
 EARLY_PAINT_CSS = (
     f"#{EARLY_PAINT_ID} {{ box-sizing: border-box; max-width: 1280px; min-height: 100vh; margin: 0 auto;"

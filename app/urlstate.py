@@ -12,6 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from .explorer_js import read_script
+
+# The page's link writer: one function, given each field's rule (:func:`link_writer_js`).
+LINKS_JS = read_script("links.js")
+# How a flag (false, true) and a list are written into a link; the page writes them the same way (the rules say so).
+FLAG_TEXT = ("0", "1")
+LIST_SEPARATOR = ","
+
 
 @dataclass(frozen=True)
 class Field:
@@ -37,13 +45,13 @@ def choice(allowed: Sequence[str]) -> Callable[[str], str]:
 
 def multi_choice(allowed: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(raw: str) -> list[str]:
-        items = [item for item in raw.split(",") if item]
+        items = [item for item in raw.split(LIST_SEPARATOR) if item]
         bad = [item for item in items if item not in allowed]
         if bad:
             raise ValueError(f"unknown {bad}; allowed: {', '.join(allowed)}")
         return items
 
-    parse.rule = {"kind": "list", "allowed": list(allowed)}
+    parse.rule = {"kind": "list", "allowed": list(allowed), "separator": LIST_SEPARATOR}
     return parse
 
 
@@ -68,18 +76,18 @@ def flag(raw: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ValueError("allowed: 1 or 0")
+    raise ValueError(f"allowed: {FLAG_TEXT[True]} or {FLAG_TEXT[False]}")
 
 
-flag.rule = {"kind": "flag"}
+flag.rule = {"kind": "flag", "text": list(FLAG_TEXT)}
 
 
 def encode_flag(value: Any) -> str:
-    return "1" if value else "0"
+    return FLAG_TEXT[bool(value)]
 
 
 def encode_list(value: Any) -> str:
-    return ",".join(value)
+    return LIST_SEPARATOR.join(value)
 
 
 def read_query(fields: Sequence[Field], query: Mapping[str, str]) -> tuple[list[Any], list[str]]:
@@ -102,38 +110,11 @@ def write_query(fields: Sequence[Field], values: Sequence[Any]) -> str:
     """The query string (without '?') for the current values; defaults are left out to keep links short. The page
     writes its links itself (:func:`link_writer_js`); tests check that it writes what this function writes."""
     pairs = {spec.key: spec.encode(value) for spec, value in zip(fields, values, strict=True) if value != spec.default}
-    return urlencode(pairs, safe=",")
+    return urlencode(pairs, safe=LIST_SEPARATOR)
 
 
 def link_writer_js(fields: Sequence[Field]) -> str:
-    """The link's query with ``fields`` (the last values handed in), written by the page, checked and encoded as
-    :func:`read_query` and :func:`write_query` do (a default left out), so a change asks
-    the server for the figure at most, never for the link. A value the app would refuse (an empty box included)
-    leaves the link as it was."""
+    """The js= hook with which the page writes the link's query for ``fields`` itself (app/static/links.js), checked
+    and encoded as :func:`read_query` and :func:`write_query` do, from each field's key, default and parser rule."""
     spec = json.dumps([[f.key, f.default, f.parse.rule] for f in fields])
-    return f"""(query, ...values) => {{
-  const spec = {spec}, search = new URLSearchParams(query || '');
-  for (let i = 0; i < spec.length; i++) {{
-    const [key, fallback, rule] = spec[i];
-    let value = values[values.length - spec.length + i], text;
-    if (rule.kind === 'number') {{
-      if (value === null || value === undefined || value === '') return query;
-      value = Number(value);
-      if (!Number.isFinite(value) || value > rule.high || (rule.exclusive_low ? value <= rule.low : value < rule.low)
-          || (rule.integer && !Number.isInteger(value))) return query;
-      text = String(value);
-    }} else if (rule.kind === 'flag') {{
-      value = Boolean(value); text = value ? '1' : '0';
-    }} else if (rule.kind === 'choice') {{
-      if (!rule.allowed.includes(value)) return query;
-      text = value;
-    }} else {{  // a list
-      value = value || [];
-      if (!value.every((item) => rule.allowed.includes(item))) return query;
-      text = value.join(',');
-    }}
-    if (JSON.stringify(value) === JSON.stringify(fallback)) search.delete(key);
-    else search.set(key, text);
-  }}
-  return search.toString().replace(/%2C/g, ',');
-}}"""
+    return f"(query, ...values) => ({LINKS_JS.strip()})({spec}, query, values)"
