@@ -1,4 +1,4 @@
-"""Run by hand on a CUDA machine: two safeguards of the CUDA-graph step (``minsnr_core.steps.CudaGraphStep``).
+"""Run by hand on a CUDA machine: two safeguards of the CUDA-graph step (``minsnr_core.cuda_graph.CudaGraphStep``).
 
     python benchmarks/cuda_graph_safeguards.py --data-root DATA [--steps 40]
 
@@ -19,8 +19,9 @@ import threading
 import torch
 
 from minsnr_core.config import TrainConfig
+from minsnr_core.cuda_graph import CudaGraphStep
 from minsnr_core.data import load_labels, load_mnist
-from minsnr_core.steps import CudaGraphStep, draw_batch, prepare_run, stepper
+from minsnr_core.steps import draw_batch, prepare_run, stepper
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Run by hand on a CUDA machine: the training step replayed as one CUDA graph (``minsnr_core.steps.CudaGraphStep``,
+"""Run by hand on a CUDA machine: the training step replayed as one CUDA graph (``minsnr_core.cuda_graph.CudaGraphStep``,
 what ``train()`` uses on CUDA) against the eager step, from the same seed.
 
     python benchmarks/cuda_graph_step.py --data-root DATA [--model mnist] [--batch-size 64] [--lr 0.002]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +90,94 @@ class _LossMeter:
                   "unweighted_loss": (self.unweighted_sum / self.steps).item(),
                   "images_per_sec": rate,
                   "bucket_losses": [m if c > 0 else None for m, c in zip(means, counts.tolist(), strict=True)]}
-        self.bucket_sum.zero_(), self.bucket_count.zero_(), self.loss_sum.zero_(), self.unweighted_sum.zero_()
+        for total in (self.bucket_sum, self.bucket_count, self.loss_sum, self.unweighted_sum):
+            total.zero_()
         self.steps, self.started, self.paused_s = 0, now, 0.0
         return fields
+
+
+REPORTS = ("preview", "metric")  # the reports that sample the model, in the order a step makes them
+
+
+@dataclass
+class ReportSchedule:
+    """When a run logs, reports and saves, and when its budget ends. ``every``: each kind's interval in steps (log,
+    preview, metric, checkpoint; 0 or None: never). The budget: ``steps``, and/or a wall-clock ``deadline`` (from
+    ``minutes``, previews and metrics included).
+
+    A time budget keeps room for the final preview and metric, as long as each last took (``took_s``; before the
+    first, an estimate), and skips a periodic one that would not end before then, so the run ends on time."""
+
+    started: float
+    steps: int | None
+    deadline: float | None
+    every: dict[str, int | None]
+    took_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(REPORTS, 0.0))
+    shown_at: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REPORTS, -1))  # the step each last showed
+
+    @classmethod
+    def of(cls, config: TrainConfig, started: float) -> ReportSchedule:
+        """The schedule of a resolved ``config`` whose run started at ``started`` (``time.perf_counter``)."""
+        every = {"log": config.log_every, "preview": config.preview_every, "metric": config.metric_every,
+                 "checkpoint": config.checkpoint_every}
+        return cls(started, config.steps, started + config.minutes * 60 if config.minutes else None, every)
+
+    def due(self, kind: str, step: int) -> bool:
+        """Whether ``step`` is on ``kind``'s interval."""
+        every = self.every[kind]
+        return bool(every) and step % every == 0
+
+    def report_due(self, kind: str, step: int, now: float, final: bool) -> bool:
+        """Whether a preview or metric is due: on its interval if it would end before the room kept for the final
+        reports, or (``final``) of the final state; never twice for one step."""
+        if not self.every[kind] or self.shown_at[kind] == step:
+            return False
+        if final:
+            return True
+        return self.due(kind, step) and (self.deadline is None or now + self.took_s[kind] <= self.end_of_training())
+
+    def reported(self, kind: str, step: int, seconds: float) -> None:
+        """A preview or metric of ``step`` took ``seconds``."""
+        self.took_s[kind], self.shown_at[kind] = seconds, step
+
+    def final_reports_s(self) -> float:
+        """The room a time budget keeps for the final preview and metric."""
+        return sum(self.took_s[kind] for kind in REPORTS if self.every[kind])
+
+    def end_of_training(self) -> float:
+        """When a time budget stops training: its deadline less the room for the final reports."""
+        return self.deadline - self.final_reports_s()
+
+    def ends(self, step: int, now: float) -> bool:
+        """Whether the budget is spent."""
+        if self.steps is not None and step >= self.steps:
+            return True
+        return self.deadline is not None and now >= self.end_of_training()
+
+    def progress(self, step: int, now: float) -> float:
+        """The share of the budget used (what the learning-rate schedule follows); a time budget ends early by the
+        room kept for its final reports."""
+        by_steps = step / self.steps if self.steps else 0.0
+        by_time = (now - self.started) / max(1e-9, self.end_of_training() - self.started) if self.deadline else 0.0
+        return max(by_steps, by_time)
+
+    def eta_s(self, step: int, images_per_sec: float | None, batch_size: int, now: float) -> float | None:
+        """Seconds left: a time budget's remainder, or the remaining steps at the smoothed rate plus the remaining
+        previews and metrics at the duration they last took."""
+        remaining = []
+        if self.steps is not None and images_per_sec:
+            reports = 0.0
+            for kind in REPORTS:
+                every = self.every[kind]
+                if not every:
+                    continue
+                # the periodic reports still due, and a final one unless the last step is on the interval
+                still_due = self.steps // every - step // every + (1 if self.steps % every else 0)
+                reports += self.took_s[kind] * still_due
+            remaining.append((self.steps - step) * batch_size / images_per_sec + reports)
+        if self.deadline is not None:
+            remaining.append(max(0.0, self.deadline - now))
+        return min(remaining) if remaining else None
 
 
 def train(
@@ -112,130 +197,110 @@ def train(
     final state (unless this step already had them) and a checkpoint. Then one step (:func:`stepper`); every
     ``log_every`` steps a log event, and previews, metrics and checkpoints at their intervals.
 
-    A time budget keeps room for the final preview and metric (as long as they last took; before the first, one
-    of its sampling steps is timed at the start and multiplied by its steps, plus a metric's scoring), and skips a
-    periodic one that would not end before then, so the run ends on time. ``stop`` is also honoured between the sampling
-    steps of a preview or metric. A "measuring" event announces a metric before it starts."""
+    A time budget keeps room for the final preview and metric (:class:`ReportSchedule`; before the first, one of its
+    sampling steps is timed at the start and multiplied by its steps, plus a metric's scoring). ``stop`` is also
+    honoured between the sampling steps of a preview or metric. A "measuring" event announces a metric before it
+    starts."""
     config = config.resolved()
     stop = stop or threading.Event()
-    started = time.perf_counter()
+    schedule = ReportSchedule.of(config, time.perf_counter())
     run = prepare_run(config, data, labels, resume)
     out_dir = Path(config.out_dir) if config.out_dir else None
     if out_dir is not None:
         remove_orphans(out_dir)  # half-written checkpoints of a killed run
-    parameters = count_parameters(run.model)
-    deadline = started + config.minutes * 60 if config.minutes else None
-
-    def event(kind: str, **extra: Any) -> TrainEvent:
-        return TrainEvent(kind, run.step, time.perf_counter() - started, config.steps, device=str(run.device),
-                          parameters=parameters, **extra)
-
-    def checkpoint() -> str | None:
-        return None if out_dir is None else str(save_checkpoint(out_dir / CHECKPOINT_NAME, run.state()))
-
-    report_s = {"preview": 0.0, "metric": 0.0}  # how long each last took (or will take): the room a budget keeps
-    reported_at = {"preview": -1, "metric": -1}  # the step each last showed
-
-    def final_reports_s() -> float:
-        return (report_s["preview"] if config.preview_every else 0.0) + (report_s["metric"] if config.metric_every else 0.0)
-
-    def reports(periodic: bool) -> Iterator[TrainEvent]:
-        """The previews and metrics due: at their intervals (``periodic``), or of the final state unless it was
-        just shown."""
-        for kind, every in (("preview", config.preview_every), ("metric", config.metric_every)):
-            if not every or reported_at[kind] == run.step or (periodic and run.step % every):
-                continue
-            if periodic and deadline and time.perf_counter() + report_s[kind] > deadline - final_reports_s():
-                continue  # would end after the budget: the final report shows this state's successor instead
-            began = time.perf_counter()
-            if kind == "preview":
-                report = event("preview", samples=preview_samples(run, stop.is_set), weight_curves=weight_curves(run))
-            else:
-                yield event("measuring", message=f"measuring sample quality on {config.metric_samples} samples")
-                report = event("metric", metric=evaluate_quality(run, stop.is_set))
-            report_s[kind], reported_at[kind] = time.perf_counter() - began, run.step
-            meter.pause(report_s[kind])
-            yield report
-
-    def ends_now() -> bool:
-        if config.steps is not None and run.step >= config.steps:
-            return True
-        return bool(deadline) and time.perf_counter() >= deadline - final_reports_s()
-
-    yield event("start", message=f"{config.dataset}: {len(run.data)} examples, {parameters:,} parameters on "
-                f"{run.device}")
+    yield _event(run, schedule, "start", message=f"{config.dataset}: {len(run.data)} examples, "
+                 f"{count_parameters(run.model):,} parameters on {run.device}")
     run.model.train()
     step = stepper(run)
     try:
-        if deadline:  # a final report that comes before any periodic one must not overshoot the budget
-            if config.preview_every:
-                report_s["preview"] = _first_report_s(run, config.preview_count, config.preview_sample_steps, False,
-                                                      stop.is_set)
-            if config.metric_every:
-                report_s["metric"] = _first_report_s(run, config.metric_samples, METRIC_SAMPLE_STEPS, True,
-                                                     stop.is_set)
+        if schedule.deadline is not None:  # a final report that comes before any periodic one must not overshoot
+            for kind in REPORTS:
+                if schedule.every[kind]:
+                    schedule.took_s[kind] = _first_report_s(run, kind, stop.is_set)
         meter = _LossMeter(config.buckets, config.timesteps, run.device)
         while True:
             if stop.is_set():
-                yield event("stopped", message="stopped on request", checkpoint=checkpoint())
+                yield _event(run, schedule, "stopped", message="stopped on request", checkpoint=_save(run, out_dir))
                 return
-            if ends_now():
-                yield from reports(periodic=False)
-                yield event("done", message=f"finished after {run.step} steps", checkpoint=checkpoint())
+            if schedule.ends(run.step, time.perf_counter()):
+                yield from _reports(run, schedule, meter, stop, final=True)
+                yield _event(run, schedule, "done", message=f"finished after {run.step} steps",
+                             checkpoint=_save(run, out_dir))
                 return
-            # The share of the budget used; a time budget ends early by the room kept for its final reports.
-            progress = max(run.step / config.steps if config.steps else 0.0,
-                           (time.perf_counter() - started) / max(1e-9, deadline - final_reports_s() - started)
-                           if deadline else 0.0)
+            lr = _lr_at(config, run.step, schedule.progress(run.step, time.perf_counter()))
             batch = draw_batch(run)
+            check = run.device.type == "cpu" or (run.step + 1) % config.log_every == 0  # a check syncs a GPU
             try:
-                check = run.device.type == "cpu" or (run.step + 1) % config.log_every == 0
-                loss, per_sample = step(batch, _lr_at(config, run.step, progress), check)
+                loss, per_sample = step(batch, lr, check)
             except NonFiniteLoss as error:
-                kept = out_dir / CHECKPOINT_NAME if out_dir and (out_dir / CHECKPOINT_NAME).exists() else None
-                yield event("error", loss=error.args[0], checkpoint=str(kept) if kept else None,
-                            message=f"loss became {error.args[0]} at step {run.step + 1}; run stopped. "
-                            + ("The last good checkpoint is kept (checkpoint.pt in the run folder)." if kept
-                               else "No checkpoint was written yet.")
-                            + " Try a lower learning rate.")
+                yield _non_finite(run, schedule, out_dir, error.args[0])
                 return
             meter.add(batch.t, loss, per_sample)
-            if run.step % config.log_every == 0:
+            if schedule.due("log", run.step):
                 fields = meter.read(config.batch_size)
-                yield event("log", eta_s=_eta(config, run.step, meter.smoothed_rate, deadline, report_s), **fields)
-            yield from reports(periodic=True)
-            if config.checkpoint_every and run.step % config.checkpoint_every == 0 and out_dir is not None:
-                yield event("checkpoint", checkpoint=checkpoint())
-
+                eta_s = schedule.eta_s(run.step, meter.smoothed_rate, config.batch_size, time.perf_counter())
+                yield _event(run, schedule, "log", eta_s=eta_s, **fields)
+            yield from _reports(run, schedule, meter, stop, final=False)
+            if out_dir is not None and schedule.due("checkpoint", run.step):
+                yield _event(run, schedule, "checkpoint", checkpoint=_save(run, out_dir))
     except SamplingStopped:  # Stop pressed during a preview or metric
-        yield event("stopped", message="stopped on request", checkpoint=checkpoint())
+        yield _event(run, schedule, "stopped", message="stopped on request", checkpoint=_save(run, out_dir))
 
 
-def _eta(config: TrainConfig, step: int, images_per_sec: float | None, deadline: float | None,
-         report_s: dict[str, float]) -> float | None:
-    """Seconds left: a time budget's remainder, or the remaining steps at the smoothed rate plus the remaining
-    previews and metrics at the duration they last took."""
-    remaining = []
-    if config.steps is not None and images_per_sec:
-        left = config.steps - step
-        # the periodic reports still due, and a final one unless the last step is itself on the interval
-        reports = sum(report_s[kind] * (config.steps // every - step // every + (1 if config.steps % every else 0))
-                      for kind, every in (("preview", config.preview_every), ("metric", config.metric_every)) if every)
-        remaining.append(left * config.batch_size / images_per_sec + reports)
-    if deadline is not None:
-        remaining.append(max(0.0, deadline - time.perf_counter()))
-    return min(remaining) if remaining else None
+def _event(run: RunState, schedule: ReportSchedule, kind: str, **fields: Any) -> TrainEvent:
+    """An event of ``kind`` at the run's current step."""
+    return TrainEvent(kind, run.step, time.perf_counter() - schedule.started, schedule.steps, device=str(run.device),
+                      parameters=count_parameters(run.model), **fields)
 
 
-def _first_report_s(run: RunState, count: int, steps: int, score: bool, stop: Callable[[], bool]) -> float:
+def _save(run: RunState, out_dir: Path | None) -> str | None:
+    """Write the run's checkpoint (none without a run folder); its path."""
+    return None if out_dir is None else str(save_checkpoint(out_dir / CHECKPOINT_NAME, run.state()))
+
+
+def _reports(run: RunState, schedule: ReportSchedule, meter: _LossMeter, stop: threading.Event,
+             final: bool) -> Iterator[TrainEvent]:
+    """The previews and metrics due now (:meth:`ReportSchedule.report_due`). Their time is not training time."""
+    for kind in REPORTS:
+        if not schedule.report_due(kind, run.step, time.perf_counter(), final):
+            continue
+        began = time.perf_counter()
+        if kind == "preview":
+            report = _event(run, schedule, "preview", samples=preview_samples(run, stop.is_set),
+                            weight_curves=weight_curves(run))
+        else:
+            yield _event(run, schedule, "measuring",
+                         message=f"measuring sample quality on {run.config.metric_samples} samples")
+            report = _event(run, schedule, "metric", metric=evaluate_quality(run, stop.is_set))
+        took = time.perf_counter() - began
+        schedule.reported(kind, run.step, took)
+        meter.pause(took)
+        yield report
+
+
+def _non_finite(run: RunState, schedule: ReportSchedule, out_dir: Path | None, loss: float) -> TrainEvent:
+    """The error event of a loss that became NaN or infinite. The state is not saved: the last good checkpoint stays."""
+    kept = out_dir / CHECKPOINT_NAME if out_dir and (out_dir / CHECKPOINT_NAME).exists() else None
+    advice = ("The last good checkpoint is kept (checkpoint.pt in the run folder)." if kept
+              else "No checkpoint was written yet.")
+    return _event(run, schedule, "error", loss=loss, checkpoint=str(kept) if kept else None,
+                  message=f"loss became {loss} at step {run.step + 1}; run stopped. {advice} Try a lower learning rate.")
+
+
+def _first_report_s(run: RunState, kind: str, stop: Callable[[], bool]) -> float:
     """How long a preview or metric will take before any has: one of its sampling steps, timed, times its steps,
     plus a metric's scoring of those samples (it costs the same on any). Timed twice: the first call in a process
     also pays one-time set-up (a metric's classifier)."""
+    config = run.config
+    if kind == "preview":
+        count, steps = config.preview_count, config.preview_sample_steps
+    else:
+        count, steps = config.metric_samples, METRIC_SAMPLE_STEPS
     for _ in range(2):
         began = time.perf_counter()
-        samples = _fixed_seed_samples(run, count, 1, run.config.seed, stop)
+        samples = _fixed_seed_samples(run, count, 1, config.seed, stop)
         sampled = time.perf_counter()
-        if score:
+        if kind == "metric":
             score_samples(run, samples)
         estimate = (sampled - began) * steps + time.perf_counter() - sampled
     return estimate
