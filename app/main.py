@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import functools
 import os
 import secrets
 import signal
@@ -14,35 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from gradio.components.plot import PlotData
-
-from minsnr_core.data import TOY_DATASETS
-from minsnr_core.registry import Param
-from minsnr_core.schedules import SCHEDULES
-from minsnr_core.timesteps import TIMESTEP_SAMPLERS
-from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
 from . import urlstate as us
 from .denoise_ui import build_denoise_tab
-from .explorer import (
-    DEFAULT_STRATEGIES,
-    EXPLORER_SAMPLERS,
-    TIMESTEPS_RANGE,
-    VIEWS,
-    X_AXES,
-    browser_figure_json,
-    build_explorer,
-    default_view,
-    explorer_sampler_parameters,
-    warm_up_explorer,
-)
+from .explorer import default_view, warm_up_explorer
 from .explorer_api import explorer_api
-from .explorer_js import GAMMA_LOG_CSS, GAMMA_LOG_JS, INSTALL_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
-from .first_paint import FIRST_PAINT_CSS, early_paint_middleware, figure_svg, first_paint_js
-from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, warm_up
-from .server_files import SESSION_IDLE_S, ServerFiles, expire_idle_sessions, release_memory
-from .settings import default_settings, params_of
-from .training_ui import LATEX, build_compare_tab, build_train_tab, follow
+from .explorer_js import GAMMA_LOG_CSS
+from .explorer_tab import build_explorer_tab, explorer_fields, linked_explorer
+from .first_paint import FIRST_PAINT_CSS, early_paint_middleware
+from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, release_memory, warm_up
+from .server_files import SESSION_IDLE_S, ServerFiles, expire_idle_sessions
+from .settings import train_link_fields, train_link_settings
+from .training_ui import build_compare_tab, build_train_tab, follow
 from .validation import name_refusals
 
 DEFAULT_DATA_ROOT = Path("~/.cache/minsnr/data").expanduser()
@@ -50,57 +32,13 @@ FAVICON = str(Path(__file__).with_name("static") / "favicon.png")
 MAX_UPLOAD = "1mb"
 SESSION_CAPACITY = 2000  # sessions whose state Gradio keeps at most (its default: 10,000 copies of the page's config)
 
-EXPLORER_INTRO = """
-### Why weight the loss at all?
-A diffusion model learns to denoise at every noise level t at once. Each level is its own task, and their
-gradients pull in different directions. The loss weighting decides how much each task counts.
-**Min-SNR-γ** (Hang et al., ICCV 2023) clamps the weight of the nearly clean, easy steps at γ so they stop
-crowding out the rest. Tick strategies, drag γ, change the schedule and the prediction space, and watch the
-curves move. The shaded band is where the Min-SNR clamp is active (SNR > γ).
-"""
-
-def explorer_fields() -> list[us.Field]:
-    """Every explorer setting a link can carry, in the order of the explorer's input components; the weighting
-    parameters are the registry's, read when called."""
-    return [
-        us.Field("schedule", "cosine", us.choice(SCHEDULES.names())),
-        us.Field("T", 1000, us.number(*TIMESTEPS_RANGE, integer=True)),
-        us.Field("zero_snr", False, us.flag, us.encode_flag),
-        us.Field("strategies", list(DEFAULT_STRATEGIES), us.multi_choice(STRATEGIES.names()), us.encode_list),
-        us.Field("target", "eps", us.choice(TARGETS)),
-        us.Field("x", "t", us.choice(list(X_AXES))),
-        us.Field("view", "weight", us.choice(list(VIEWS))),
-        us.Field("log_y", True, us.flag, us.encode_flag),
-        us.Field("sampler", "uniform", us.choice(EXPLORER_SAMPLERS)),
-        *[us.Field(p.name, p.default, _param_range(p)) for p in explorer_sampler_parameters().values()],
-        *[us.Field(p.name, p.default, _param_range(p)) for p in strategy_parameters().values()],
-    ]
-
-
-def _param_range(param: Param):
-    return us.number(param.minimum, param.maximum, exclusive_low=param.exclusive_minimum)
-
-
 # The Train tab's settings a link carries (as train_<name>), besides the weighting.
-TRAIN_LINK_SETTINGS = ("dataset", "schedule", "target", "gamma", "steps", "seed")
-
-
 def link_fields(limits: ClassLimits) -> list[us.Field]:
-    """Every setting a link can carry: the explorer's, then the Train tab's (its weighting, then
-    TRAIN_LINK_SETTINGS by name), each with exactly the range its control allows on this server, so the app never
-    writes a link it would refuse."""
-    defaults = default_settings()
-    parse = {"dataset": us.choice([*TOY_DATASETS.names(), "mnist", "cifar10"]),
-             "schedule": us.choice(SCHEDULES.names()), "target": us.choice(["auto", *TARGETS]),
-             "gamma": _param_range(strategy_parameters()["gamma"]),
-             "steps": us.number(1, limits.max_steps, integer=True), "seed": us.number(0, 2**31 - 1, integer=True)}
-    return explorer_fields() + [
-        us.Field("train_weighting", "min_snr", us.choice(STRATEGIES.names())),
-        *[us.Field(f"train_{name}", defaults[name], parse[name]) for name in TRAIN_LINK_SETTINGS],
-    ]
+    """Every setting a link can carry: the explorer's, then the Train tab's."""
+    return explorer_fields() + train_link_fields(limits)
 
 # The page's own address with the settings' query, shown with a Copy button. Not written to the address bar: each
-# history.replaceState made Chromium fetch the whole page again (265 kB per change, benchmarks/explorer_speed.py).
+# history.replaceState made Chromium fetch the whole page again (docs/performance.md).
 WRITE_URL_JS = "(query) => window.location.origin + window.location.pathname + (query ? '?' + query : '')"
 # Narrow screens (phones): the explorer's chart above its controls.
 CSS = ("@media (max-width: 700px) { #explorer-row { flex-direction: column-reverse; } }\n" + GAMMA_LOG_CSS + "\n"
@@ -112,38 +50,6 @@ TITLE = """# minsnr — see what Min-SNR-γ loss weighting does to diffusion tra
 Measured here on MNIST (2000 steps, 5 paired seeds; docs/results.md, section 1): Min-SNR-5
 reached the plain loss's sample quality 1.97× sooner with the ε target, 1.37× sooner with the x0 target, and made no
 difference with the v target."""
-
-@functools.lru_cache(maxsize=256)
-def _cached_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, sampler_params,
-                     params) -> tuple[PlotData, str, str]:
-    # A class follows its teacher: many pages ask for the same figure, which is then drawn and encoded once. Only
-    # what is sent is kept (the figure as JSON text, not plotly's objects), so a full cache stays small.
-    result = build_explorer(schedule, T, list(strategies), dict(params), target, x_axis, view, zero_snr, log_y,
-                            sampler, dict(sampler_params))
-    notices = "\n".join(f"- {n}" for n in result.notices)
-    return PlotData(type="plotly", plot=browser_figure_json(result)), result.explanation, notices
-
-
-def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, *param_values):
-    """All explorer outputs for the current controls: figure, explanation, notices. ``param_values``: the
-    timestep samplers' parameters, then the weighting strategies'."""
-    count = len(explorer_sampler_parameters())
-    sampler_params = tuple(zip(explorer_sampler_parameters(), param_values[:count], strict=True))
-    params = tuple(zip(strategy_parameters(), param_values[count:], strict=True))
-    try:
-        return _cached_explorer(schedule, T, bool(zero_snr), tuple(strategies or []), target, x_axis, view,
-                                bool(log_y), sampler, sampler_params, params)
-    except (ValueError, TypeError) as error:  # unhashable or refused values: nothing is cached
-        return gr.skip(), gr.skip(), f"⚠️ {error}"
-
-
-def linked_explorer(*values):
-    """On page load: the explorer for a link's settings; nothing to send when the page opens at the defaults (the
-    page already holds that figure)."""
-    defaults = [f.default for f in explorer_fields()]
-    if [list(v) if isinstance(v, tuple) else v for v in values] == defaults:
-        return gr.skip(), gr.skip(), gr.skip()
-    return update_explorer(*values)
 
 
 def link_reader(fields: list[us.Field]):
@@ -159,65 +65,6 @@ def link_reader(fields: list[us.Field]):
         return [*values, "\n".join(f"- ⚠️ {n}" for n in notices)]
 
     return load_from_url
-
-
-def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr.Plot, gr.Markdown, gr.Textbox]:
-    gr.Markdown(EXPLORER_INTRO)
-    shown = params_of(DEFAULT_STRATEGIES)
-    with gr.Row(elem_id="explorer-row"):
-        with gr.Column(scale=1, min_width=280):
-            # The strategy parameters first (γ above all), so dragging one keeps the chart in view.
-            gamma_log = gr.HTML(gamma_log_html(strategy_parameters()["gamma"].default), js_on_load=GAMMA_LOG_JS,
-                                elem_id="gamma-log", visible="gamma" in shown)
-            sliders = [
-                gr.Slider(p.lowest_setting, p.maximum, value=p.default, step=p.step, label=p.description,
-                          elem_id=f"param-{p.name}", visible=p.name in shown)
-                for p in strategy_parameters().values()
-            ]
-            schedule = gr.Dropdown(
-                [(e.display_name, e.name) for e in SCHEDULES], value="cosine", label="Noise schedule", elem_id="schedule"
-            )
-            steps = gr.Slider(*TIMESTEPS_RANGE, value=1000, step=1, label="Timesteps T", elem_id="timesteps")
-            zero_snr = gr.Checkbox(False, label="Zero terminal SNR (Lin et al. 2023)")
-            strategies = gr.CheckboxGroup(
-                [(e.display_name, e.name) for e in STRATEGIES], value=list(DEFAULT_STRATEGIES),
-                label="Weighting strategies", elem_id="strategies",
-            )
-            target = gr.Radio([(TARGET_NAMES[t], t) for t in TARGETS], value="eps", label="Prediction target (loss space)")
-            x_axis = gr.Radio([(v, k) for k, v in X_AXES.items()], value="t", label="x-axis")
-            view = gr.Radio([(v, k) for k, v in VIEWS.items()], value="weight", label="Show")
-            log_y = gr.Checkbox(True, label="Logarithmic y-axis")
-            sampler = gr.Dropdown([(TIMESTEP_SAMPLERS.get(n).display_name, n) for n in EXPLORER_SAMPLERS],
-                                  value="uniform", label="Timestep sampling p(t)", elem_id="explorer-sampler")
-            # Not "param-…": these redraw on the server (the browser's redraw keeps the figure's p(t)).
-            sampler_sliders = [
-                gr.Slider(p.lowest_setting, p.maximum, value=p.default, step=p.step, label=p.description,
-                          elem_id=f"sampler-param-{p.name}", visible=False)
-                for p in explorer_sampler_parameters().values()
-            ]
-        with gr.Column(scale=3):
-            # The default view (drawn once, when the app starts): as a static SVG in the page's HTML and its first
-            # render, replaced by the Plotly figure once Plotly's module has loaded (app/first_paint.py).
-            notices = gr.Markdown(elem_id="explorer-notices")
-            gr.HTML(figure_svg(default_view().figure), elem_id="explorer-first-paint", js_on_load=first_paint_js(
-                [f.key for f in explorer_fields()]))
-            plot = gr.Plot(default_view().figure, label="Weight curves", elem_id="explorer-plot")
-            link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
-                              interactive=False, buttons=["copy"])
-            explanation = gr.Markdown(default_view().explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
-    gamma_slider = sliders[list(strategy_parameters()).index("gamma")]
-    gamma_slider.change(None, gamma_slider, None, js=gamma_follow_js())
-    def show_parameters(names):  # only the ticked strategies' parameters
-        return [gr.update(visible="gamma" in params_of(names or [])),
-                *[gr.update(visible=p in params_of(names or [])) for p in strategy_parameters()]]
-
-    strategies.change(show_parameters, strategies, [gamma_log, *sliders], api_visibility="undocumented",
-                      show_progress="hidden", queue=False)  # one request, not the queue's join and stream
-    sampler.change(lambda name: [gr.update(visible=p.name in {q.name for q in TIMESTEP_SAMPLERS.get(name).params})
-                                 for p in explorer_sampler_parameters().values()],
-                   sampler, sampler_sliders, api_visibility="undocumented", show_progress="hidden", queue=False)
-    inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, sampler, *sampler_sliders, *sliders]
-    return inputs, notices, plot, explanation, link
 
 
 def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None = None,
@@ -242,22 +89,11 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
                 compare_outputs, compare_render = build_compare_tab(manager, data_roots, folders, owner)
             with gr.Tab("Denoise", id="denoise"):
                 build_denoise_tab(manager, owner)
-        train_link_inputs = [weighting, *[controls[name] for name in TRAIN_LINK_SETTINGS]]
+        train_link_inputs = [weighting, *[controls[name] for name in train_link_settings()]]
         link_inputs = [*inputs, *train_link_inputs]
         fields = link_fields(manager.limits)
         load_from_url = link_reader(fields)
         outputs = [plot, explanation, notices]
-        sliders = inputs[len(inputs) - len(strategy_parameters()):]
-        for component in inputs:  # no loading overlay while a slider is dragged
-            if component in sliders:  # redrawn in the browser from the figure's own data: no round trip
-                # Typing and dragging redraw through INSTALL_JS's input listener; this covers values set by a link,
-                # a preset or the reset button. Only the sliders' values travel: each input Gradio hands a js
-                # function is copied on every change.
-                component.change(None, sliders, None, js=REDRAW_JS)
-                continue
-            # Outside the queue: a direct request is one round trip instead of the queue's join and event stream.
-            component.change(update_explorer, inputs, outputs, trigger_mode="always_last", api_visibility="undocumented",
-                             show_progress="hidden", queue=False)
         # The page writes every setting into the link itself: no request, and no answer of an older request that
         # could overwrite a newer value.
         query = gr.Textbox(visible=False)
@@ -265,7 +101,6 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         for component in link_inputs:
             component.change(None, [query, *link_inputs], query, js=write_link)
         query.change(None, query, link, js=WRITE_URL_JS)
-        demo.load(None, None, None, js=INSTALL_JS)
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
             linked_explorer, inputs, outputs, api_visibility="undocumented"
         ).then(describe, weighting, describe_outputs, api_visibility="undocumented").then(

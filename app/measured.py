@@ -12,9 +12,9 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from minsnr_core.config import DEFAULT_BATCH
 from minsnr_core.experiment import BASELINE, FAR_FROM_THE_REST, REPORT_LR, arm_name, far_runs, mean_curves, read_csv, report_model
 from minsnr_core.report import quality_figures
+from minsnr_core.settings import DEFAULT_BATCH
 from minsnr_core.weighting import TARGET_NAMES, TARGETS
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "results"

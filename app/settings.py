@@ -19,39 +19,82 @@ from minsnr_core.config import TrainConfig
 from minsnr_core.data import TOY_DATASETS
 from minsnr_core.models import MODEL_PRESETS
 from minsnr_core.schedules import SCHEDULES
+from minsnr_core.settings import APP_START, SETTINGS, TABLE, Setting
 from minsnr_core.timesteps import TIMESTEP_SAMPLERS, sampler_parameters
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
+from . import urlstate as us
 from .explorer_js import GAMMA_LOG_JS, gamma_follow_js, gamma_log_html
 from .jobs import ClassLimits
 
 BEFORE_PARAMS = ("dataset", "data_root", "schedule", "timesteps", "target")
 AFTER_PARAMS = ("model", "batch_size", "lr", "steps", "minutes", "seed", "preview_every", "quality", "use_labels",
                 "guidance", "sample_eta")
-DEFAULTS: dict[str, Any] = {
-    "dataset": "moons", "data_root": None, "schedule": "cosine", "timesteps": 1000, "target": "auto", "model": "auto",
-    "batch_size": 0, "lr": 0, "steps": 1000, "minutes": 0, "seed": 0, "preview_every": 0, "quality": True,
-    "use_labels": True, "guidance": TrainConfig.guidance, "sample_eta": TrainConfig.sample_eta,
-    "timestep_sampling": TrainConfig.timestep_sampling, "adaptive_weighting": TrainConfig.adaptive_weighting,
-}
+# The two app switches that stand for a setting's automatic value or its "off": measure sample quality with each
+# preview (metric_every automatic, else 0), learn from the labels (class_conditional automatic, else False).
+SWITCHES = {"quality": ("metric_every", 0), "use_labels": ("class_conditional", False)}
+PLACED = {*BEFORE_PARAMS, *AFTER_PARAMS, "timestep_sampling", "adaptive_weighting"}
+AUTOMATIC = "auto"  # a choice control's automatic value; a number control's is 0
+# The highest value a control offers, where the server caps it (ClassLimits) or a browser's control should stop:
+# a seed a link and a number box carry exactly, previews' guidance beyond which samples only saturate.
+APP_HIGH = {"seed": 2**31 - 1, "guidance": 6.0}
+
+
+def extra_settings() -> list[Setting]:
+    """The table's settings shown in the app that no tab places by hand: each gets a control of its own."""
+    return [s for s in TABLE if s.app and s.name not in PLACED]
 
 
 def setting_names() -> list[str]:
     """Every setting, in the order of the Train and Compare endpoints' values (after the owner token and the
-    weighting): the weighting, timestep-sampler and adaptive-weighting parameters are the registries', read when
-    called."""
+    weighting): the weighting, timestep-sampler and adaptive-weighting parameters are the registries', and the
+    extra settings the table's, read when called."""
     return [*BEFORE_PARAMS, *strategy_parameters(), *AFTER_PARAMS, "timestep_sampling", *sampler_parameters(),
-            "adaptive_weighting", *ADAPTIVE_WEIGHTINGS.parameters()]
+            "adaptive_weighting", *ADAPTIVE_WEIGHTINGS.parameters(), *(s.name for s in extra_settings())]
+
+
+def control_default(name: str) -> Any:
+    """A control's starting value: the app's start (APP_START), else the table's default, an automatic one shown
+    as "auto" (a choice) or 0 (a number)."""
+    if name in SWITCHES:
+        return True
+    setting = SETTINGS[name]
+    value = APP_START.get(name, setting.default)
+    if value is None:
+        return AUTOMATIC if setting.choices is not None else False if setting.kind is bool else 0
+    return value
+
+
+def bounds(name: str, limits: ClassLimits) -> tuple[float, float | None]:
+    """The range a number control offers: the table's, within this server's limits (0 where 0 means automatic or
+    none)."""
+    setting = SETTINGS[name]
+    caps = {"timesteps": limits.max_timesteps, "steps": limits.max_steps, "minutes": limits.max_minutes,
+            "batch_size": limits.max_batch, "preview_every": limits.max_steps, **APP_HIGH}
+    low = 0 if setting.default is None or setting.low is None else setting.low
+    highs = [h for h in (setting.high, caps.get(name)) if h is not None]
+    return low, min(highs) if highs else None
+
+
+def config_value(name: str, value: Any) -> Any:
+    """A control's value as the setting's: "auto" or 0 is None where the setting is automatic or optional."""
+    setting = SETTINGS[name]
+    if value is None or (setting.default is None or setting.auto is not None) and value in (AUTOMATIC, 0, False, ""):
+        return None if setting.kind is not bool or setting.default is None else value
+    if setting.kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # a slider's or number box's float
+    return value
 
 
 def default_settings(**overrides: Any) -> dict[str, Any]:
     """Every setting at its control's default, with ``overrides`` by name (an unknown name is an error)."""
     registered = {**strategy_parameters(), **sampler_parameters(), **ADAPTIVE_WEIGHTINGS.parameters()}
-    values = {**DEFAULTS, **{name: p.default for name, p in registered.items()}}
+    names = setting_names()
+    values = {name: registered[name].default if name in registered else control_default(name) for name in names}
     unknown = sorted(set(overrides) - set(values))
     if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; known: {', '.join(setting_names())}")
-    return {name: {**values, **overrides}[name] for name in setting_names()}
+        raise ValueError(f"unknown setting(s) {unknown}; known: {', '.join(names)}")
+    return {**values, **overrides}
 
 
 def endpoint_values(owner: str, weighting: str | list[str], **settings: Any) -> list[Any]:
@@ -134,16 +177,14 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
         c["data_root"] = gr.Dropdown(data_roots, value=value["data_root"], label="Data root (set with --data-root)")
         c["schedule"] = gr.Dropdown([(e.display_name, e.name) for e in SCHEDULES], value=value["schedule"],
                                     label="Noise schedule")
-        c["timesteps"] = gr.Slider(10, limits.max_timesteps, value=value["timesteps"], step=10, label="Timesteps T")
+        c["timesteps"] = gr.Slider(10, bounds("timesteps", limits)[1], value=value["timesteps"], step=10,
+                                   label="Timesteps T")  # in tens: the slider's own steps
     with gr.Row():
-        c["steps"] = gr.Number(value["steps"], label=f"Steps (at most {limits.max_steps:,})", precision=0, minimum=1,
-                               maximum=limits.max_steps, elem_id=f"{prefix}-steps")
-        c["minutes"] = gr.Number(value["minutes"], label=f"Time budget, minutes (0: none; at most {limits.max_minutes:g})",
-                                 minimum=0, maximum=limits.max_minutes)
-        c["seed"] = gr.Number(value["seed"], label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
-        c["preview_every"] = gr.Number(value["preview_every"], label="Preview every N steps (0: 100 for toys, 200 for "
-                                       "images)", precision=0, minimum=0, maximum=limits.max_steps,
-                                       elem_id=f"{prefix}-preview")
+        c["steps"] = _number("steps", limits, f"Steps (at most {limits.max_steps:,})", value, elem_id=f"{prefix}-steps")
+        c["minutes"] = _number("minutes", limits, f"Time budget, minutes (0: none; at most {limits.max_minutes:g})", value)
+        c["seed"] = _number("seed", limits, "Seed", value)
+        c["preview_every"] = _number("preview_every", limits, "Preview every N steps (0: "
+                                     f"{SETTINGS['preview_every'].auto_help})", value, elem_id=f"{prefix}-preview")
         c["quality"] = gr.Checkbox(value["quality"], label="Measure sample quality", elem_id=f"{prefix}-measure")
     with gr.Row():
         c["target"] = gr.Radio([("automatic (ε for toys, x₀ for images, v for rectified flow)", "auto"),
@@ -171,17 +212,66 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
         with gr.Row():
             c["model"] = gr.Dropdown([("automatic (by dataset)", "auto"), *[(e.display_name, e.name) for e in MODEL_PRESETS]],
                                      value=value["model"], label="Model preset")
-            c["batch_size"] = gr.Number(value["batch_size"], label="Batch size (0: automatic)", precision=0, minimum=0,
-                                        maximum=limits.max_batch)
-            c["lr"] = gr.Number(value["lr"], label="Learning rate (0: automatic)", minimum=0, maximum=1)
+            c["batch_size"] = _number("batch_size", limits, "Batch size (0: automatic)", value)
+            c["lr"] = _number("lr", limits, "Learning rate (0: automatic)", value)
         with gr.Row():
             c["use_labels"] = gr.Checkbox(value["use_labels"], label="Class-conditional: learn from the labels (images "
                                           "only), so samples can be asked for a class", elem_id=f"{prefix}-labels")
-            c["guidance"] = gr.Slider(0, 6, value=value["guidance"], step=0.5, elem_id=f"{prefix}-guidance",
+            c["guidance"] = gr.Slider(*bounds("guidance", limits), value=value["guidance"], step=0.5,
+                                      elem_id=f"{prefix}-guidance",
                                       label="Classifier-free guidance of previews and quality (1: none)")
-            c["sample_eta"] = gr.Slider(0, 1, value=value["sample_eta"], step=0.1, elem_id=f"{prefix}-eta",
-                                        label="DDIM η of previews and quality (0: deterministic)")
+            c["sample_eta"] = gr.Slider(*bounds("sample_eta", limits), value=value["sample_eta"], step=0.1,
+                                        elem_id=f"{prefix}-eta", label="DDIM η of previews and quality (0: deterministic)")
+        with gr.Row():
+            for setting in extra_settings():
+                c[setting.name] = _generic_control(setting, limits, value, prefix)
     return ConfigControls(c, holders)
+
+
+def _number(name: str, limits: ClassLimits, label: str, value: Mapping[str, Any], **kwargs: Any) -> gr.Number:
+    """A number box for a table setting, with the table's range within this server's limits."""
+    low, high = bounds(name, limits)
+    precision = 0 if SETTINGS[name].kind is int else None
+    return gr.Number(value[name], label=label, precision=precision, minimum=low, maximum=high, **kwargs)
+
+
+def _generic_control(setting: Setting, limits: ClassLimits, value: Mapping[str, Any],
+                     prefix: str) -> gr.components.Component:
+    """A control for a table setting no tab places by hand, from its row: a switch, a choice or a number."""
+    label = setting.help + (f" ({AUTOMATIC}: {setting.auto_help})" if setting.auto_help else "")
+    elem_id = f"{prefix}-{setting.name.replace('_', '-')}"
+    if setting.kind is bool:
+        return gr.Checkbox(value[setting.name], label=label, elem_id=elem_id)
+    if setting.choices is not None:
+        automatic = [AUTOMATIC] if setting.default is None or setting.auto else []
+        return gr.Dropdown([*automatic, *setting._choices()], value=value[setting.name], label=label, elem_id=elem_id)
+    return _number(setting.name, limits, label, value, elem_id=elem_id)
+
+
+def train_link_settings() -> list[str]:
+    """The Train tab's settings a link carries (as ``train_<name>``) besides its weighting: the table's, then γ."""
+    return [*(s.name for s in TABLE if s.link), "gamma"]
+
+
+def train_link_fields(limits: ClassLimits) -> list[us.Field]:
+    """The Train tab's link fields: its weighting, then :func:`train_link_settings`, each with exactly the values
+    its control allows on this server (the table's choices or range within the server's limits), so the app never
+    writes a link it would refuse."""
+    defaults = default_settings()
+
+    def parse(name: str):
+        if name in strategy_parameters():
+            param = strategy_parameters()[name]
+            return us.number(param.minimum, param.maximum, exclusive_low=param.exclusive_minimum)
+        setting = SETTINGS[name]
+        if name == "dataset":  # the control's own values (an image folder is offered by name, not linked)
+            return us.choice([value for _, value in dataset_choices({})])
+        if setting.choices is not None:
+            return us.choice([*([AUTOMATIC] if setting.default is None else []), *setting._choices()])
+        return us.number(*bounds(name, limits), integer=setting.kind is int)
+
+    return [us.Field("train_weighting", SETTINGS["weighting"].default, us.choice(STRATEGIES.names())),
+            *[us.Field(f"train_{name}", defaults[name], parse(name)) for name in train_link_settings()]]
 
 
 def make_config(image_roots: Mapping[str, str], weighting: str, settings: Mapping[str, Any],
@@ -201,20 +291,9 @@ def make_config(image_roots: Mapping[str, str], weighting: str, settings: Mappin
         if name not in image_roots:
             raise ValueError(f"unknown image folder {name!r}; configured: {', '.join(image_roots) or 'none'}")
         dataset, data_root = "folder", image_roots[name]
-    strategy = STRATEGIES.get(weighting)
-    return TrainConfig(
-        dataset=dataset, data_root=data_root, schedule=s["schedule"], timesteps=int(s["timesteps"]),
-        target=None if s["target"] == "auto" else s["target"],
-        weighting=weighting, weighting_params={p.name: s[p.name] for p in strategy.params},
-        timestep_sampling=s["timestep_sampling"],
-        timestep_params={p.name: s[p.name] for p in TIMESTEP_SAMPLERS.get(s["timestep_sampling"]).params},
-        adaptive_weighting=s["adaptive_weighting"],
-        adaptive_params={p.name: s[p.name] for p in ADAPTIVE_WEIGHTINGS.get(s["adaptive_weighting"]).params},
-        model=None if s["model"] == "auto" else s["model"], batch_size=int(s["batch_size"]) or None,
-        lr=float(s["lr"]) or None,
-        steps=int(s["steps"]) if s["steps"] else None, minutes=float(s["minutes"]) if s["minutes"] else None,
-        seed=int(s["seed"] or 0), preview_every=int(s["preview_every"] or 0) or None,
-        metric_every=None if s["quality"] else 0,
-        class_conditional=None if s["use_labels"] else False, guidance=float(s["guidance"]),
-        sample_eta=float(s["sample_eta"]),
-    )
+    s["weighting"] = weighting
+    values = {name: config_value(name, s[name]) for name in setting_names() if name in SETTINGS}
+    for params in (setting for setting in TABLE if setting.kind is dict):  # the chosen entry's parameters
+        values[params.name] = {p.name: s[p.name] for p in params.registry.get(s[params.entry_setting]).params}
+    values.update({name: None if s[switch] else off for switch, (name, off) in SWITCHES.items()})
+    return TrainConfig(**{**values, "weighting": weighting, "dataset": dataset, "data_root": data_root})

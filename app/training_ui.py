@@ -62,8 +62,8 @@ measured on fresh samples (MNIST and CIFAR-10: the Fréchet distance in a small 
 confidently recognised images; toys: the distance to the true distribution).
 """
 # The settings of docs/results.md (minsnr-experiment), so the class reproduces what the report shows.
-# The first phase of docs/results.md (section 3). Constant-x0 is left out: in ε space it puts 99.8 % of the loss on
-# the last timestep (docs/results.md, section 2), so it would not test that weighting.
+# The first phase of docs/results.md (section 3). Constant-x0 is left out: in ε space it puts almost all of the loss
+# on the last timestep (docs/results.md, section 2), so it would not test that weighting.
 PAPER_WEIGHTINGS = ["snr", "min_snr", "soft_min_snr", "p2"]
 PAPER_PRESET = default_settings(
     dataset="mnist", model=report_model("mnist"), lr=REPORT_LR, target="eps", gamma=5.0, steps=REPORT_STEPS, seed=0,

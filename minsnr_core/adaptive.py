@@ -129,27 +129,23 @@ _register(
     "edm2", "EDM2 learned (uncertainty)", r"\frac{w(t)}{e^{u(t)}}\,\ell + u(t)",
     "A small network u(t) learns the expected weighted loss at each noise level and divides by it: every level "
     "ends with the same expected loss.", "Karras et al. 2024, arXiv 2312.02696", UncertaintyWeighting,
-    (Param("u_features", 16, 1, 256, "Fourier features of u's input", step=1),),
+    (Param("u_features", 16, 1, 256, "Fourier features of u's input", step=1, integer=True),),
 )
 _register(
     "loss_ema", "Loss-bucket EMA", r"\frac{w(t)}{\mathrm{EMA}_{b(t)}[w\,\ell]}",
     "The running mean of the weighted loss in each log-SNR bucket, and its inverse as the factor.",
     "Pernias et al. 2024 (Würstchen / Stable Cascade), arXiv 2306.00637", BucketEMAWeighting,
-    (Param("loss_buckets", 20, 1, 1000, "log-SNR buckets", step=1),
-     Param("loss_decay", 0.99, 0.0, 1.0, "EMA decay per batch", step=0.001)),
+    (Param("loss_buckets", 20, 1, 1000, "log-SNR buckets", step=1, integer=True),
+     Param("loss_decay", 0.99, 0.0, 1.0, "EMA decay per batch (below 1: 1 never learns)", step=0.001,
+           exclusive_maximum=True)),
 )
 
 
 def build_adaptive(name: str, schedule: Schedule, params: Mapping[str, Any] | None = None,
                    seed: int = 0) -> AdaptiveWeighting:
-    """The adaptive weighting ``name`` for this schedule, its parameters validated (whole numbers where counted)."""
+    """The adaptive weighting ``name`` for this schedule, its parameters validated (by their :class:`Param`)."""
     entry = ADAPTIVE_WEIGHTINGS.get(name)
     values = entry.resolve_params(dict(params or {}))
-    for key in ("u_features", "loss_buckets"):
-        if key in values and values[key] != int(values[key]):
-            raise ValueError(f"{name}: parameter '{key}' must be a whole number, got {values[key]:g}")
-    if name == "loss_ema" and values["loss_decay"] >= 1:
-        raise ValueError(f"{name}: parameter 'loss_decay' must be below 1 (1 never learns), got {values['loss_decay']:g}")
     if name == "edm2":
         return UncertaintyWeighting(schedule, seed=seed, **values)
     return entry.function(schedule, **values)

@@ -11,17 +11,17 @@ import numpy as np
 
 from .adaptive import ADAPTIVE_WEIGHTINGS
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, CheckpointSaveError, load_checkpoint
-from .config import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_MODELS, TrainConfig, continued_config, saved_config
-from .data import DataUnavailableError, dataset_names
+from .config import TrainConfig, continued_config, resume_differences, saved_config
+from .data import DataUnavailableError
 from .images import to_uint8
 from .models import MODEL_PRESETS
 from .recorder import METRICS_NAME, SAMPLES_NAME, RunRecorder
 from .runs import load_run
 from .sampling import SAMPLERS
-from .schedules import SCHEDULES
-from .timesteps import TIMESTEP_SAMPLERS, sampler_parameters
+from .settings import SETTINGS, TABLE, Setting, may_change_on_resume
+from .timesteps import TIMESTEP_SAMPLERS
 from .training import train
-from .weighting import STRATEGIES, TARGETS, strategy_parameters
+from .weighting import STRATEGIES, TARGETS
 
 
 def _add_parameter_flags(parser: argparse.ArgumentParser, registry) -> None:
@@ -32,81 +32,52 @@ def _add_parameter_flags(parser: argparse.ArgumentParser, registry) -> None:
                             help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
 
 
+def setting_help(setting: Setting) -> str:
+    """A setting's help text with what it allows and its default (or automatic rule), from its row of the table."""
+    default = setting.auto_help or ("none" if setting.default is None else f"{setting.default}")
+    if setting.kind is bool or setting.choices is not None:  # argparse lists the choices itself
+        return f"{setting.help} (default: {default})"
+    return f"{setting.help}; {setting.allowed().removesuffix(' or None (automatic)')} (default: {default})"
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
+    """A flag for each setting of the table that has one (or for ``names``), each defaulting to None: a setting not
+    given keeps the table's default, and the flags a user typed can be told apart. A switch gets ``--<name>`` and
+    ``--no-<name>`` (or its own ``negative_flag``)."""
+    for setting in TABLE:
+        if setting.cli_flag is None or setting.kind is dict or (names is not None and setting.name not in names):
+            continue
+        kwargs: dict = {"dest": setting.name, "default": None, "help": setting_help(setting)}
+        if setting.kind is bool and setting.negative_flag:
+            parser.add_argument(setting.cli_flag, action="store_const", const=True, **kwargs)
+            parser.add_argument(setting.negative_flag, action="store_const", const=False, dest=setting.name,
+                                default=None, help=f"the same as {setting.cli_flag.replace('--', '--no-', 1)}")
+        elif setting.kind is bool:
+            parser.add_argument(setting.cli_flag, action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            choices = setting._choices() if setting.choices is not None else None
+            parser.add_argument(setting.cli_flag, type=setting.kind, choices=choices, **kwargs)
+
+
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minsnr-train", description="Train a diffusion model with a chosen loss weighting.")
-    parser.add_argument("--dataset", choices=dataset_names(), default="mnist")
-    parser.add_argument("--data-root", default=None, help="folder that holds (or will receive) the dataset")
-    parser.add_argument("--no-download", action="store_true", help="never try to download the dataset")
-    parser.add_argument("--schedule", choices=SCHEDULES.names(), default="cosine")
-    parser.add_argument("--timesteps", type=int, default=1000)
-    parser.add_argument("--zero-terminal-snr", action="store_true")
-    parser.add_argument("--weighting", choices=STRATEGIES.names(), default="min_snr")
-    _add_parameter_flags(parser, STRATEGIES)
-    parser.add_argument("--timestep-sampling", choices=TIMESTEP_SAMPLERS.names(), default="uniform",
-                        help="how each batch draws its timesteps (default uniform)")
-    _add_parameter_flags(parser, TIMESTEP_SAMPLERS)
-    parser.add_argument("--adaptive-weighting", choices=ADAPTIVE_WEIGHTINGS.names(), default="none",
-                        help="a factor on the weighting learned while training (default none)")
-    _add_parameter_flags(parser, ADAPTIVE_WEIGHTINGS)
-    parser.add_argument("--target", choices=TARGETS, default=None,
-                        help="default: eps for the toys, x0 for images, v for rectified flow")
-    parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None,
-                        help="default: by dataset (" + ", ".join(f"{d}: {m}" for d, m in DEFAULT_MODELS.items())
-                        + "; toys: toy-mlp)")
-    parser.add_argument("--unconditional", action="store_true",
-                        help="ignore the class labels (default: class-conditional on mnist, cifar10 and folder)")
-    parser.add_argument("--label-dropout", type=float, default=TrainConfig.label_dropout,
-                        help="share of each batch trained without its label, for classifier-free guidance")
-    parser.add_argument("--guidance", type=float, default=TrainConfig.guidance,
-                        help="classifier-free guidance scale of the previews and the metric (1: none)")
-    parser.add_argument("--sample-eta", type=float, default=TrainConfig.sample_eta,
-                        help="DDIM η of the previews and the metric, and minsnr-sample's default (0: deterministic)")
-    tuned = [e for e in MODEL_PRESETS if e.batch_size or e.lr]  # presets that carry their measured settings
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="default: the model preset's (" + ", ".join(f"{e.name} {e.batch_size}" for e in tuned
-                                                                         if e.batch_size)
-                        + f"), else {DEFAULT_BATCH['image']} for images and {DEFAULT_BATCH['points']} for the toys")
-    parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate (default: the model preset's, " + ", ".join(f"{e.name} {e.lr:g}" for e in tuned
-                                                                                        if e.lr)
-                        + f"; else {DEFAULT_LR:g})")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="total steps (default 2000 unless --minutes; with --resume: the run's budget again)")
-    parser.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
-    parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
-    parser.add_argument("--preview-every", type=int, default=None, help="default: 100 for the toys, 200 for images")
-    parser.add_argument("--metric-every", type=int, default=0, help="evaluate sample quality every N steps (0: off)")
-    parser.add_argument("--checkpoint-every", type=int, default=TrainConfig.checkpoint_every)
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model: a slower start. On CUDA only for eager steps (--no-cuda-graph, "
-                             "or an adaptive sampler or weighting): there with CUDA graphs, 3.5× the steps/s measured")
-    parser.add_argument("--no-cuda-graph", action="store_true",
-                        help="on CUDA, launch each step's kernels one by one instead of replaying the step as one "
-                             "CUDA graph (about 10× the steps/s measured for the MNIST presets)")
-    parser.add_argument("--out", required=True, help="run folder: metrics.jsonl, samples.png, checkpoint.pt")
+    add_setting_flags(parser)
+    for registry in (STRATEGIES, TIMESTEP_SAMPLERS, ADAPTIVE_WEIGHTINGS):
+        _add_parameter_flags(parser, registry)
     parser.add_argument("--resume", default=None, help="run folder or checkpoint to continue from")
     parser.add_argument("--overwrite", action="store_true", help="replace a run that --out already holds")
     return parser
 
 
-# What --resume may change: the budget, where it runs and reads data, and how often it reports.
-RESUME_MAY_CHANGE = {"steps", "minutes", "device", "data_root", "no_download", "out", "resume", "overwrite",
-                     "preview_every", "metric_every", "checkpoint_every", "no_cuda_graph"}
-
-
 def _given_flags(argv: list[str] | None) -> dict[str, object]:
     """The flags the user actually typed, with their values (defaults left out)."""
-    parser = train_parser()
-    for action in parser._actions:
-        action.default, action.required = argparse.SUPPRESS, False
-    return vars(parser.parse_args(argv))
+    return {name: value for name, value in vars(train_parser().parse_args(argv)).items()
+            if value is not None and value is not False or name in SETTINGS and value is False}
 
 
 def _chosen_params(args: argparse.Namespace, registry, choice: str) -> dict[str, float]:
     """The parameters given for the entry chosen by ``--<choice>``; a parameter of another entry is refused."""
-    entry = registry.get(getattr(args, choice))
+    entry = registry.get(getattr(args, choice) or SETTINGS[choice].default)
     own = [p.name for p in entry.params]
     stray = [name for name in registry.parameters() if getattr(args, name) is not None and name not in own]
     if stray:
@@ -116,22 +87,13 @@ def _chosen_params(args: argparse.Namespace, registry, choice: str) -> dict[str,
     return {name: getattr(args, name) for name in own if getattr(args, name) is not None}
 
 
-def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    params = {name: getattr(args, name) for name in strategy_parameters() if getattr(args, name) is not None}
-    sampler_params = _chosen_params(args, TIMESTEP_SAMPLERS, "timestep_sampling")
-    adaptive_params = _chosen_params(args, ADAPTIVE_WEIGHTINGS, "adaptive_weighting")
-    return TrainConfig(
-        dataset=args.dataset, data_root=args.data_root, download=not args.no_download, schedule=args.schedule,
-        timesteps=args.timesteps, zero_terminal_snr=args.zero_terminal_snr, weighting=args.weighting,
-        weighting_params=params, timestep_sampling=args.timestep_sampling, timestep_params=sampler_params,
-        adaptive_weighting=args.adaptive_weighting, adaptive_params=adaptive_params,
-        target=args.target, model=args.model, batch_size=args.batch_size, lr=args.lr,
-        class_conditional=False if args.unconditional else None, label_dropout=args.label_dropout, guidance=args.guidance,
-        sample_eta=args.sample_eta,
-        steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device, ema_decay=args.ema_decay,
-        preview_every=args.preview_every, metric_every=args.metric_every, checkpoint_every=args.checkpoint_every,
-        out_dir=args.out, compile=args.compile, cuda_graph=not args.no_cuda_graph,
-    )
+def _settings_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The settings the flags give, by name (a flag left out is not there: the table's default holds)."""
+    given = {s.name: getattr(args, s.name) for s in TABLE if getattr(args, s.name, None) is not None}
+    given["weighting_params"] = {n: getattr(args, n) for n in STRATEGIES.parameters() if getattr(args, n) is not None}
+    given["timestep_params"] = _chosen_params(args, TIMESTEP_SAMPLERS, "timestep_sampling")
+    given["adaptive_params"] = _chosen_params(args, ADAPTIVE_WEIGHTINGS, "adaptive_weighting")
+    return given
 
 
 def _resumed_config(args: argparse.Namespace, given: dict[str, object]) -> TrainConfig:
@@ -139,33 +101,24 @@ def _resumed_config(args: argparse.Namespace, given: dict[str, object]) -> Train
     (silently keeping the old value would train something else than the command says)."""
     state = load_checkpoint(args.resume)
     saved, done_steps = saved_config(state), int(state["step"])
-    resolved = dataclasses.replace(saved, device="cpu").resolved()  # the automatic choices, to compare with
-    differ = []
-    for name, value in given.items():
-        if name in RESUME_MAY_CHANGE:
-            continue
-        if name in strategy_parameters():
-            before = resolved.weighting_params.get(name)
-        elif name in sampler_parameters():
-            before = resolved.timestep_params.get(name)
-        elif name in ADAPTIVE_WEIGHTINGS.parameters():
-            before = resolved.adaptive_params.get(name)
-        elif name == "unconditional":
-            value, before = True, not resolved.class_conditional
-        else:
-            before = getattr(resolved, name)
-        if value != before:
-            differ.append(f"--{name.replace('_', '-')} {value} (the run has {before})")
+    typed = {name: value for name, value in _settings_from_args(args).items() if name in given}
+    for setting in TABLE:  # a registry parameter typed alone keeps the run's others (of the same entry)
+        if setting.kind is dict and setting.registry is not None:
+            own = {n: getattr(args, n) for n in setting.registry.parameters() if n in given}
+            same_entry = typed.get(setting.entry_setting, getattr(saved, setting.entry_setting)) == getattr(
+                saved, setting.entry_setting)
+            typed[setting.name] = {**getattr(saved, setting.name), **own} if same_entry else own
+    may_change = may_change_on_resume()
+    asked = dataclasses.replace(saved, **{n: v for n, v in typed.items() if n not in may_change})
+    on_cpu = {"device": "cpu"}  # the automatic choices, to compare with, wherever the run was trained
+    differ = resume_differences(dataclasses.replace(saved, **on_cpu).resolved(), dataclasses.replace(asked, **on_cpu).resolved())
     if differ:
-        raise ValueError("--resume continues the run as it was trained; these flags differ from it: "
-                         + "; ".join(differ) + ". Only --steps, --minutes, --device, --data-root and the "
-                         "--*-every intervals may change; start a new run (another --out) to change the others")
-    changes = {"out_dir": args.out, "device": args.device, "data_root": args.data_root or saved.data_root}
-    if "no_download" in given:
-        changes["download"] = not args.no_download
-    if "no_cuda_graph" in given:
-        changes["cuda_graph"] = False
-    changes.update({name: given[name] for name in ("preview_every", "metric_every", "checkpoint_every") if name in given})
+        flags = sorted(SETTINGS[n].cli_flag for n in may_change if SETTINGS[n].cli_flag)
+        raise ValueError("--resume continues the run as it was trained; these flags differ from it: " + "; ".join(
+            f"--{name.replace('_', '-')} {after} (the run has {before})" for name, before, after in differ)
+            + f". Only {', '.join(flags)} may change; start a new run (another --out) to change the others")
+    changes = {name: value for name, value in typed.items() if name in may_change and name not in ("steps", "minutes")}
+    changes = {"device": SETTINGS["device"].default, **changes, "data_root": typed.get("data_root") or saved.data_root}
     return continued_config(dataclasses.replace(saved, **changes), done_steps, args.steps, args.minutes,
                             session_start=int(state.get("session_start", 0)))
 
@@ -187,9 +140,12 @@ def train_main(argv: list[str] | None = None) -> int:
 
     args = train_parser().parse_args(argv)
     try:
-        out, resume = Path(args.out), Path(args.resume) if args.resume else None
+        if args.out_dir is None:
+            raise ValueError("--out is required: the run folder (metrics.jsonl, samples.png, checkpoint.pt)")
+        out, resume = Path(args.out_dir), Path(args.resume) if args.resume else None
         continues = _check_out(out, resume, args.overwrite)
-        config = (_resumed_config(args, _given_flags(argv)) if resume else _config_from_args(args)).resolved()
+        settings = _settings_from_args(args)
+        config = (_resumed_config(args, _given_flags(argv)) if resume else TrainConfig(**settings)).resolved()
         resume_step = int(load_checkpoint(resume)["step"]) if resume else None
         recorder, bar, status = None, None, 0
         for event in train(config, resume=resume):
@@ -224,7 +180,7 @@ def train_main(argv: list[str] | None = None) -> int:
         print(f"minsnr-train: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a folder without write permission
-        print(f"minsnr-train: error: cannot write the run to {args.out}: {error.strerror or error}", file=sys.stderr)
+        print(f"minsnr-train: error: cannot write the run to {args.out_dir}: {error.strerror or error}", file=sys.stderr)
         return 2
 
 
@@ -292,6 +248,9 @@ def sample_entry() -> None:
     _exit(sample_main())
 
 
+EXPERIMENT_SETTINGS = ["dataset", "data_root", "batch_size", "device"]
+
+
 def experiment_parser() -> argparse.ArgumentParser:
     from .experiment import ExperimentSpec
 
@@ -299,8 +258,7 @@ def experiment_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minsnr-experiment",
                                      description="Train a grid of weightings × targets × seeds (+ a Min-SNR γ ablation), "
                                                  "evaluate sample quality, write results.csv, figures and summary.md.")
-    parser.add_argument("--dataset", choices=dataset_names(), default=d.dataset)
-    parser.add_argument("--data-root", default=None)
+    add_setting_flags(parser, EXPERIMENT_SETTINGS)  # every run of the grid shares these
     parser.add_argument("--weightings", nargs="+", choices=STRATEGIES.names(), default=d.weightings)
     parser.add_argument("--targets", nargs="+", choices=TARGETS, default=d.targets)
     parser.add_argument("--gamma", type=float, default=d.gamma, help="γ of Min-SNR and Soft-Min-SNR in the comparison")
@@ -316,9 +274,7 @@ def experiment_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=d.steps, help="training steps per run")
     parser.add_argument("--eval-every", type=int, default=d.eval_every)
     parser.add_argument("--eval-samples", type=int, default=d.eval_samples)
-    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="model preset (default: the dataset's)")
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=1,
                         help="runs trained at once in separate processes (worth it on a GPU; default 1)")
     parser.add_argument("--metric", default=None, help="metric for figures and speed-ups (default: fd, or swd for toys)")
@@ -339,18 +295,19 @@ def experiment_main(argv: list[str] | None = None) -> int:
     from .report import write_report
 
     args = experiment_parser().parse_args(argv)
+    shared = {name: getattr(args, name) for name in EXPERIMENT_SETTINGS if getattr(args, name) is not None}
     if args.quick:
-        spec = quick_spec(args.dataset, args.data_root)
+        spec = quick_spec(shared.get("dataset", SETTINGS["dataset"].default), args.data_root)
     else:
-        spec = ExperimentSpec(dataset=args.dataset, data_root=args.data_root, weightings=args.weightings,
+        spec = ExperimentSpec(**shared, weightings=args.weightings,
                               targets=args.targets, gamma=args.gamma, ablation_gammas=args.ablation_gammas,
                               ablation_target=args.ablation_target, seeds=args.seeds, paired_seeds=args.paired_seeds,
                               lr_check=args.lr_check, lr_check_target=args.lr_check_target,
                               lr_check_seeds=args.lr_check_seeds, steps=args.steps,
-                              eval_every=args.eval_every, eval_samples=args.eval_samples, batch_size=args.batch_size,
-                              model=args.model, device=args.device, samplings=args.timestep_samplings,
+                              eval_every=args.eval_every, eval_samples=args.eval_samples,
+                              model=args.model, samplings=args.timestep_samplings,
                               adaptives=args.adaptive_weightings)
-    spec.device = args.device
+    spec.device = args.device or SETTINGS["device"].default
     try:
         check_metric(spec.dataset, args.metric)  # the whole grid and the report's metric, before any training
         runs = spec.validate()

@@ -206,8 +206,8 @@ def _preset(name: str, display: str, description: str, kind: str, build, batch_s
 
 _preset("mnist", "MNIST UNet (fast)", "2×2 patches, widths 32/64/64 (14×14 → 4×4), attention at 4×4",
         "image", lambda c, k: UNet(c, 32, (1, 2, 2), 1, attention=True, patch=2, num_classes=k))
-# Batch 32 at lr 6e-3: on a 2-core CPU the most digits recognised after 90 s of the settings tried, and 97–99 %
-# after 5 minutes (docs/performance.md).
+# Batch 32 at lr 6e-3: on a 2-core CPU the most digits recognised after a short budget of the settings tried
+# (docs/performance.md).
 _preset("mnist-small", "MNIST UNet (small)", "2×2 patches, widths 16/32/32, attention at 4×4 — the MNIST default",
         "image", lambda c, k: UNet(c, 16, (1, 2, 2), 1, attention=True, patch=2, num_classes=k), batch_size=32, lr=6e-3)
 _preset("mnist-large", "MNIST UNet (large)", "2×2 patches, widths 64/128, attention at 7×7 — for a GPU",

@@ -34,6 +34,8 @@ class Param:
     # Strictly positive parameters (γ, σ_data…) exclude the lower bound itself.
     exclusive_minimum: bool = False
     step: float = 0.1
+    integer: bool = False  # a count (features, buckets, a history length): whole numbers only
+    exclusive_maximum: bool = False  # a decay of 1 never learns: the upper bound itself excluded
 
     @property
     def lowest_setting(self) -> float:
@@ -48,13 +50,16 @@ class Param:
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{owner}: parameter '{self.name}' must be a number, got {shown}") from None
-        low = "(" if self.exclusive_minimum else "["
-        allowed = f"{low}{self.minimum:g}, {self.maximum:g}]"
+        low, high = "(" if self.exclusive_minimum else "[", ")" if self.exclusive_maximum else "]"
+        allowed = f"{low}{self.minimum:g}, {self.maximum:g}{high}"
         if not math.isfinite(number):
             raise ValueError(f"{owner}: parameter '{self.name}' must be finite, in {allowed}; got {shown}")
         too_low = number <= self.minimum if self.exclusive_minimum else number < self.minimum
-        if too_low or number > self.maximum:
+        too_high = number >= self.maximum if self.exclusive_maximum else number > self.maximum
+        if too_low or too_high:
             raise ValueError(f"{owner}: parameter '{self.name}' must be in {allowed}, got {number:g}")
+        if self.integer and number != int(number):
+            raise ValueError(f"{owner}: parameter '{self.name}' must be a whole number in {allowed}, got {number:g}")
         return number
 
 

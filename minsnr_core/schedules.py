@@ -206,6 +206,12 @@ def list_schedules() -> list[Entry]:
     return list(SCHEDULES)
 
 
+def reaches_zero_snr(name: str, zero_terminal_snr: bool = False) -> bool:
+    """Whether the schedule ``name`` ends at SNR = 0: rescaled to it (Lin et al. 2023), or rectified flow, whose
+    t = 1 is pure noise by construction."""
+    return zero_terminal_snr or SCHEDULES.get(name).process == "rf"
+
+
 def get_schedule(name: str, num_timesteps: int = 1000, *, zero_terminal_snr: bool = False) -> Schedule:
     """Build a schedule by name (see :func:`list_schedules`) for any T ≥ 2.
 

@@ -1,6 +1,9 @@
 """The parts of a training run that :func:`minsnr_core.training.train` puts together: the run's state, its batches,
-one optimisation step (eager, or on CUDA replayed as one CUDA graph), the learning-rate schedule and resuming from a
-checkpoint. The throughput benchmark times the same step (:func:`stepper`).
+one optimisation step (eager here, or on CUDA replayed as one CUDA graph by :mod:`minsnr_core.cuda_graph`), the
+learning-rate schedule and resuming from a checkpoint. The throughput benchmark times the same step (:func:`stepper`).
+
+:mod:`minsnr_core.cuda_graph` builds on this module (it replays :func:`train_step`), so the functions here that need
+it import it where they use it.
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ import contextlib
 import functools
 import itertools
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,27 +22,34 @@ from torch.optim.swa_utils import AveragedModel
 
 from .adaptive import AdaptiveWeighting, build_adaptive
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import TrainConfig, resolve_device, saved_config
+from .config import TrainConfig, resolve_device, resume_differences, saved_config
 from .data import load_dataset, load_labels
 from .diffusion import Diffusion
 from .models import build_model, global_generator
 from .schedules import get_schedule
-from .timesteps import TIMESTEP_SAMPLERS, TimestepDistribution
+from .timesteps import TimestepDistribution
 
 
-def ema_step_weight(n: Any, decay: float) -> Any:
-    """The weight of the new parameters in the n-th EMA update: 1 − min(d, (1 + n)/(10 + n)), so early averages are
-    not stuck at init. ``n`` is a number, or a tensor (the CUDA-graph step computes it on the device)."""
+@torch.no_grad()
+def move_ema(averaged: list[torch.Tensor], current: list[torch.Tensor], n: float | torch.Tensor, decay: float) -> None:
+    """The EMA update after ``n`` earlier ones: each averaged tensor moves toward the model's by the weight
+    1 − min(decay, (1 + n)/(10 + n)), so early averages are not stuck at init. ``n`` is a number in an eager step; in
+    a CUDA graph it is a device tensor (a replay cannot read the CPU), and the weight is computed on the device."""
     warm = (1.0 + n) / (10.0 + n)
-    return 1.0 - (warm.clamp(max=decay) if isinstance(warm, torch.Tensor) else min(decay, warm))
+    if isinstance(warm, torch.Tensor):
+        # The foreach lerp takes no tensor weight: the same update as sub, mul, add.
+        difference = torch._foreach_sub(current, averaged)
+        torch._foreach_mul_(difference, 1.0 - warm.clamp(max=decay))
+        torch._foreach_add_(averaged, difference)
+    else:
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, warm))
 
 
-def ema_with_warmup(decay: float):
-    """EMA update for ``AveragedModel`` with :func:`ema_step_weight`."""
+def ema_with_warmup(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
+    """The EMA update for ``AveragedModel`` (its ``multi_avg_fn``): :func:`move_ema`."""
 
-    @torch.no_grad()
-    def update(ema_params, params, num_averaged):
-        torch._foreach_lerp_(ema_params, params, ema_step_weight(float(num_averaged), decay))
+    def update(ema_params: list[torch.Tensor], params: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        move_ema(ema_params, params, float(num_averaged), decay)
 
     return update
 
@@ -120,9 +129,9 @@ def _lr_at(config: TrainConfig, step: int, progress: float) -> float:
 
 def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """``torch.compile`` of the model's forward pass. On CUDA in mode "reduce-overhead" (CUDA graphs): a step of
-    these small models is bound by launching its kernels, and on an H200 that mode trained the MNIST UNet 3.5× as
-    fast as eager after 44 s of compiling, the default mode 1.07× (docs/performance.md). Used for eager steps only:
-    a :class:`CudaGraphStep` replays the whole step without compiling."""
+    these small models is bound by launching its kernels, a cost that mode removes and the default mode hardly
+    touches (docs/performance.md). Used for eager steps only: a :class:`~minsnr_core.cuda_graph.CudaGraphStep` replays the
+    whole step without compiling."""
     return torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
 
 
@@ -136,6 +145,8 @@ def prepare_run(
     """Load the data (unless given), build model, EMA, optimizer and generator from the config's seed, and restore
     a checkpoint's state when resuming. ``config`` must be resolved. ``model``: train this network instead of the
     config's preset (the throughput benchmark's reference model)."""
+    from .cuda_graph import uses_cuda_graph
+
     device = resolve_device(config.device)
     if data is None:
         data = load_dataset(config.dataset, config.data_root, download=config.download, toy_size=config.toy_size,
@@ -220,9 +231,7 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
         group["lr"] = lr
     run.optimizer.zero_grad(set_to_none=True)
     objective.backward()
-    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
-    run.optimizer.step()
-    run.ema.update_parameters(run.model)
+    apply_gradients(run)
     if run.timesteps.entry.adaptive:  # it learns from the weighted loss at each t (a device sync on a GPU)
         run.timesteps.observe(batch.t, per_sample.detach() * run.diffusion.weights[batch.t])
     if adapting:
@@ -231,118 +240,33 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
     return loss.detach(), per_sample.detach()
 
 
-_CAPTURE_LOCK = threading.Lock()
+def apply_gradients(run: RunState, ema_count: torch.Tensor | None = None) -> None:
+    """The end of a training step, after backward, in the eager step and in the CUDA graph alike: the gradient norm
+    clipped at 1, one AdamW step, then the EMA update (:func:`move_ema`).
 
-
-def uses_cuda_graph(config: TrainConfig, device: torch.device) -> bool:
-    """Whether the run's steps are replayed as one CUDA graph: on CUDA unless ``cuda_graph`` is off, with a timestep
-    sampler and weighting that keep no statistics of their own (those read the device after each step)."""
-    return (device.type == "cuda" and config.cuda_graph and config.adaptive_weighting == "none"
-            and not TIMESTEP_SAMPLERS.get(config.timestep_sampling).adaptive)
-
-
-def _place_optimizer_steps(run: RunState) -> None:
-    """AdamW's step counters where this run's optimizer keeps them: on the device when capturable (a CUDA graph
-    updates them), on the CPU otherwise, whichever kind of run saved them."""
-    group = run.optimizer.param_groups[0]
-    device = run.device if group["capturable"] or group["fused"] else torch.device("cpu")
-    for state in run.optimizer.state.values():
-        if "step" in state:
-            state["step"] = state["step"].to(device=device, dtype=torch.float32)
-
-
-class CudaGraphStep:
-    """:func:`train_step` replayed as one CUDA graph: forward, weighted loss, backward, clipping, AdamW and the EMA
-    launched as a single unit. A step of these small models is bound by launching its kernels (about 25 steps/s
-    on an H100 eagerly, whatever the batch); the graph removes that cost (docs/performance.md). The first
-    ``warmup`` calls are eager steps on a side stream (PyTorch's recipe before a capture, "CUDA Graphs" in the
-    CUDA semantics notes); the next one captures the step and replays it, later ones copy their batch into the
-    graph's inputs and replay. Same losses as the eager step from the same seed (the same kernels run)."""
-
-    def __init__(self, run: RunState, warmup: int = 3) -> None:
-        self.run, self.warmup, self.calls = run, warmup, 0
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.eager = False  # set when the capture failed
-        self.side = torch.cuda.Stream(run.device)
-        self.lr = torch.zeros((), device=run.device)  # the graph reads the learning rate from here
-        # The EMA's update count on the device, for its decay warm-up inside the graph; the CPU count follows.
-        self.ema_count = torch.zeros((), device=run.device)
-        self.params = list(run.model.parameters())  # what train_step clips
-        pairs = [(mine, averaged) for mine, averaged in zip(
-            itertools.chain(run.model.parameters(), run.model.buffers()),
-            itertools.chain(run.ema.module.parameters(), run.ema.module.buffers()), strict=True)
-            if mine.is_floating_point()]
-        self.model_tensors, self.ema_tensors = [p for p, _ in pairs], [a for _, a in pairs]
-
-    def __call__(self, batch: Batch, lr: float, check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step. The returned loss and per-sample losses are the graph's own tensors, overwritten by the next
-        replay: use them (or copy them) before the next call."""
-        run = self.run
-        if batch.loss_factor is not None:  # only the adaptive samplers reweight, and uses_cuda_graph leaves them out
-            raise ValueError("the CUDA-graph step does not reweight the loss by a timestep sampler")
-        with torch.cuda.device(run.device):  # the graph's capture stream is made on the current device
-            if self.graph is None and self.calls < self.warmup:
-                self.calls += 1
-                self.side.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(self.side):
-                    result = train_step(run, batch, lr, check_finite)
-                torch.cuda.current_stream().wait_stream(self.side)
-                return result
-            if self.eager or (self.graph is None and not self._capture(batch)):
-                return train_step(run, batch, lr, check_finite)  # this run could not be captured: eager steps
-            self.inputs.x0.copy_(batch.x0)
-            self.inputs.t.copy_(batch.t)
-            self.inputs.noise.copy_(batch.noise)
-            if batch.labels is not None:
-                self.inputs.labels.copy_(batch.labels)
-            self.lr.fill_(lr)
-            self.graph.replay()
-        if check_finite and not torch.isfinite(self.loss).item():
-            raise NonFiniteLoss(float(self.loss.item()))  # (after its update; the loop stops without saving it)
-        run.ema.n_averaged += 1
-        run.step += 1
-        return self.loss, self.per_sample
-
-    def _capture(self, batch: Batch) -> bool:
-        """Record the step; False (and eager steps from then on) where the capture fails."""
-        run = self.run
-        self.inputs = Batch(batch.x0.clone(), batch.t.clone(), batch.noise.clone(),
-                            None if batch.labels is None else batch.labels.clone())
-        for group in run.optimizer.param_groups:
-            group["lr"] = self.lr
-        self.ema_count.fill_(float(run.ema.n_averaged))
-        run.optimizer.zero_grad(set_to_none=True)  # the graph's backward writes fresh gradients each replay
-        graph = torch.cuda.CUDAGraph()
-        try:
-            # One capture at a time in this process (the app may train several runs in threads); thread_local:
-            # the other runs may use CUDA meanwhile.
-            with _CAPTURE_LOCK, torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
-                    loss, per_sample = run.diffusion.loss(run.model, self.inputs.x0, self.inputs.t,
-                                                          self.inputs.noise, self.inputs.labels)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.params, 1.0, foreach=True)
-                run.optimizer.step()
-                with torch.no_grad():
-                    weight = ema_step_weight(self.ema_count, run.config.ema_decay)
-                    difference = torch._foreach_sub(self.model_tensors, self.ema_tensors)
-                    torch._foreach_mul_(difference, weight)
-                    torch._foreach_add_(self.ema_tensors, difference)
-                    self.ema_count.add_(1.0)
-        except RuntimeError:
-            for group in run.optimizer.param_groups:
-                group["lr"] = float(self.lr)
-            run.optimizer.zero_grad(set_to_none=True)
-            self.eager = True
-            return False
-        self.graph = graph
-        self.loss, self.per_sample = loss.detach(), per_sample.detach()
-        return True
+    ``ema_count``: None in an eager step, where the ``AveragedModel`` counts its updates on the CPU (its first one
+    copies the model). A CUDA graph passes its own count, a device tensor that the update reads and advances."""
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.optimizer.step()
+    if ema_count is None:
+        run.ema.update_parameters(run.model)
+        return
+    averaged, current = [], []  # the floating-point parameters and buffers (the EMA averages buffers too)
+    ema_tensors = itertools.chain(run.ema.module.parameters(), run.ema.module.buffers())
+    for ema_tensor, tensor in zip(ema_tensors, itertools.chain(run.model.parameters(), run.model.buffers()), strict=True):
+        if tensor.is_floating_point():
+            averaged.append(ema_tensor)
+            current.append(tensor)
+    move_ema(averaged, current, ema_count, run.config.ema_decay)
+    ema_count.add_(1.0)
 
 
 def stepper(run: RunState) -> Callable[[Batch, float, bool], tuple[torch.Tensor, torch.Tensor]]:
-    """The run's optimisation step, called as ``step(batch, lr, check_finite)``: a :class:`CudaGraphStep` where
-    :func:`uses_cuda_graph` allows, else :func:`train_step`."""
+    """The run's optimisation step, called as ``step(batch, lr, check_finite)``: a
+    :class:`~minsnr_core.cuda_graph.CudaGraphStep` where :func:`~minsnr_core.cuda_graph.uses_cuda_graph` allows,
+    else :func:`train_step`."""
+    from .cuda_graph import CudaGraphStep, uses_cuda_graph
+
     if uses_cuda_graph(run.config, run.device):
         return CudaGraphStep(run)
     return functools.partial(train_step, run)
@@ -352,13 +276,13 @@ def _restore(run: RunState, state: dict[str, Any]) -> None:
     """Load a checkpoint into ``run`` after checking it trains the same thing. A checkpoint may come from another
     device: the optimizer keeps this run's way of stepping, and a generator of another device type is replaced by
     one seeded from the run's seed and step."""
-    saved = saved_config(state)
-    for name in ("dataset", "model", "schedule", "timesteps", "target", "zero_terminal_snr", "class_conditional",
-                 "timestep_sampling", "adaptive_weighting"):
-        if getattr(saved, name) != getattr(run.config, name):
-            hint = " (set class_conditional, or --unconditional, to match)" if name == "class_conditional" else ""
-            raise CheckpointError(f"cannot resume: checkpoint has {name}={getattr(saved, name)!r}, "
-                                  f"this run has {getattr(run.config, name)!r}{hint}")
+    from .cuda_graph import place_optimizer_steps
+
+    # What a continued run must keep is the settings table's (on_resume): the checkpoint's config was resolved
+    # when it was saved, so the two compare value for value.
+    for name, before, after in resume_differences(saved_config(state), run.config)[:1]:
+        hint = " (set class_conditional, or --unconditional, to match)" if name == "class_conditional" else ""
+        raise CheckpointError(f"cannot resume: checkpoint has {name}={before!r}, this run has {after!r}{hint}")
     if int(state.get("num_classes", 0)) != run.num_classes:
         raise CheckpointError(f"cannot resume: checkpoint has {state.get('num_classes', 0)} classes, "
                               f"this run's labels have {run.num_classes}")
@@ -369,7 +293,7 @@ def _restore(run: RunState, state: dict[str, Any]) -> None:
         run.optimizer.load_state_dict(state["optimizer"])
         for group, own in zip(run.optimizer.param_groups, flags, strict=True):  # how this run steps, not the saver
             group.update(own, lr=float(group["lr"]))
-        _place_optimizer_steps(run)
+        place_optimizer_steps(run)
         generator_state = state["generator"].to(run.generator.get_state().device)
         if generator_state.numel() == run.generator.get_state().numel():
             run.generator.set_state(generator_state)

@@ -98,7 +98,7 @@ _register(
     "Draws the steps whose loss is large and varies more often, and divides by how often: the same expected loss "
     "with less variance. Uniform until every step has its history of losses.",
     "Nichol & Dhariwal 2021, arXiv 2102.09672", uniform_probabilities,
-    (Param("history", 10, 1, 100, "losses remembered per step", step=1),), adaptive=True,
+    (Param("history", 10, 1, 100, "losses remembered per step", step=1, integer=True),), adaptive=True,
 )
 
 
@@ -111,8 +111,6 @@ def timestep_probabilities(name: str, schedule: Schedule, **params: Any) -> torc
     """p_t of a sampler for this schedule (an adaptive sampler's starting distribution), validated."""
     entry = TIMESTEP_SAMPLERS.get(name)
     values = entry.resolve_params(params)
-    if "history" in values and values["history"] != int(values["history"]):
-        raise ValueError(f"{name}: parameter 'history' must be a whole number ≥ 1, got {values['history']:g}")
     if entry.adaptive:
         return uniform_probabilities(schedule)
     probabilities = entry.function(schedule, **values)

@@ -296,8 +296,12 @@ def schedule_weights(strategy: str, schedule: Schedule, target: str = "eps", **p
 
 def defined_everywhere(strategy: str, schedule: Schedule, target: str, **params: Any) -> bool:
     """False where a schedule with zero terminal SNR leaves the weight undefined at t = T (see loss_weight)."""
-    if (schedule.snr > 0).all():
-        return True
+    return bool((schedule.snr > 0).all()) or defined_at_zero_snr(strategy, target, **params)
+
+
+def defined_at_zero_snr(strategy: str, target: str, **params: Any) -> bool:
+    """Whether the weight has a value at SNR = 0: not for a weight per unit log-SNR (λ = −∞ there), nor in ε space
+    where w_x0/SNR is unbounded."""
     entry = STRATEGIES.get(strategy)
     return not entry.per_unit_log_snr and (target != "eps" or eps_weight_at_zero_snr(strategy, **params) is not None)
 

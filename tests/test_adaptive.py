@@ -82,8 +82,8 @@ def test_a_toy_run_trains_with_it_and_resumes_exactly(name, tmp_path):
 
 @pytest.mark.parametrize(("name", "params", "message"), [
     ("edm2", {"u_features": 0}, "edm2: parameter 'u_features' must be in [1, 256], got 0"),
-    ("edm2", {"u_features": 2.5}, "edm2: parameter 'u_features' must be a whole number, got 2.5"),
-    ("loss_ema", {"loss_decay": 1.0}, "loss_ema: parameter 'loss_decay' must be below 1"),
+    ("edm2", {"u_features": 2.5}, "edm2: parameter 'u_features' must be a whole number in [1, 256], got 2.5"),
+    ("loss_ema", {"loss_decay": 1.0}, "loss_ema: parameter 'loss_decay' must be in [0, 1), got 1"),
     ("loss_ema", {"loss_buckets": float("nan")}, "loss_ema: parameter 'loss_buckets' must be finite"),
     ("none", {"loss_decay": 0.5}, "none: unknown parameter(s) ['loss_decay']"),
 ])

@@ -88,7 +88,7 @@ def test_two_owners_queue_in_order_and_stay_isolated_even_with_a_forged_session(
 
 @pytest.mark.parametrize(("override", "message"), [
     ({"lr": 5.0}, "Learning rate (0: automatic): Value 5.0 is greater than maximum value 1"),
-    ({"lr": 1.0}, "lr must be in (0, 1)"),
+    ({"lr": 1.0}, "lr must be a number in (0, 1)"),
     ({"steps": 10**12}, "Steps (at most 20,000): Value 1000000000000 is greater than maximum value 20000"),
     ({"minutes": 10**6, "steps": 100}, "minutes (0: none; at most 30): Value 1000000"),
     ({"batch_size": 10**9}, "Batch size (0: automatic): Value 1000000000 is greater than maximum value 1024"),

@@ -70,8 +70,8 @@ def test_resume_refuses_changed_training_flags_and_accepts_the_budget(tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("--dataset", "moons", "--timesteps", 10**9), "timesteps must be at most"),
-    (("--dataset", "moons", "--batch-size", 10**9), "batch_size must be at most"),
+    (("--dataset", "moons", "--timesteps", 10**9), "timesteps must be an integer in [2, 100000]"),
+    (("--dataset", "moons", "--batch-size", 10**9), "batch_size must be an integer in [1, 8192]"),
     (("--dataset", "moons", "--device", "mps"), "MPS is not available"),
 ])
 def test_impossible_settings_fail_in_one_line(tmp_path, args, message):

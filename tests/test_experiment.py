@@ -68,7 +68,7 @@ def test_grid_puts_complete_seed_pairs_first_then_the_rest_and_the_lr_check():
         ("constant", 1e-3, "x0"), ("min_snr", 1e-3, "x0"), ("constant", 4e-3, "x0"), ("min_snr", 4e-3, "x0")]
     assert checks[0]["key"].endswith("_lr0.001") and spec.config(checks[0]).lr == 1e-3
     assert len(runs) == len({r["key"] for r in runs}) == 12 + 4 + 4
-    with pytest.raises(ValueError, match=r"lr must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"lr must be a number in \(0, 1\)"):
         ExperimentSpec(lr_check=[2.0]).validate()  # each run's config is checked, the lr check's too
 
 

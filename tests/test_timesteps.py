@@ -124,7 +124,7 @@ def test_a_weighting_and_its_sampler_convert_into_each_other():
     ("log_normal", {"p_std": -1.0}, "log_normal: parameter 'p_std' must be in (0, 5], got -1"),
     ("log_normal", {"p_mean": float("inf")}, "log_normal: parameter 'p_mean' must be finite"),
     ("importance", {"history": 0}, "importance: parameter 'history' must be in [1, 100], got 0"),
-    ("importance", {"history": 2.5}, "importance: parameter 'history' must be a whole number ≥ 1, got 2.5"),
+    ("importance", {"history": 2.5}, "importance: parameter 'history' must be a whole number in [1, 100], got 2.5"),
     ("uniform", {"history": 3}, "uniform: unknown parameter(s) ['history']; allowed: none"),
 ])
 def test_bad_parameters_are_refused_by_name(name, params, message):

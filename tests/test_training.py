@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from minsnr_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minsnr_core.cuda_graph import uses_cuda_graph
 from minsnr_core.data import load_labels, load_mnist, toy_points
 from minsnr_core.experiment import ExperimentSpec
 from minsnr_core.metrics import toy_score
 from minsnr_core.runs import load_run
-from minsnr_core.steps import uses_cuda_graph
 from minsnr_core.training import TrainConfig, train
 
 TOY = dict(dataset="moons", log_every=10, preview_every=0, toy_size=2000, device="cpu")
@@ -275,17 +275,17 @@ def test_automatic_model_batch_size_and_lr_come_from_the_dataset_and_the_model_p
         ({"weighting": "fancy"}, "unknown weighting strategy"),
         ({"weighting_params": {"gamma": -1}}, r"parameter 'gamma' must be in \(0, 100\], got -1"),
         ({"target": "score"}, "target must be one of"),
-        ({"timesteps": 1}, "timesteps must be an integer ≥ 2, got 1"),
-        ({"lr": 0}, r"lr must be in \(0, 1\), got 0"),
-        ({"lr": True}, r"lr must be in \(0, 1\), got True"),
-        ({"steps": 0}, "steps must be an integer ≥ 1, got 0"),
-        ({"minutes": -1}, "minutes must be a positive number, got -1"),
-        ({"batch_size": 0}, "batch_size must be an integer ≥ 1, got 0"),
+        ({"timesteps": 1}, r"timesteps must be an integer in \[2, 100000\]; got 1"),
+        ({"lr": 0}, r"lr must be a number in \(0, 1\) or None \(automatic\); got 0"),
+        ({"lr": True}, r"lr must be a number in \(0, 1\) or None \(automatic\); got True"),
+        ({"steps": 0}, r"steps must be an integer ≥ 1 or None \(automatic\); got 0"),
+        ({"minutes": -1}, r"minutes must be a number > 0 or None \(automatic\); got -1"),
+        ({"batch_size": 0}, r"batch_size must be an integer in \[1, 8192\] or None \(automatic\); got 0"),
         ({"device": "tpu"}, "device must be"),
         ({"zero_terminal_snr": True, "target": "eps"}, "zero_terminal_snr needs target"),
         ({"model": "mnist"}, "does not fit"),
         ({"class_conditional": True}, "class_conditional needs a dataset with labels"),
-        ({"label_dropout": 1.5}, "label_dropout must be in"),
+        ({"label_dropout": 1.5}, "label_dropout must be a number in"),
         ({"guidance": -2}, "guidance must be a number"),
         ({"dataset": "mnist", "data_root": ".", "label_dropout": 0}, "label_dropout 0 has no unconditional mode"),
     ],

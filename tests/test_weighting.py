@@ -74,9 +74,11 @@ def test_min_snr_in_each_space():
     gamma = 5.0
     assert torch.allclose(loss_weight("min_snr", SNRS, "eps"), torch.clamp(gamma / SNRS, max=1.0))
     assert torch.allclose(loss_weight("min_snr", SNRS, "v"), torch.clamp(SNRS, max=gamma) / (SNRS + 1))
-    # The known port bug min(SNR, γ)/SNR for v-prediction differs from the correct weight.
-    wrong_v = torch.clamp(SNRS, max=gamma) / SNRS
-    assert not torch.allclose(loss_weight("min_snr", SNRS, "v"), wrong_v)
+    # Every strategy's v weight is its x0 weight over SNR + 1 (the v error is √(SNR + 1) times the x0 error), the
+    # conversion the port bug min(SNR, γ)/SNR for v-prediction leaves out (diffusers #5654).
+    for name in STRATEGIES.names():
+        if not STRATEGIES.get(name).per_unit_log_snr:
+            assert torch.allclose(loss_weight(name, SNRS, "v") * (SNRS + 1), loss_weight(name, SNRS, "x0")), name
 
 
 def test_gamma_defaults_to_five_and_changes_the_weight():
