@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from minsnr_core.schedules import Schedule, get_schedule
+from minsnr_core.settings import SETTINGS
 from minsnr_core.timesteps import TIMESTEP_SAMPLERS, timestep_probabilities
 from minsnr_core.weighting import (
     STRATEGIES,
@@ -38,8 +39,9 @@ def explorer_sampler_parameters() -> dict:
     """The parameters of :data:`EXPLORER_SAMPLERS` by name, in registry order."""
     return {p.name: p for name in EXPLORER_SAMPLERS for p in TIMESTEP_SAMPLERS.get(name).params}
 DEFAULT_STRATEGIES = ("snr", "constant", "min_snr", "soft_min_snr")
-# The explorer's T slider; the same bound holds for every caller (a huge T would exhaust the server's memory).
-TIMESTEPS_RANGE = (2, 4000)
+# The explorer's T slider: the settings table's lowest T, and a highest one that keeps a figure's curves small enough
+# to draw and send (a run's T is capped by ClassLimits on a server, by the table in the library).
+TIMESTEPS_RANGE = (int(SETTINGS["timesteps"].low), 4000)
 
 
 @dataclass

@@ -69,11 +69,12 @@ def _param_range(param: Param):
     return us.number(param.minimum, param.maximum, exclusive_low=param.exclusive_minimum)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _cached_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, sampler_params,
                      params) -> tuple[PlotData, str, str]:
     # A class follows its teacher: many pages ask for the same figure, which is then drawn and encoded once. Only
-    # what is sent is kept (the figure as JSON text, not plotly's objects), so a full cache stays small.
+    # what is sent is kept (the figure as JSON text, not plotly's objects), and a class asks for few figures at a time:
+    # a small cache holds them.
     result = build_explorer(schedule, T, list(strategies), dict(params), target, x_axis, view, zero_snr, log_y,
                             sampler, dict(sampler_params))
     notices = "\n".join(f"- {n}" for n in result.notices)
