@@ -43,6 +43,9 @@ REDRAW_JS = "(...values) => { if (window.minsnrExplorer) window.minsnrExplorer.f
 GAMMA_TICKS = (0.1, 1, 2, 5, 10, 20, 100)
 GAMMA_LOG_RANGE = (-1.0, 2.0)  # log10 γ
 GAMMA_SNAP = tuple(t for t in GAMMA_TICKS if GAMMA_LOG_RANGE[0] < math.log10(t) < GAMMA_LOG_RANGE[1])
+# What one press of an arrow key moves γ by: to the next of these values in each decade, so that a student who uses
+# the keyboard alone reaches every γ a teacher would name (Page Up/Down: a decade; Home/End: the ends).
+GAMMA_KEY_STEPS = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
 # The γ boxes' own linear tracks are hidden: the log-scale one above each replaces it.
 GAMMA_LOG_CSS = ('[id$="param-gamma"] input[type=range], [id$="param-gamma"] .min_value, '
                  '[id$="param-gamma"] .max_value { display: none; }')
@@ -61,9 +64,11 @@ def gamma_log_html(value: float, box_id: str = "param-gamma") -> str:
         f'<span style="position:absolute;left:{(math.log10(t) - low) / (high - low) * 100:.2f}%;'
         f'transform:translateX(-50%)">{t:g}</span>' for t in GAMMA_TICKS)
     snap = ",".join(f"{t:g}" for t in GAMMA_SNAP)
+    key_steps = ",".join(f"{t:g}" for t in GAMMA_KEY_STEPS)
     range_id = gamma_log_id(box_id)
     return (f'<div style="padding:0 8px 18px 8px"><label for="{range_id}" style="font-size:var(--block-label-text-size)">'
-            f'γ on a log scale</label><input id="{range_id}" data-box="{box_id}" data-snap="{snap}" type="range" '
+            f'γ on a log scale</label><input id="{range_id}" data-box="{box_id}" data-snap="{snap}" '
+            f'data-keys="{key_steps}" aria-valuetext="γ = {value:g}" type="range" '
             f'min="{low}" max="{high}" step="0.001" value="{math.log10(value):.4f}" style="width:100%"><div '
             f'style="position:relative;height:1em;font-size:0.8em;color:var(--body-text-color-subdued)">{ticks}</div></div>')
 

@@ -158,6 +158,27 @@ def test_gamma_moves_on_a_log_scale_from_above_zero(browser, app_url):
     page.close()
 
 
+def test_the_log_gamma_slider_moves_by_one_visible_step_per_key(browser, app_url):
+    """By the keyboard alone: the arrow keys step γ through 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 in each decade, Page
+    Up/Down by a decade, Home/End to the ends; the box, the chart and the slider's spoken value follow."""
+    page = page_at(browser, app_url, 1400, 1000)
+    page.wait_for_timeout(1000)
+    slider = page.locator("#param-gamma-log")
+    gamma_box = page.locator("#param-gamma input[type=number]")
+    slider.focus()
+    plot = "document.querySelector('#explorer-plot .js-plotly-plot')"
+    for key, gamma in (("ArrowRight", "6"), ("ArrowRight", "8"), ("ArrowUp", "10"), ("ArrowRight", "12"),
+                       ("ArrowLeft", "10"), ("ArrowDown", "8"), ("PageDown", "0.8"), ("PageUp", "8"), ("Home", "0.1"),
+                       ("End", "100"), ("ArrowRight", "100")):
+        slider.press(key)
+        page.wait_for_function(f"() => document.querySelector('#param-gamma input[type=number]').value === '{gamma}'",
+                               timeout=10_000)
+        assert slider.get_attribute("aria-valuetext") == f"γ = {gamma}", key
+    page.wait_for_function(f"() => {plot}.data.some(t => t.name.startsWith('Min-SNR-γ (gamma=100) · '))", timeout=10_000)
+    assert gamma_box.input_value() == "100"
+    page.close()
+
+
 def test_train_and_compare_gamma_move_on_a_log_scale_too(browser, app_url):
     page = page_at(browser, app_url, 1400, 1000)
     page.get_by_role("tab", name="Train").click()

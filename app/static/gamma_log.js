@@ -14,10 +14,46 @@ range.addEventListener("input", () => {
   let gamma = Math.pow(10, Number(range.value));
   for (const tick of ticks) if (Math.abs(Math.log10(gamma / tick)) < 0.02) gamma = tick;  // snap to a tick
   gamma = Number(gamma.toPrecision(2));
+  range.setAttribute("aria-valuetext", "γ = " + gamma);
   const target = box();
   if (!target) return;
   target.value = String(gamma);
   target.dispatchEvent(new Event("input", {bubbles: true}));
+});
+// The keyboard: the arrow keys move γ to the next or previous value of the data-keys ladder (1, 1.2, 1.5, 2 … in
+// each decade), Page Up/Down by a decade, Home/End to the ends; a step of the range's own 0.001 in log10 γ would
+// leave the γ box, which shows two digits, where it was.
+const ladder = [];
+for (let decade = Math.floor(Number(range.min)); decade <= Math.ceil(Number(range.max)); decade++) {
+  for (const mantissa of range.dataset.keys.split(",").map(Number)) {
+    const value = Number((mantissa * Math.pow(10, decade)).toPrecision(3));
+    const log = Math.log10(value);
+    if (log >= Number(range.min) - 1e-9 && log <= Number(range.max) + 1e-9) ladder.push(value);
+  }
+}
+const setGamma = (gamma) => {
+  range.value = String(Math.log10(gamma));
+  range.setAttribute("aria-valuetext", "γ = " + gamma);
+  const target = box();
+  if (!target) return;
+  target.value = String(gamma);
+  target.dispatchEvent(new Event("input", {bubbles: true}));
+  target.dispatchEvent(new Event("change", {bubbles: true}));
+};
+range.addEventListener("keydown", (event) => {
+  // The range keeps log10 γ to its step (0.001, 0.23 % in γ): a value within 1 % is the same rung of the ladder,
+  // whose rungs are at least 20 % apart.
+  const current = Math.pow(10, Number(range.value));
+  const above = ladder.filter((g) => g > current * 1.01);
+  const below = ladder.filter((g) => g < current / 1.01);
+  const decade = (sign) => Math.min(Math.max(current * Math.pow(10, sign), ladder[0]), ladder[ladder.length - 1]);
+  const moves = {
+    ArrowRight: above[0], ArrowUp: above[0], ArrowLeft: below[below.length - 1], ArrowDown: below[below.length - 1],
+    PageUp: decade(1), PageDown: decade(-1), Home: ladder[0], End: ladder[ladder.length - 1],
+  };
+  if (!(event.key in moves)) return;
+  event.preventDefault();  // not the range's own step
+  if (moves[event.key] !== undefined) setGamma(Number(moves[event.key].toPrecision(3)));
 });
 range.addEventListener("change", () => {
   const target = box();
