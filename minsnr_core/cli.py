@@ -32,12 +32,18 @@ def _add_parameter_flags(parser: argparse.ArgumentParser, registry) -> None:
                             help=f"{param.description} for {', '.join(users)} (default {param.default:g})")
 
 
+APPLIES = {"image": "images", "points": "2D toys", "labelled": "datasets with labels"}
+
+
 def setting_help(setting: Setting) -> str:
-    """A setting's help text with what it allows and its default (or automatic rule), from its row of the table."""
+    """A setting's help text with what it allows, its default (or automatic rule) and, where it does not apply to
+    every dataset, which ones, from its row of the table."""
     default = setting.auto_help or ("none" if setting.default is None else f"{setting.default}")
+    only = "" if set(setting.applies) == {"image", "points"} else (
+        f"; {' and '.join(APPLIES[kind] for kind in setting.applies)} only")
     if setting.kind is bool or setting.choices is not None:  # argparse lists the choices itself
-        return f"{setting.help} (default: {default})"
-    return f"{setting.help}; {setting.allowed().removesuffix(' or None (automatic)')} (default: {default})"
+        return f"{setting.help} (default: {default}{only})"
+    return f"{setting.help}; {setting.allowed().removesuffix(' or None (automatic)')} (default: {default}{only})"
 
 
 def add_setting_flags(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
@@ -69,12 +75,6 @@ def train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _given_flags(argv: list[str] | None) -> dict[str, object]:
-    """The flags the user actually typed, with their values (defaults left out)."""
-    return {name: value for name, value in vars(train_parser().parse_args(argv)).items()
-            if value is not None and value is not False or name in SETTINGS and value is False}
-
-
 def _chosen_params(args: argparse.Namespace, registry, choice: str) -> dict[str, float]:
     """The parameters given for the entry chosen by ``--<choice>``; a parameter of another entry is refused."""
     entry = registry.get(getattr(args, choice) or SETTINGS[choice].default)
@@ -87,24 +87,30 @@ def _chosen_params(args: argparse.Namespace, registry, choice: str) -> dict[str,
     return {name: getattr(args, name) for name in own if getattr(args, name) is not None}
 
 
+def _typed_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The table's settings whose flags were given (every flag defaults to None), by name."""
+    return {s.name: getattr(args, s.name) for s in TABLE if getattr(args, s.name, None) is not None}
+
+
 def _settings_from_args(args: argparse.Namespace) -> dict[str, object]:
-    """The settings the flags give, by name (a flag left out is not there: the table's default holds)."""
-    given = {s.name: getattr(args, s.name) for s in TABLE if getattr(args, s.name, None) is not None}
+    """The settings the flags give, by name (a flag left out is not there: the table's default holds), with the
+    chosen entries' parameters."""
+    given = _typed_settings(args)
     given["weighting_params"] = {n: getattr(args, n) for n in STRATEGIES.parameters() if getattr(args, n) is not None}
     given["timestep_params"] = _chosen_params(args, TIMESTEP_SAMPLERS, "timestep_sampling")
     given["adaptive_params"] = _chosen_params(args, ADAPTIVE_WEIGHTINGS, "adaptive_weighting")
     return given
 
 
-def _resumed_config(args: argparse.Namespace, given: dict[str, object]) -> TrainConfig:
+def _resumed_config(args: argparse.Namespace) -> TrainConfig:
     """The checkpoint's config with what --resume may change; any other flag that differs from the run is refused
     (silently keeping the old value would train something else than the command says)."""
     state = load_checkpoint(args.resume)
     saved, done_steps = saved_config(state), int(state["step"])
-    typed = {name: value for name, value in _settings_from_args(args).items() if name in given}
+    typed = _typed_settings(args)
     for setting in TABLE:  # a registry parameter typed alone keeps the run's others (of the same entry)
         if setting.kind is dict and setting.registry is not None:
-            own = {n: getattr(args, n) for n in setting.registry.parameters() if n in given}
+            own = {n: getattr(args, n) for n in setting.registry.parameters() if getattr(args, n) is not None}
             same_entry = typed.get(setting.entry_setting, getattr(saved, setting.entry_setting)) == getattr(
                 saved, setting.entry_setting)
             typed[setting.name] = {**getattr(saved, setting.name), **own} if same_entry else own
@@ -144,8 +150,7 @@ def train_main(argv: list[str] | None = None) -> int:
             raise ValueError("--out is required: the run folder (metrics.jsonl, samples.png, checkpoint.pt)")
         out, resume = Path(args.out_dir), Path(args.resume) if args.resume else None
         continues = _check_out(out, resume, args.overwrite)
-        settings = _settings_from_args(args)
-        config = (_resumed_config(args, _given_flags(argv)) if resume else TrainConfig(**settings)).resolved()
+        config = (_resumed_config(args) if resume else TrainConfig(**_settings_from_args(args))).resolved()
         resume_step = int(load_checkpoint(resume)["step"]) if resume else None
         recorder, bar, status = None, None, 0
         for event in train(config, resume=resume):

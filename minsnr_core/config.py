@@ -39,7 +39,7 @@ class _TrainConfigMethods:
                 value = setting.validate(value)
             setattr(cfg, setting.name, value)
         _check_joined(cfg)
-        object.__setattr__(cfg, "_resolved", True)  # not a field: dataclasses.replace gives an unresolved copy
+        cfg._resolved = True  # not a field: dataclasses.replace gives an unresolved copy
         return cfg
 
     @property
@@ -110,7 +110,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
         raise ValueError("device 'mps' requested but Apple's MPS is not available here; use device 'auto' or 'cpu'")
     return torch.device(name)
-
 
 
 def resume_differences(saved: Any, config: Any) -> list[tuple[str, Any, Any]]:

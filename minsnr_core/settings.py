@@ -15,6 +15,7 @@ entries (``weighting_params`` and its kin are the settings that hold them).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +117,8 @@ class Setting:
         refusal names the setting and what it allows."""
         if value is None and (self.default is None or self.auto is not None):
             return None
+        if self.kind is str and isinstance(value, os.PathLike):  # a folder given as a Path: kept as its text
+            value = os.fspath(value)
         shown = describe_value(value)
         if self.kind is bool:
             ok = isinstance(value, bool)
@@ -163,6 +166,10 @@ def _run_default(name: str) -> Callable[[Any], int]:
     return lambda cfg: RUN_DEFAULTS[_kind(cfg)][name]
 
 
+def _run_default_help(name: str) -> str:
+    return f"{RUN_DEFAULTS['points'][name]} for the toys, {RUN_DEFAULTS['image'][name]} for images"
+
+
 IMAGES, LABELLED = ("image",), ("labelled",)
 MAY_CHANGE = "may change"
 
@@ -184,10 +191,11 @@ TABLE: list[Setting] = [
     Setting("adaptive_params", dict, {}, "the adaptive weighting's parameters", flag=None, registry=ADAPTIVE_WEIGHTINGS,
             entry_setting="adaptive_weighting"),
     Setting("target", str, None, "what the network predicts, and the space of the loss", choices=lambda: TARGETS, link=True,
-            auto=_auto_target, auto_help="ε for the 2D toys, x0 for images, v for rectified flow"),
+            auto=_auto_target, auto_help=f"{DEFAULT_TARGETS['points']} for the 2D toys, {DEFAULT_TARGETS['image']} for images, "
+            "v for rectified flow"),
     Setting("class_conditional", bool, None, "learn from the class labels (with label dropout), so samples can be "
             "asked for a class", auto=lambda cfg: cfg.dataset in LABELLED_DATASETS, applies=LABELLED,
-            auto_help="on for the datasets with labels (mnist, cifar10, folder)", negative_flag="--unconditional"),
+            auto_help=f"on for the datasets with labels ({', '.join(LABELLED_DATASETS)})", negative_flag="--unconditional"),
     Setting("label_dropout", float, 0.1, "share of each batch trained without its label, for classifier-free "
             "guidance", low=0, high=1, applies=LABELLED),
     Setting("guidance", float, 2.0, "classifier-free guidance scale of the previews and the metric (1: none)", low=0,
@@ -216,17 +224,17 @@ TABLE: list[Setting] = [
     Setting("ema_decay", float, 0.999, "decay of the weights' exponential moving average", low=0, high=1,
             open_high=True),
     Setting("log_every", int, None, "steps between loss reports", low=1, on_resume=MAY_CHANGE,
-            auto=_run_default("log_every"), auto_help="5 for the toys, 10 for images"),
+            auto=_run_default("log_every"), auto_help=_run_default_help("log_every")),
     Setting("preview_every", int, None, "steps between sample previews (0: none)", low=0, on_resume=MAY_CHANGE,
-            auto=_run_default("preview_every"), auto_help="100 for the toys, 200 for images"),
+            auto=_run_default("preview_every"), auto_help=_run_default_help("preview_every")),
     Setting("preview_count", int, None, "samples in a preview", low=1, on_resume=MAY_CHANGE,
-            auto=_run_default("preview_count"), auto_help="512 points for the toys, 16 images"),
+            auto=_run_default("preview_count"), auto_help=_run_default_help("preview_count")),
     Setting("preview_sample_steps", int, 20, "DDIM steps of a preview (at most T)", low=1, on_resume=MAY_CHANGE),
     Setting("metric_every", int, 0, "steps between sample-quality measurements (0: none)", low=0,
             on_resume=MAY_CHANGE, auto=_auto_metric_every,
             auto_help="with each preview, where the dataset has a metric"),
     Setting("metric_samples", int, None, "samples scored by each quality measurement", low=2, on_resume=MAY_CHANGE,
-            auto=_run_default("metric_samples"), auto_help="512 for the toys, 200 for images"),
+            auto=_run_default("metric_samples"), auto_help=_run_default_help("metric_samples")),
     Setting("checkpoint_every", int, 500, "steps between checkpoints (0: at the end only)", low=0,
             on_resume=MAY_CHANGE),
     Setting("out_dir", str, None, "run folder: metrics.jsonl, samples.png, checkpoint.pt", flag="out",

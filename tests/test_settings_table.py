@@ -101,3 +101,15 @@ def test_the_cli_and_the_app_build_the_same_run_from_the_same_settings(tmp_path)
     for config in (cli, app):
         runs.append([(e.kind, e.step, e.loss) for e in train(config) if e.kind in ("log", "metric", "done")])
     assert runs[0] == runs[1] and len(runs[0]) > 3
+
+
+def test_a_resumed_run_compares_a_parameter_typed_alone_with_its_own_entrys(tmp_path, capsys):
+    """``--logit-std`` without ``--timestep-sampling`` on --resume is the run's sampler's parameter, not a stray one."""
+    from minsnr_core.cli import train_main
+
+    out = str(tmp_path / "run")
+    base = ["--dataset", "moons", "--preview-every", "0", "--out", out]
+    assert train_main([*base, "--steps", "2", "--timestep-sampling", "logit_normal", "--logit-std", "0.8"]) == 0
+    assert train_main([*base, "--resume", out, "--steps", "3", "--logit-std", "0.5"]) == 2
+    assert "--logit-std 0.5 (the run has 0.8)" in capsys.readouterr().err
+    assert train_main([*base, "--resume", out, "--steps", "4", "--logit-std", "0.8"]) == 0
