@@ -11,7 +11,6 @@ import functools
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from minsnr_core.registry import Param
 from minsnr_core.schedules import SCHEDULES
 from minsnr_core.timesteps import TIMESTEP_SAMPLERS
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
@@ -60,13 +59,9 @@ def explorer_fields() -> list[us.Field]:
         us.Field("view", "weight", us.choice(list(VIEWS))),
         us.Field("log_y", True, us.flag, us.encode_flag),
         us.Field("sampler", "uniform", us.choice(EXPLORER_SAMPLERS)),
-        *[us.Field(p.name, p.default, _param_range(p)) for p in explorer_sampler_parameters().values()],
-        *[us.Field(p.name, p.default, _param_range(p)) for p in strategy_parameters().values()],
+        *[us.Field(p.name, p.default, us.param_number(p)) for p in explorer_sampler_parameters().values()],
+        *[us.Field(p.name, p.default, us.param_number(p)) for p in strategy_parameters().values()],
     ]
-
-
-def _param_range(param: Param):
-    return us.number(param.minimum, param.maximum, exclusive_low=param.exclusive_minimum)
 
 
 @functools.lru_cache(maxsize=64)

@@ -32,10 +32,10 @@ FAVICON = str(Path(__file__).with_name("static") / "favicon.png")
 MAX_UPLOAD = "1mb"
 SESSION_CAPACITY = 2000  # sessions whose state Gradio keeps at most (its default: 10,000 copies of the page's config)
 
-# The Train tab's settings a link carries (as train_<name>), besides the weighting.
 def link_fields(limits: ClassLimits) -> list[us.Field]:
     """Every setting a link can carry: the explorer's, then the Train tab's."""
     return explorer_fields() + train_link_fields(limits)
+
 
 # The page's own address with the settings' query, shown with a Copy button. Not written to the address bar: each
 # history.replaceState made Chromium fetch the whole page again (docs/performance.md).

@@ -35,8 +35,8 @@ AFTER_PARAMS = ("model", "batch_size", "lr", "steps", "minutes", "seed", "previe
 SWITCHES = {"quality": ("metric_every", 0), "use_labels": ("class_conditional", False)}
 PLACED = {*BEFORE_PARAMS, *AFTER_PARAMS, "timestep_sampling", "adaptive_weighting"}
 AUTOMATIC = "auto"  # a choice control's automatic value; a number control's is 0
-# The highest value a control offers, where the server caps it (ClassLimits) or a browser's control should stop:
-# a seed a link and a number box carry exactly, previews' guidance beyond which samples only saturate.
+# The highest value a control offers where the table has none or a browser's control should stop lower: a seed a
+# link and a number box carry exactly; the guidance slider's range (the server's caps are ClassLimits).
 APP_HIGH = {"seed": 2**31 - 1, "guidance": 6.0}
 
 
@@ -77,10 +77,12 @@ def bounds(name: str, limits: ClassLimits) -> tuple[float, float | None]:
 
 
 def config_value(name: str, value: Any) -> Any:
-    """A control's value as the setting's: "auto" or 0 is None where the setting is automatic or optional."""
+    """A control's value as the setting's: "auto" or 0 is None where the setting is automatic or optional (a
+    switch's off is off)."""
     setting = SETTINGS[name]
-    if value is None or (setting.default is None or setting.auto is not None) and value in (AUTOMATIC, 0, False, ""):
-        return None if setting.kind is not bool or setting.default is None else value
+    automatic = setting.default is None or setting.auto is not None
+    if value is None or automatic and setting.kind is not bool and value in (AUTOMATIC, 0, ""):
+        return None
     if setting.kind is int and isinstance(value, float) and value.is_integer():
         return int(value)  # a slider's or number box's float
     return value
@@ -187,7 +189,7 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
                                      f"{SETTINGS['preview_every'].auto_help})", value, elem_id=f"{prefix}-preview")
         c["quality"] = gr.Checkbox(value["quality"], label="Measure sample quality", elem_id=f"{prefix}-measure")
     with gr.Row():
-        c["target"] = gr.Radio([("automatic (ε for toys, x₀ for images, v for rectified flow)", "auto"),
+        c["target"] = gr.Radio([(f"automatic ({SETTINGS['target'].auto_help})", AUTOMATIC),
                                 *[(TARGET_NAMES[t], t) for t in TARGETS]], value=value["target"],
                                label="Prediction target")
         holders: dict[str, gr.blocks.BlockContext] = {}
@@ -261,8 +263,7 @@ def train_link_fields(limits: ClassLimits) -> list[us.Field]:
 
     def parse(name: str):
         if name in strategy_parameters():
-            param = strategy_parameters()[name]
-            return us.number(param.minimum, param.maximum, exclusive_low=param.exclusive_minimum)
+            return us.param_number(strategy_parameters()[name])
         setting = SETTINGS[name]
         if name == "dataset":  # the control's own values (an image folder is offered by name, not linked)
             return us.choice([value for _, value in dataset_choices({})])
@@ -292,8 +293,8 @@ def make_config(image_roots: Mapping[str, str], weighting: str, settings: Mappin
             raise ValueError(f"unknown image folder {name!r}; configured: {', '.join(image_roots) or 'none'}")
         dataset, data_root = "folder", image_roots[name]
     s["weighting"] = weighting
-    values = {name: config_value(name, s[name]) for name in setting_names() if name in SETTINGS}
+    values = {name: config_value(name, s[name]) for name in [*setting_names(), "weighting"] if name in SETTINGS}
     for params in (setting for setting in TABLE if setting.kind is dict):  # the chosen entry's parameters
         values[params.name] = {p.name: s[p.name] for p in params.registry.get(s[params.entry_setting]).params}
     values.update({name: None if s[switch] else off for switch, (name, off) in SWITCHES.items()})
-    return TrainConfig(**{**values, "weighting": weighting, "dataset": dataset, "data_root": data_root})
+    return TrainConfig(**{**values, "dataset": dataset, "data_root": data_root})

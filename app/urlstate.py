@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from minsnr_core.registry import Param
+
 from .explorer_js import read_script
 
 # The page's link writer: one function, given each field's rule (:func:`link_writer_js`).
@@ -68,6 +70,11 @@ def number(low: float, high: float, integer: bool = False, exclusive_low: bool =
 
     parse.rule = {"kind": "number", "low": low, "high": high, "integer": integer, "exclusive_low": exclusive_low}
     return parse
+
+
+def param_number(param: Param) -> Callable[[str], float]:
+    """A registry parameter's value, within its range."""
+    return number(param.minimum, param.maximum, exclusive_low=param.exclusive_minimum)
 
 
 def flag(raw: str) -> bool:
