@@ -2,6 +2,7 @@
 reachable, γ beside its chart, only the parameters that apply, a full link to copy, the measured comparison without
 training. Screenshots of each tab at both sizes go to artifacts/."""
 
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -32,7 +33,13 @@ def move_log_slider(page, selector, position):
 
 @pytest.mark.parametrize(("size", "width", "height"), [("desktop", 1400, 1000), ("phone", 390, 844)])
 def test_every_tab_is_reachable_and_photographed_at_both_sizes(browser, app_url, size, width, height):
-    page = page_at(browser, app_url, width, height)
+    """Every tab in the tab bar, and the page asks nothing of any other machine (no outside fonts, scripts or
+    reports) while each is opened."""
+    hosts = set()
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.on("request", lambda request: hosts.add(urllib.parse.urlsplit(request.url).hostname))
+    page.goto(app_url)
+    page.wait_for_selector("#explorer-plot .js-plotly-plot", timeout=60_000)
     for name, slug in TABS.items():
         tab = page.get_by_role("tab", name=name)
         assert tab.is_visible(), f"the {name} tab must be in the tab bar, not behind a menu, at {width} px"
@@ -47,6 +54,7 @@ def test_every_tab_is_reachable_and_photographed_at_both_sizes(browser, app_url,
     else:  # on a phone the chart comes first
         assert plot["y"] < gamma["y"]
     page.close()
+    assert hosts - {None} == {urllib.parse.urlsplit(app_url).hostname}, hosts
 
 
 def test_only_the_ticked_strategies_parameters_show_and_the_link_is_a_full_url(browser, app_url):
