@@ -53,4 +53,4 @@ class SelfConditioned(nn.Module):
 
 MODEL_PRESETS.register(ModelPreset(
     "mnist-small-selfcond", "MNIST UNet (small, self-conditioned)", "", "mnist-small with self-conditioning",
-    "Chen et al. 2022", lambda c, k: SelfConditioned(c, k), (), "image", 32, 6e-3))
+    "Chen et al. 2022", lambda c, k, size: SelfConditioned(c, k), (), "image", 32, 6e-3))

@@ -23,7 +23,7 @@ from minsnr_core.models import MODEL_PRESETS, build_model, count_parameters
 from minsnr_core.steps import draw_batch, prepare_run, stepper
 
 SHAPES = {"mnist": (1, 28, 28), "mnist-small": (1, 28, 28), "mnist-large": (1, 28, 28), "cifar": (3, 32, 32),
-          "cifar-large": (3, 32, 32),
+          "cifar-large": (3, 32, 32), "vit-mnist": (1, 28, 28), "vit-cifar": (3, 32, 32), "vit-large": (3, 32, 32),
           "toy-mlp": (2,)}
 
 
@@ -109,7 +109,7 @@ def main() -> None:
             continue
         shape = SHAPES[entry.name]
         for mode in args.compile:
-            model = build_model(entry.name, shape[0])
+            model = build_model(entry.name, shape[0], image_size=shape[1:] or None)
             rate = images_per_second(entry.name, model, shape, args.batch_size * (4 if len(shape) == 1 else 1),
                                      args.steps, args.device, mode, not args.no_cuda_graph)
             ratio = f"{rate / reference:5.1f}×" if reference and shape == (1, 28, 28) else ""

@@ -190,7 +190,8 @@ def _train_run(spec: ExperimentSpec, run: dict[str, Any], path: Path) -> str:
     for event in train(spec.config(run)):
         if event.kind == "metric":
             rows.append({**{k: run[k] for k in ("group", "weighting", "gamma", "target", "seed")},
-                         "lr": run.get("lr", spec.lr), "dataset": spec.dataset, "step": event.step,
+                         "lr": run.get("lr", spec.lr), "dataset": spec.dataset,
+                         "model": report_model(spec.dataset, spec.model), "step": event.step,
                          "samples": spec.eval_samples, "elapsed_s": round(event.elapsed_s, 2), **event.metric})
         elif event.kind == "error":
             raise RuntimeError(f"run {run['key']} failed: {event.message}")

@@ -1,4 +1,4 @@
-"""Denoisers: a compact time-conditioned UNet for images and a small MLP for 2D toy data.
+"""Denoisers: a compact time-conditioned UNet and a vanilla ViT for images, and a small MLP for 2D toy data.
 
 The UNet follows the DDPM/improved-diffusion design (residual blocks with GroupNorm, a sinusoidal time
 embedding added inside each block, self-attention only at the lowest resolution), cut down so that it trains
@@ -164,6 +164,87 @@ class UNet(nn.Module):
         return out
 
 
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: multi-head self-attention, then a 4× GELU MLP, each as a residual branch."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, w = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v)  # (b, heads, n, w/heads)
+        x = x + self.proj(attended.transpose(1, 2).reshape(b, n, w))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """The vanilla ViT denoiser of Hang et al. 2023 (§4.1; the official repository's
+    ``guided_diffusion/vision_transformer.py``): the image cut into p×p patches, each linearly embedded as a token;
+    the time (sinusoidal embedding through an MLP) and the class label enter as two more input tokens; a learned
+    absolute position embedding over all tokens; pre-norm transformer blocks; a linear layer maps each patch token
+    back to its p×p pixels (un-patchify), initialised at zero so the model starts by predicting 0. No adaLN: the
+    condition reaches the image tokens through attention only.
+
+    ``image_size`` (H, W) fixes the position embedding; sizes that are not multiples of ``patch`` are padded.
+    The same ``forward(x, t, labels)`` as :class:`UNet`.
+    """
+
+    def __init__(self, in_channels: int = 1, image_size: tuple[int, int] = (28, 28), patch: int = 4,
+                 width: int = 128, depth: int = 6, heads: int = 4, num_classes: int = 0) -> None:
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width ({width}) must be a multiple of heads ({heads})")
+        self.patch, self.width, self.num_classes = patch, width, num_classes
+        self.image_size = tuple(image_size)
+        self.grid = tuple(-(-s // patch) for s in self.image_size)
+        self.patch_embed = nn.Conv2d(in_channels, width, patch, stride=patch)  # a linear map of each patch
+        self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.class_embedding = nn.Embedding(num_classes + 1, width) if num_classes else None
+        extra = 2 if num_classes else 1  # the time token, and the class token for a conditional model
+        self.position = nn.Parameter(torch.zeros(1, extra + self.grid[0] * self.grid[1], width))
+        self.blocks = nn.ModuleList(TransformerBlock(width, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.unpatchify = nn.Linear(width, patch * patch * in_channels)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+        nn.init.trunc_normal_(self.position, std=0.02)
+        if self.class_embedding is not None:
+            nn.init.trunc_normal_(self.class_embedding.weight, std=0.02)
+        nn.init.zeros_(self.unpatchify.weight)
+        nn.init.zeros_(self.unpatchify.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        size = tuple(x.shape[-2:])
+        if size != self.image_size:
+            raise ValueError(f"this ViT was built for {self.image_size[0]}×{self.image_size[1]} images, "
+                             f"got {size[0]}×{size[1]}")
+        pad = [(-s) % self.patch for s in size]
+        patches = self.patch_embed(F.pad(x, (0, pad[1], 0, pad[0])))  # (B, width, gh, gw)
+        tokens = [self.time_mlp(timestep_embedding(t, self.width))[:, None]]
+        if self.class_embedding is not None:
+            if labels is None:
+                labels = torch.full_like(t, self.num_classes, dtype=torch.long)
+            tokens.append(self.class_embedding(labels)[:, None])
+        elif labels is not None:
+            raise ValueError("labels given, but this model was trained without class labels")
+        h = torch.cat([*tokens, patches.flatten(2).transpose(1, 2)], dim=1) + self.position
+        for block in self.blocks:
+            h = block(h)
+        out = self.unpatchify(self.norm(h[:, len(tokens):]))  # (B, gh·gw, p·p·C)
+        gh, gw = self.grid
+        out = out.transpose(1, 2).reshape(x.shape[0], -1, gh, gw)  # channels ordered (C, p, p), as pixel_shuffle
+        return F.pixel_shuffle(out, self.patch)[..., : size[0], : size[1]]
+
+
 class MLPDenoiser(nn.Module):
     """A small residual MLP for 2D toy data: ``forward(x, t)`` with x of shape (B, 2)."""
 
@@ -205,30 +286,44 @@ def _preset(name: str, display: str, description: str, kind: str, build, batch_s
 
 
 _preset("mnist", "MNIST UNet (fast)", "2×2 patches, widths 32/64/64 (14×14 → 4×4), attention at 4×4",
-        "image", lambda c, k: UNet(c, 32, (1, 2, 2), 1, attention=True, patch=2, num_classes=k))
+        "image", lambda c, k, size: UNet(c, 32, (1, 2, 2), 1, attention=True, patch=2, num_classes=k))
 # Batch 32 at lr 6e-3: on a 2-core CPU the most digits recognised after a short budget of the settings tried
 # (docs/performance.md).
 _preset("mnist-small", "MNIST UNet (small)", "2×2 patches, widths 16/32/32, attention at 4×4 — the MNIST default",
-        "image", lambda c, k: UNet(c, 16, (1, 2, 2), 1, attention=True, patch=2, num_classes=k), batch_size=32, lr=6e-3)
+        "image", lambda c, k, size: UNet(c, 16, (1, 2, 2), 1, attention=True, patch=2, num_classes=k),
+        batch_size=32, lr=6e-3)
 _preset("mnist-large", "MNIST UNet (large)", "2×2 patches, widths 64/128, attention at 7×7 — for a GPU",
-        "image", lambda c, k: UNet(c, 64, (1, 2), 1, attention=True, patch=2, num_classes=k))
+        "image", lambda c, k, size: UNet(c, 64, (1, 2), 1, attention=True, patch=2, num_classes=k))
 _preset("cifar", "CIFAR UNet", "2×2 patches, widths 64/128/128, attention at 4×4",
-        "image", lambda c, k: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=2, num_classes=k))
+        "image", lambda c, k, size: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=2, num_classes=k))
 _preset("cifar-large", "CIFAR UNet (large)", "full resolution, widths 64/128/128, attention at 8×8 — for a GPU",
-        "image", lambda c, k: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=1, num_classes=k))
+        "image", lambda c, k, size: UNet(c, 64, (1, 2, 2), 1, attention=True, patch=1, num_classes=k))
+# The paper's backbone (Hang et al. 2023 §4.1, ViT-B/2 on 32×32×4 latents): here cut to CPU size. The MNIST one has
+# about the `mnist` UNet's parameter count (1.2M against 1.06M).
+_preset("vit-mnist", "MNIST ViT", "4×4 patches (7×7 tokens), width 128, 6 blocks, 4 heads — the paper's backbone",
+        "image", lambda c, k, size: ViT(c, size, patch=4, width=128, depth=6, heads=4, num_classes=k))
+_preset("vit-cifar", "CIFAR ViT", "4×4 patches (8×8 tokens), width 192, 6 blocks, 6 heads",
+        "image", lambda c, k, size: ViT(c, size, patch=4, width=192, depth=6, heads=6, num_classes=k))
+_preset("vit-large", "ViT-S/2 (large)", "2×2 patches (16×16 tokens on CIFAR, as the paper's 256 latent tokens), "
+        "width 384, 12 blocks, 6 heads — for a GPU",
+        "image", lambda c, k, size: ViT(c, size, patch=2, width=384, depth=12, heads=6, num_classes=k))
 _preset("toy-mlp", "Toy MLP", "3 residual blocks of width 128 for 2D points",
-        "points", lambda c, k: MLPDenoiser(c, 128, 3))
+        "points", lambda c, k, size: MLPDenoiser(c, 128, 3))
 
 
-def build_model(preset: str, channels: int, num_classes: int = 0) -> nn.Module:
+def build_model(preset: str, channels: int, num_classes: int = 0,
+                image_size: tuple[int, int] | None = None) -> nn.Module:
     """A fresh model of ``preset`` for data with ``channels`` channels (or point dimension); ``num_classes`` > 0
-    makes an image model class-conditional."""
+    makes an image model class-conditional; ``image_size`` (H, W): the images' size, which a ViT's position
+    embedding needs (None: 28×28 for one channel, else 32×32)."""
     entry = MODEL_PRESETS.get(preset)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
         raise ValueError(f"num_classes must be an integer ≥ 0, got {num_classes!r}")
     if num_classes and entry.kind != "image":
-        raise ValueError(f"model {preset!r} cannot be class-conditional; only the image UNets take labels")
-    return entry.function(channels, num_classes)
+        raise ValueError(f"model {preset!r} cannot be class-conditional; only the image models take labels")
+    if image_size is None:
+        image_size = (28, 28) if channels == 1 else (32, 32)
+    return entry.function(channels, num_classes, tuple(int(s) for s in image_size))
 
 
 # Torch's layers draw their initial weights from its global generator, which every thread of the process shares: two

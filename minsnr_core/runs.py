@@ -83,7 +83,7 @@ def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
         shape = tuple(state["shape"])
         num_classes = int(state.get("num_classes", 0))  # checkpoints from before class conditioning have none
         with global_generator():  # its weights are loaded below; its build must not disturb a seeded one
-            model = build_model(config.model, state["channels"], num_classes)
+            model = build_model(config.model, state["channels"], num_classes, tuple(shape[1:]) or None)
         ema = AveragedModel(model)
         ema.load_state_dict(state["ema"])
     except (KeyError, RuntimeError, TypeError) as error:

@@ -167,7 +167,7 @@ def prepare_run(
     data = data.to(device).contiguous(memory_format=memory_format)
     if model is None:
         with global_generator(config.seed):
-            model = build_model(config.model, data.shape[1], num_classes)
+            model = build_model(config.model, data.shape[1], num_classes, tuple(data.shape[2:]) or None)
     model = model.to(device, memory_format=memory_format)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
     schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)

@@ -113,7 +113,7 @@ def test_labels_and_guidance_are_checked(conditional_model, models_by_target):
         ddim_sample(conditional_model, diffusion, shape, 3, labels=torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match="guidance must be a number ≥ 0"):
         ddim_sample(conditional_model, diffusion, shape, 3, labels=torch.tensor([1, 2]), guidance=-1.0)
-    with pytest.raises(ValueError, match="only the image UNets take labels"):
+    with pytest.raises(ValueError, match="only the image models take labels"):
         build_model("toy-mlp", 2, num_classes=3)
 
 
