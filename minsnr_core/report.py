@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from .experiment import BASELINE, HIGHER_IS_BETTER, arm_name, mean_curves, steps_to_threshold
-from .stats import paired_comparison, paired_speedups
+from .stats import holm, paired_comparison, paired_speedups
 from .weighting import STRATEGIES, TARGET_NAMES
 
 METRIC_TITLES = {"confident": "share of confidently recognised digits (p > 0.9)", "fd": "Fréchet distance",
@@ -114,26 +114,55 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def _p(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2g}" if value >= 0.001 else "< 0.001"
+
+
+def tested_family(rows: list[dict[str, Any]], metrics: list[str], primary: str) -> list[dict[str, Any]]:
+    """Every test of the report with its raw and Holm-adjusted p-value, in two families. Primary (declared before
+    looking): Min-SNR-γ against each target's plain loss, its paired difference in ``primary`` at the last step and
+    its speed-up per target. Exploratory: every other paired difference (other weightings, other metrics). Holm
+    adjusts each family on its own."""
+    tests = []
+    for metric in metrics:
+        for entry in paired_comparison(rows, metric, BASELINE):
+            family = "primary" if entry["weighting"] == "min_snr" and metric == primary else "exploratory"
+            tests.append({**entry, "kind": "difference", "metric": metric, "family": family})
+    for entry in paired_speedups(rows, primary, BASELINE, HIGHER_IS_BETTER.get(primary, True)):
+        if entry["weighting"] != entry["baseline"]:
+            family = "primary" if entry["weighting"] == "min_snr" else "exploratory"
+            tests.append({**entry, "kind": "speedup", "metric": primary, "family": family})
+    for family in ("primary", "exploratory"):
+        members = [t for t in tests if t["family"] == family]
+        for test, adjusted in zip(members, holm([t["p"] for t in members]), strict=True):
+            test["p_holm"] = adjusted
+    return tests
+
+
 def paired_lines(rows: list[dict[str, Any]], metrics: list[str], primary: str) -> list[str]:
     """Markdown: each weighting minus its target's plain loss, seed by seed (same seed = same init, batches and
-    noise), at the last step, with 95 % t intervals; then per-seed speed-ups in ``primary``."""
-    lines = ["### Paired differences from the plain loss (same seeds; mean and 95 % t interval)", "",
-             "| target | weighting | " + " | ".join(f"Δ {m}" for m in metrics) + " | seeds | step |",
-             "| --- | --- |" + " --- |" * (len(metrics) + 2)]
-    tables = {m: {(r["target"], r["weighting"]): r for r in paired_comparison(rows, m, BASELINE)} for m in metrics}
-    for key, entry in tables[primary].items():
-        cells = [f"{c['diff']:+.3g} [{c['low']:+.3g}, {c['high']:+.3g}]" for c in (tables[m][key] for m in metrics)]
-        lines.append(f"| {key[0]} | {arm_name(key[1])} | " + " | ".join(cells)
-                     + f" | {entry['n']} | {entry['step']} |")
+    noise), at the last step, with 95 % t intervals and p-values (raw, and Holm-adjusted within the primary or the
+    exploratory family); then per-seed speed-ups in ``primary``."""
+    tests = tested_family(rows, metrics, primary)
+    lines = ["Primary comparison (declared in advance): Min-SNR-γ against each target's plain loss, its paired difference "
+             f"in {primary} at the last step and its speed-up. Everything else is exploratory. p: paired t-test; "
+             "Holm: adjusted within its family (Holm 1979). An interval that includes 0 is a difference not detected.", "",
+             "### Paired differences from the plain loss (same seeds; mean and 95 % t interval)", "",
+             "| target | weighting | metric | Δ [95 % interval] | p | Holm p | family | seeds | step |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for test in (t for t in tests if t["kind"] == "difference"):
+        lines.append(f"| {test['target']} | {arm_name(test['weighting'])} | {test['metric']} | "
+                     f"{test['diff']:+.3g} [{test['low']:+.3g}, {test['high']:+.3g}] | {_p(test['p'])} | "
+                     f"{_p(test['p_holm'])} | {test['family']} | {test['n']} | {test['step']} |")
     lines += ["", f"### Speed-up per seed ({primary}): baseline steps / steps to the same seed's baseline final value", "",
-              "| target | weighting | per seed | geometric mean [95 % interval] |", "| --- | --- | --- | --- |"]
-    for entry in paired_speedups(rows, primary, BASELINE, HIGHER_IS_BETTER.get(primary, True)):
-        if entry["weighting"] == entry["baseline"]:
-            continue
-        seeds = ", ".join("not reached" if s is None else f"{s:.2f}×" for s in entry["speedups"])
-        summary = (f"{entry['geomean']:.2f}× [{entry['low']:.2f}, {entry['high']:.2f}]" if entry["geomean"]
-                   else f"reached in {entry['reached']} of {entry['n']} seeds")
-        lines.append(f"| {entry['target']} | {arm_name(entry['weighting'])} | {seeds} | {summary} |")
+              "| target | weighting | per seed | geometric mean [95 % interval] | p | Holm p | family |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for test in (t for t in tests if t["kind"] == "speedup"):
+        seeds = ", ".join("not reached" if s is None else f"{s:.2f}×" for s in test["speedups"])
+        summary = (f"{test['geomean']:.2f}× [{test['low']:.2f}, {test['high']:.2f}]" if test["geomean"]
+                   else f"reached in {test['reached']} of {test['n']} seeds")
+        lines.append(f"| {test['target']} | {arm_name(test['weighting'])} | {seeds} | {summary} | {_p(test['p'])} | "
+                     f"{_p(test['p_holm'])} | {test['family']} |")
     return lines
 
 

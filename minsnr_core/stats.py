@@ -1,9 +1,12 @@
 """Statistics for paired runs: runs with the same seed share their initialisation, batches and noise, so two
 weightings are compared seed by seed (the paired difference), not by whether their spreads overlap.
 
-- :func:`t_interval`: mean and 95 % confidence interval of a small sample (Student's t).
+- :func:`t_interval`: mean and 95 % confidence interval of a small sample (Student's t), with the two-sided
+  p-value of a one-sample t-test against 0 (quantiles and p-values from ``scipy.stats``).
+- :func:`holm`: Holm's step-down adjustment of a family of p-values (Holm 1979), which keeps the chance of any
+  false rejection in the family at most α.
 - :func:`paired_comparison`: per target and weighting, the mean paired difference to the target's plain loss at
-  the last evaluated step, with its interval.
+  the last evaluated step, with its interval and p-value.
 - :func:`paired_speedups`: per seed, the steps a weighting needs to reach the quality its own baseline run (same
   seed) reaches at the end; the speed-up's geometric mean with an interval on the log scale.
 """
@@ -14,28 +17,46 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-# Two-sided 95 % quantiles of Student's t, t_{0.975}(df), df = 1 … 30 (standard tables); larger df use 1.96.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+from scipy import stats as _scipy_stats
 
 
 def t_quantile_975(df: int) -> float:
+    """Student's t two-sided 95 % quantile, t_{0.975}(df)."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be ≥ 1, got {df}")
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+    return float(_scipy_stats.t.ppf(0.975, df))
 
 
 def t_interval(values: Sequence[float]) -> dict[str, float]:
-    """{"mean", "low", "high", "sd", "n"}: the mean with its 95 % t interval (low = high = mean for n = 1)."""
+    """{"mean", "low", "high", "sd", "n", "p"}: the mean with its 95 % t interval (low = high = mean for n = 1) and
+    the two-sided p-value of the one-sample t-test of mean = 0 (None for n = 1, or when every value is the same)."""
     n = len(values)
     if n == 0:
         raise ValueError("t_interval needs at least one value")
     mean = sum(values) / n
     if n == 1:
-        return {"mean": mean, "low": mean, "high": mean, "sd": 0.0, "n": 1}
+        return {"mean": mean, "low": mean, "high": mean, "sd": 0.0, "n": 1, "p": None}
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = t_quantile_975(n - 1) * sd / math.sqrt(n)
-    return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd, "n": n}
+    p = float(_scipy_stats.ttest_1samp(values, 0.0).pvalue) if sd > 0 else None
+    return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd, "n": n, "p": p}
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's adjusted p-values (Holm 1979, "A simple sequentially rejective multiple test procedure"): sorted
+    ascending, the i-th smallest of m is multiplied by (m − i + 1), made monotone, capped at 1. Rejecting where the
+    adjusted value is below α keeps the family-wise error rate at most α. None (no test) stays None and does not
+    count in m."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(tested)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, index) in enumerate(tested):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p-values must lie in [0, 1], got {p!r}")
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[index] = running
+    return adjusted
 
 
 def _runs(rows: list[dict[str, Any]], group: str) -> dict[tuple, dict[int, dict[int, dict[str, Any]]]]:
@@ -50,8 +71,8 @@ def _runs(rows: list[dict[str, Any]], group: str) -> dict[tuple, dict[int, dict[
 def paired_comparison(rows: list[dict[str, Any]], metric: str, baselines: dict[str, str],
                       group: str = "comparison", step: int | None = None) -> list[dict[str, Any]]:
     """Per (target, weighting ≠ baseline): the mean of (weighting − baseline) over the seeds both ran, at ``step``
-    (default: the last step both reached), with a 95 % t interval. An interval that excludes 0 is a difference the
-    seeds agree on."""
+    (default: the last step both reached), with a 95 % t interval and the paired t-test's p-value. An interval that
+    excludes 0 is a difference the seeds agree on; one that includes 0 is a difference not detected."""
     runs = _runs(rows, group)
     table = []
     for (target, weighting), seeds in runs.items():
@@ -70,7 +91,8 @@ def paired_comparison(rows: list[dict[str, Any]], metric: str, baselines: dict[s
         interval = t_interval([a - b for a, b in pairs])
         table.append({"target": target, "weighting": weighting, "baseline": baselines[target], "step": at,
                       "value": sum(a for a, _ in pairs) / len(pairs), "baseline_value": sum(b for _, b in pairs) / len(pairs),
-                      "diff": interval["mean"], "low": interval["low"], "high": interval["high"], "n": interval["n"]})
+                      "diff": interval["mean"], "low": interval["low"], "high": interval["high"], "n": interval["n"],
+                      "p": interval["p"]})
     return table
 
 
@@ -111,9 +133,10 @@ def paired_speedups(rows: list[dict[str, Any]], metric: str, baselines: dict[str
             continue
         reached = [s for s in per_seed if s is not None]
         entry = {"target": target, "weighting": weighting, "baseline": baselines[target], "n": len(per_seed),
-                 "reached": len(reached), "speedups": per_seed, "geomean": None, "low": None, "high": None}
+                 "reached": len(reached), "speedups": per_seed, "geomean": None, "low": None, "high": None, "p": None}
         if len(reached) == len(per_seed):
-            interval = t_interval([math.log(s) for s in reached])
-            entry.update(geomean=math.exp(interval["mean"]), low=math.exp(interval["low"]), high=math.exp(interval["high"]))
+            interval = t_interval([math.log(s) for s in reached])  # p: the t-test of log speed-up = 0 (no speed-up)
+            entry.update(geomean=math.exp(interval["mean"]), low=math.exp(interval["low"]), high=math.exp(interval["high"]),
+                         p=interval["p"])
         table.append(entry)
     return table

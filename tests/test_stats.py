@@ -5,17 +5,37 @@ import math
 import pytest
 
 from minsnr_core.experiment import BASELINE
-from minsnr_core.stats import paired_comparison, paired_speedups, steps_to_reach, t_interval
+from minsnr_core.stats import holm, paired_comparison, paired_speedups, steps_to_reach, t_interval, t_quantile_975
 
 
 def test_t_interval_matches_a_hand_computation():
     interval = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
-    half = 2.776 * math.sqrt(2.5) / math.sqrt(5)  # t_0.975(4) · sd / √n
+    half = 2.776445 * math.sqrt(2.5) / math.sqrt(5)  # t_0.975(4) · sd / √n
     assert interval["mean"] == 3.0 and interval["sd"] == pytest.approx(math.sqrt(2.5))
     assert (interval["low"], interval["high"]) == pytest.approx((3 - half, 3 + half))
-    assert t_interval([7.0]) == {"mean": 7.0, "low": 7.0, "high": 7.0, "sd": 0.0, "n": 1}
+    assert t_interval([7.0]) == {"mean": 7.0, "low": 7.0, "high": 7.0, "sd": 0.0, "n": 1, "p": None}
+    # p of the one-sample t-test: t = 3 / (√2.5 / √5) = 4.243 on 4 df, two-sided.
+    assert interval["p"] == pytest.approx(0.01324, abs=1e-4)
     with pytest.raises(ValueError, match="at least one"):
         t_interval([])
+
+
+def test_t_quantiles_are_students_at_every_df_not_196_above_30():
+    assert t_quantile_975(1) == pytest.approx(12.706, abs=1e-3)
+    assert t_quantile_975(40) == pytest.approx(2.021, abs=1e-3)  # a table cut at 30 answered 1.96 here
+    assert t_quantile_975(10_000) == pytest.approx(1.960, abs=1e-3)
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        t_quantile_975(0)
+
+
+def test_holm_adjusts_a_family_step_down():
+    """Holm 1979's rule by hand: sorted p (0.01, 0.02, 0.03, 0.04) × (4, 3, 2, 1) = (0.04, 0.06, 0.06, 0.04), made
+    non-decreasing: (0.04, 0.06, 0.06, 0.06); results in the input's order; None is no test and not counted."""
+    assert holm([0.03, 0.01, None, 0.04, 0.02]) == pytest.approx([0.06, 0.04, None, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []
+    with pytest.raises(ValueError, match="p-values must lie in"):
+        holm([1.5])
 
 
 def rows_for(weighting, target, seed, fds, lr=2e-3, group="comparison"):
