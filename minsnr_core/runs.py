@@ -89,6 +89,7 @@ def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
     except (KeyError, RuntimeError, TypeError) as error:
         raise CheckpointError(f"{path}: checkpoint does not match its model ({error})") from None
     dev = resolve_device(device)
-    diffusion = Diffusion(get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr),
+    diffusion = Diffusion(get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr,
+                                       shift=config.schedule_shift),
                           config.target, config.weighting, config.weighting_params).to(dev)
     return LoadedRun(ema.module.to(dev).eval(), diffusion, config, shape, dev)

@@ -105,6 +105,7 @@ class Schedule:
     betas: torch.Tensor
     alphas_cumprod: torch.Tensor
     process: str = "vp"
+    shift: float = 1.0  # the resolution shift α (:func:`shift_times`); 1: none
 
     @property
     def snr(self) -> torch.Tensor:
@@ -124,7 +125,7 @@ class Schedule:
         """Rectified flow's t_i = (i + 1)/T (= σ_t); VP diffusion has no such time (its steps are indices)."""
         if self.process != "rf":
             raise ValueError(f"schedule {self.name!r} is VP diffusion: its steps have no rectified-flow time t")
-        return rectified_flow_times(self.num_timesteps)
+        return shift_times(rectified_flow_times(self.num_timesteps), self.shift)
 
     @property
     def alphas(self) -> torch.Tensor:
@@ -201,6 +202,24 @@ _register(
 )
 
 
+def shift_times(times: torch.Tensor, shift: float) -> torch.Tensor:
+    """Esser et al. 2024 (SD3, §5.3.2), the resolution shift: t_m = α·t_n / (1 + (α − 1)·t_n). Since
+    SNR = ((1 − t)/t)², it moves every log-SNR by −2·log α: α > 1 spends more steps at high noise, which larger
+    images need (SD3 uses α = 3 at 1024²; FLUX sets α from the image's token count)."""
+    return shift * times / (1 + (shift - 1) * times)
+
+
+def shift_alphas_cumprod(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:
+    """The same shift for VP diffusion: SNR/α², i.e. ᾱ' = ᾱ / (ᾱ + α²·(1 − ᾱ)); SNR = 0 stays 0."""
+    return alphas_cumprod / (alphas_cumprod + shift**2 * (1 - alphas_cumprod))
+
+
+def check_shift(shift: float) -> float:
+    if isinstance(shift, bool) or not isinstance(shift, int | float) or not math.isfinite(shift) or shift <= 0:
+        raise ValueError(f"schedule_shift must be a number > 0 (1: no shift), got {shift!r}")
+    return float(shift)
+
+
 def list_schedules() -> list[Entry]:
     """All schedules, each with display name, formula, description and reference."""
     return list(SCHEDULES)
@@ -212,25 +231,31 @@ def reaches_zero_snr(name: str, zero_terminal_snr: bool = False) -> bool:
     return zero_terminal_snr or SCHEDULES.get(name).process == "rf"
 
 
-def get_schedule(name: str, num_timesteps: int = 1000, *, zero_terminal_snr: bool = False) -> Schedule:
+def get_schedule(name: str, num_timesteps: int = 1000, *, zero_terminal_snr: bool = False,
+                 shift: float = 1.0) -> Schedule:
     """Build a schedule by name (see :func:`list_schedules`) for any T ≥ 2.
 
     ``zero_terminal_snr`` applies the rescale of Lin et al. 2023 so that SNR(T) = 0. Rectified flow has SNR(T) = 0
     by construction: the flag changes nothing there, and its schedule reports ``zero_terminal_snr=True``.
+    ``shift`` α ≠ 1 moves every log-SNR by −2·log α (SD3's resolution shift, :func:`shift_times`), after the rescale.
     """
+    shift = check_shift(shift)
     entry = SCHEDULES.get(name)
     if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 2:
         raise ValueError(f"num_timesteps must be an integer ≥ 2, got {num_timesteps!r}")
     if not isinstance(zero_terminal_snr, bool):
         raise ValueError(f"zero_terminal_snr must be True or False, got {zero_terminal_snr!r}")
     if entry.process == "rf":
-        alphas_cumprod = (1 - entry.function(num_timesteps)) ** 2
+        alphas_cumprod = (1 - shift_times(entry.function(num_timesteps), shift)) ** 2
         previous = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
-        return Schedule(name, num_timesteps, True, 1 - alphas_cumprod / previous, alphas_cumprod, "rf")
+        return Schedule(name, num_timesteps, True, 1 - alphas_cumprod / previous, alphas_cumprod, "rf", shift)
     betas = entry.function(num_timesteps)
     alphas_cumprod = torch.cumprod(1 - betas, dim=0)
     if zero_terminal_snr:
         alphas_cumprod = rescale_zero_terminal_snr(alphas_cumprod)
+    if shift != 1.0:
+        alphas_cumprod = shift_alphas_cumprod(alphas_cumprod, shift)
+    if zero_terminal_snr or shift != 1.0:
         previous = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
         betas = 1 - alphas_cumprod / previous
-    return Schedule(name, num_timesteps, zero_terminal_snr, betas, alphas_cumprod)
+    return Schedule(name, num_timesteps, zero_terminal_snr, betas, alphas_cumprod, shift=shift)

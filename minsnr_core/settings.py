@@ -180,6 +180,8 @@ TABLE: list[Setting] = [
     Setting("schedule", str, "cosine", "noise schedule", choices=SCHEDULES, link=True),
     Setting("timesteps", int, 1000, "diffusion steps T", low=2, high=100_000),
     Setting("zero_terminal_snr", bool, False, "rescale the schedule to SNR = 0 at t = T (Lin et al. 2023)"),
+    Setting("schedule_shift", float, 1.0, "SD3's resolution shift α: every log-SNR moved by −2·log α, so α > 1 "
+            "trains more at high noise (1: none; Esser et al. 2024)", low=0.1, high=10.0, app=True, link=True),
     Setting("weighting", str, "min_snr", "loss weighting strategy", choices=STRATEGIES),
     Setting("weighting_params", dict, {}, "the weighting's parameters", flag=None, registry=STRATEGIES,
             entry_setting="weighting"),

@@ -170,7 +170,8 @@ def prepare_run(
             model = build_model(config.model, data.shape[1], num_classes, tuple(data.shape[2:]) or None)
     model = model.to(device, memory_format=memory_format)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
-    schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr)
+    schedule = get_schedule(config.schedule, config.timesteps, zero_terminal_snr=config.zero_terminal_snr,
+                            shift=config.schedule_shift)
     adaptive = build_adaptive(config.adaptive_weighting, schedule, config.adaptive_params, config.seed).to(device)
     # A learned weighting (EDM2's u) trains with the model, in the same optimizer.
     graphed = uses_cuda_graph(config, device)

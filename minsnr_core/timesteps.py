@@ -5,10 +5,11 @@ E_p[w·ℓ] = Σ_t p_t·w_t·ℓ_t = E_uniform[(T·p_t·w_t)·ℓ], so the same 
 uniform sampling (:func:`equivalent_weights`), or by the distribution p ∝ w with a constant weight
 (:func:`distribution_for_weights`). The gradient's variance differs between the two.
 
-Samplers (a registry, like the weightings): ``uniform``; ``logit_normal`` over t/T (Esser et al. 2024, SD3); EDM's
-``log_normal`` over σ = 1/√SNR (Karras et al. 2022); and ``importance``, the loss-aware resampler of Nichol &
-Dhariwal 2021 (p_t ∝ √E[L_t²] over the last losses seen at t), whose losses are multiplied by 1/(T·p_t) so that the
-expected loss is the uniform one.
+Samplers (a registry, like the weightings): ``uniform``; ``logit_normal``, ``mode`` and ``cosmap`` over t/T (Esser
+et al. 2024, SD3); EDM's ``log_normal`` over σ = 1/√SNR (Karras et al. 2022); ``laplace`` and ``cauchy`` over
+λ = log SNR (Hang et al. 2024); and ``importance``, the loss-aware resampler of Nichol & Dhariwal 2021 (p_t ∝
+√E[L_t²] over the last losses seen at t), whose losses are multiplied by 1/(T·p_t) so that the expected loss is the
+uniform one.
 """
 
 from __future__ import annotations
@@ -57,17 +58,66 @@ def logit_normal_probabilities(schedule: Schedule, logit_mean: float = 0.0, logi
     return cdf[1:] - cdf[:-1]
 
 
-def log_normal_probabilities(schedule: Schedule, p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
-    """Karras et al. 2022 (EDM): ln σ ~ N(P_mean, P_std²) with σ = 1/√SNR, i.e. λ = log SNR = −2 ln σ ~
-    N(−2·P_mean, (2·P_std)²). Each step takes the mass of λ between the midpoints to its neighbours (the first and
-    last step the tails); a step with SNR = 0 (zero terminal SNR) has λ = −∞ and gets none."""
+def _log_snr_bins(schedule: Schedule, cdf: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """p_t for a distribution of λ = log SNR given by its ``cdf``: each step takes the mass of λ between the
+    midpoints to its neighbours (the first and last step the tails; a step with SNR = 0 gets none), as EDM's."""
     lam = schedule.log_snr
     midpoints = (lam[1:] + lam[:-1]) / 2  # λ falls with t; −inf next to an SNR = 0 step
     infinite = torch.tensor([math.inf], dtype=torch.float64)
-    upper = torch.cat([infinite, midpoints])
-    lower = torch.cat([midpoints, -infinite])
+    return cdf(torch.cat([infinite, midpoints])) - cdf(torch.cat([midpoints, -infinite]))
+
+
+def log_normal_probabilities(schedule: Schedule, p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+    """Karras et al. 2022 (EDM): ln σ ~ N(P_mean, P_std²) with σ = 1/√SNR, i.e. λ = log SNR = −2 ln σ ~
+    N(−2·P_mean, (2·P_std)²), binned onto the steps by :func:`_log_snr_bins`."""
     mean, std = -2.0 * p_mean, 2.0 * p_std
-    return _normal_cdf((upper - mean) / std) - _normal_cdf((lower - mean) / std)
+    return _log_snr_bins(schedule, lambda lam: _normal_cdf((lam - mean) / std))
+
+
+def laplace_probabilities(schedule: Schedule, log_snr_centre: float = 0.0, laplace_scale: float = 0.5) -> torch.Tensor:
+    """Hang et al. 2024 (arXiv 2407.03297): λ ~ Laplace(μ, b), p(λ) = e^{−|λ−μ|/b}/(2b), most mass around
+    log SNR = μ (0: where signal and noise are equal); binned onto the steps by :func:`_log_snr_bins`."""
+    def cdf(lam: torch.Tensor) -> torch.Tensor:
+        z = (lam - log_snr_centre) / laplace_scale
+        return torch.where(z < 0, 0.5 * torch.exp(z.clamp(max=0)), 1 - 0.5 * torch.exp(-z.clamp(min=0)))
+    return _log_snr_bins(schedule, cdf)
+
+
+def cauchy_probabilities(schedule: Schedule, log_snr_centre: float = 0.0, cauchy_scale: float = 1.0) -> torch.Tensor:
+    """Hang et al. 2024 (arXiv 2407.03297): λ ~ Cauchy(μ, γ), p(λ) = γ/(π((λ−μ)² + γ²)), heavier tails than the
+    Laplace; binned onto the steps by :func:`_log_snr_bins`."""
+    return _log_snr_bins(schedule, lambda lam: 0.5 + torch.atan((lam - log_snr_centre) / cauchy_scale) / math.pi)
+
+
+def _time_bins(schedule: Schedule, cdf: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """p_t for a distribution of u = t/T in [0, 1] given by its ``cdf``: step t takes the mass of [t/T, (t+1)/T), as
+    ⌊u·T⌋ draws it."""
+    edges = torch.arange(schedule.num_timesteps + 1, dtype=torch.float64) / schedule.num_timesteps
+    cdf_at = cdf(edges)
+    return cdf_at[1:] - cdf_at[:-1]
+
+
+def mode_probabilities(schedule: Schedule, mode_scale: float = 1.29) -> torch.Tensor:
+    """Esser et al. 2024 (SD3, §3.1, "mode sampling with heavy tails"): t/T = f(u) = 1 − u − s·(cos²(πu/2) − 1 + u),
+    u uniform; s > 0 favours the middle, s < 0 the ends (s = 0: uniform). f falls from 1 to 0 for s in
+    [−1, 2/(π − 2)], so P(t/T ≤ x) = 1 − f⁻¹(x), with f⁻¹ found by bisection."""
+    def f(u: torch.Tensor) -> torch.Tensor:
+        return 1 - u - mode_scale * (torch.cos(math.pi * u / 2) ** 2 - 1 + u)
+
+    def cdf(x: torch.Tensor) -> torch.Tensor:
+        low, high = torch.zeros_like(x), torch.ones_like(x)
+        for _ in range(60):  # f is decreasing: f(mid) > x means the root lies above mid
+            mid = (low + high) / 2
+            above = f(mid) > x
+            low, high = torch.where(above, mid, low), torch.where(above, high, mid)
+        return 1 - (low + high) / 2
+    return _time_bins(schedule, cdf)
+
+
+def cosmap_probabilities(schedule: Schedule) -> torch.Tensor:
+    """Esser et al. 2024 (SD3, §3.1, CosMap): t/T = 1 − 1/(tan(πu/2) + 1), u uniform, i.e. P(t/T ≤ x) =
+    (2/π)·atan(x/(1 − x))."""
+    return _time_bins(schedule, lambda x: 2 / math.pi * torch.atan(x / (1 - x)))
 
 
 def _register(name: str, display: str, latex: str, description: str, reference: str,
@@ -92,6 +142,31 @@ _register(
     "Karras et al. 2022, arXiv 2206.00364", log_normal_probabilities,
     (Param("p_mean", -1.2, -5.0, 5.0, "EDM P_mean (ln σ)"),
      Param("p_std", 1.2, 0.0, 5.0, "EDM P_std", exclusive_minimum=True)),
+)
+_register(
+    "laplace", "Laplace in log-SNR", r"p(\lambda) = \frac{1}{2b} e^{-|\lambda-\mu|/b}",
+    "Noise levels drawn around log SNR = μ, where signal and noise are equal: most training on the transition.",
+    "Hang et al. 2024, arXiv 2407.03297", laplace_probabilities,
+    (Param("log_snr_centre", 0.0, -10.0, 10.0, "centre μ (log SNR)"),
+     Param("laplace_scale", 0.5, 0.0, 5.0, "Laplace scale b", exclusive_minimum=True)),
+)
+_register(
+    "cauchy", "Cauchy in log-SNR", r"p(\lambda) = \frac{\gamma}{\pi((\lambda-\mu)^2 + \gamma^2)}",
+    "Noise levels drawn around log SNR = μ with heavy tails: fewer draws at the centre than the Laplace, more far out.",
+    "Hang et al. 2024, arXiv 2407.03297", cauchy_probabilities,
+    (Param("log_snr_centre", 0.0, -10.0, 10.0, "centre μ (log SNR)"),
+     Param("cauchy_scale", 1.0, 0.0, 5.0, "Cauchy scale γ", exclusive_minimum=True)),
+)
+_register(
+    "mode", "SD3 mode", r"t/T = 1 - u - s\left(\cos^2\tfrac{\pi u}{2} - 1 + u\right),\ u \sim \mathcal{U}(0,1)",
+    "More steps in the middle for s > 0, more at both ends for s < 0; s = 0 is uniform.",
+    "Esser et al. 2024, arXiv 2403.03206, §3.1", mode_probabilities,
+    (Param("mode_scale", 1.29, -1.0, 1.75, "mode scale s (≤ 2/(π − 2) keeps t monotone in u)", step=0.01),),
+)
+_register(
+    "cosmap", "SD3 CosMap", r"t/T = 1 - \frac{1}{\tan(\pi u/2) + 1},\ u \sim \mathcal{U}(0,1)",
+    "A cosine map of the timeline: more steps in the middle, fewer at both ends.",
+    "Esser et al. 2024, arXiv 2403.03206, §3.1", cosmap_probabilities,
 )
 _register(
     "importance", "Loss-aware importance", r"p_t \propto \sqrt{\mathbb{E}[L_t^2]},\ \text{loss} \times \frac{1}{T p_t}",

@@ -93,3 +93,24 @@ def test_bad_num_timesteps_names_the_parameter(bad):
 def test_unknown_schedule_lists_allowed_names():
     with pytest.raises(ValueError, match="linear, cosine, scaled_linear, sigmoid, rectified_flow"):
         get_schedule("quadratic")
+
+
+@pytest.mark.parametrize("name", ["cosine", "linear", "rectified_flow"])
+@pytest.mark.parametrize("shift", [3.0, 0.5])
+def test_the_resolution_shift_moves_every_log_snr_by_minus_two_log_alpha(name, shift):
+    plain, shifted = get_schedule(name, 500), get_schedule(name, 500, shift=shift)
+    finite = torch.isfinite(plain.log_snr)
+    assert torch.equal(finite, torch.isfinite(shifted.log_snr))  # SNR = 0 stays 0
+    assert (shifted.log_snr[finite] - plain.log_snr[finite]).tolist() == pytest.approx(
+        [-2 * math.log(shift)] * int(finite.sum()), abs=1e-9)
+    assert (shifted.betas > 0).all() and (shifted.betas <= 1).all()
+    if name == "rectified_flow":  # SD3 §5.3.2's form: t_m = α·t_n / (1 + (α − 1)·t_n)
+        t = plain.times
+        assert shifted.times.tolist() == pytest.approx((shift * t / (1 + (shift - 1) * t)).tolist(), abs=1e-12)
+    assert torch.equal(get_schedule(name, 500, shift=1.0).alphas_cumprod, plain.alphas_cumprod)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "3", True])
+def test_a_bad_shift_names_the_parameter(bad):
+    with pytest.raises(ValueError, match="schedule_shift must be a number > 0"):
+        get_schedule("cosine", 100, shift=bad)

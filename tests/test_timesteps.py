@@ -6,6 +6,7 @@ from statistics import NormalDist
 
 import pytest
 import torch
+from scipy import stats as scipy_stats
 
 from minsnr_core.schedules import get_schedule
 from minsnr_core.timesteps import (
@@ -61,6 +62,57 @@ def test_edm_log_normal_puts_ln_sigma_where_edm_does():
     normal = NormalDist(2.4, 2.4)
     expected = normal.cdf((lam[t - 1] + lam[t]) / 2) - normal.cdf((lam[t] + lam[t + 1]) / 2)
     assert float(p[t]) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(("name", "params", "law"), [
+    ("laplace", {"log_snr_centre": 0.0, "laplace_scale": 0.5}, lambda: scipy_stats.laplace(0.0, 0.5)),
+    ("laplace", {"log_snr_centre": -2.0, "laplace_scale": 1.5}, lambda: scipy_stats.laplace(-2.0, 1.5)),
+    ("cauchy", {"log_snr_centre": 0.0, "cauchy_scale": 1.0}, lambda: scipy_stats.cauchy(0.0, 1.0)),
+    ("cauchy", {"log_snr_centre": 1.0, "cauchy_scale": 0.3}, lambda: scipy_stats.cauchy(1.0, 0.3))])
+def test_laplace_and_cauchy_in_log_snr_match_their_laws(name, params, law):
+    """Hang et al. 2024: λ = log SNR drawn from the law; each step takes the law's mass between the midpoints of
+    its λ and its neighbours' (scipy's CDF, an independent implementation)."""
+    schedule = get_schedule("cosine", 1000)
+    p = timestep_probabilities(name, schedule, **params)
+    lam = schedule.log_snr.tolist()
+    cdf = law().cdf
+    for t in (1, 250, 500, 700, 998):
+        expected = cdf((lam[t - 1] + lam[t]) / 2) - cdf((lam[t] + lam[t + 1]) / 2)
+        assert float(p[t]) == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    assert float(p[0]) == pytest.approx(1 - cdf((lam[0] + lam[1]) / 2), rel=1e-9)  # the upper tail
+    # The density per unit of λ (mass over the λ a step spans) peaks at the step whose λ is nearest the centre. The
+    # mass per step need not: near t = T a cosine step spans a wide λ range, which a heavy tail fills.
+    nearest = int(torch.argmin((schedule.log_snr - params["log_snr_centre"]).abs()))
+    density = p[1:-1] / torch.gradient(schedule.log_snr)[0][1:-1].abs()
+    assert abs(int(density.argmax()) + 1 - nearest) <= 2
+
+
+def _draws_histogram(times: torch.Tensor, T: int) -> torch.Tensor:
+    return torch.bincount((times * T).long().clamp(max=T - 1), minlength=T) / len(times)
+
+
+@pytest.mark.parametrize("mode_scale", [1.29, 0.5, -0.5])
+def test_sd3_mode_sampler_matches_its_draws(mode_scale):
+    """SD3 §3.1's recipe drawn directly: u uniform, t/T = 1 − u − s(cos²(πu/2) − 1 + u)."""
+    T = 40
+    p = timestep_probabilities("mode", get_schedule("cosine", T), mode_scale=mode_scale)
+    u = torch.rand(1_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    direct = _draws_histogram(1 - u - mode_scale * (torch.cos(math.pi * u / 2) ** 2 - 1 + u), T)
+    assert (direct - p).abs().max() < 0.002
+    if mode_scale > 0:
+        assert p[T // 2] > p[0] and p[T // 2] > p[-1]  # the middle favoured
+    else:
+        assert p[T // 2] < p[0] and p[T // 2] < p[-1]
+    assert timestep_probabilities("mode", get_schedule("cosine", T), mode_scale=0.0).tolist() == pytest.approx(
+        [1 / T] * T, abs=1e-12)  # s = 0 is uniform
+
+
+def test_sd3_cosmap_matches_its_draws():
+    T = 40
+    p = timestep_probabilities("cosmap", get_schedule("cosine", T))
+    u = torch.rand(1_000_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    direct = _draws_histogram(1 - 1 / (torch.tan(math.pi * u / 2) + 1), T)
+    assert (direct - p).abs().max() < 0.002
 
 
 def test_log_normal_gives_no_mass_to_a_step_with_snr_zero():
@@ -143,7 +195,8 @@ def test_an_unknown_sampler_names_the_allowed_ones():
 TOY = dict(dataset="moons", log_every=10, preview_every=0, toy_size=2000, device="cpu")
 
 
-@pytest.mark.parametrize(("sampler", "params"), [("logit_normal", {}), ("log_normal", {}), ("importance", {})])
+@pytest.mark.parametrize(("sampler", "params"), [("logit_normal", {}), ("log_normal", {}), ("importance", {}),
+                                                 ("mode", {})])
 def test_moons_trains_to_the_default_runs_quality_bar_with_each_sampler(sampler, params, tmp_path):
     from minsnr_core.checkpoint import load_checkpoint
     from minsnr_core.data import toy_points
@@ -211,3 +264,19 @@ def test_the_cli_takes_a_sampler_and_its_parameters_and_refuses_others(tmp_path)
     assert message.endswith("--p-std is a parameter of another timestep sampler; --timestep-sampling uniform takes none")
     message = cli("train", "--resume", out, "--timestep-sampling", "importance", "--out", out, code=2)
     assert "--timestep-sampling importance (the run has logit_normal)" in message
+
+
+def test_a_shifted_schedule_trains_and_a_continued_run_must_keep_its_shift(tmp_path):
+    from minsnr_core.checkpoint import CheckpointError
+    from minsnr_core.runs import load_run
+    from minsnr_core.training import TrainConfig, train
+
+    config = TrainConfig(**TOY, steps=20, schedule_shift=3.0, timestep_sampling="laplace", out_dir=str(tmp_path))
+    events = list(train(config))
+    assert events[-1].kind == "done"
+    loaded = load_run(tmp_path, "cpu")
+    assert loaded.config.schedule_shift == 3.0 and loaded.diffusion.schedule.shift == 3.0
+    with pytest.raises(CheckpointError, match="schedule_shift"):
+        list(train(TrainConfig(**{**config.to_dict(), "steps": 30, "schedule_shift": 1.0}), resume=tmp_path))
+    with pytest.raises(ValueError, match=r"schedule_shift must be a number in \[0.1, 10\]; got 0.0"):
+        TrainConfig(**TOY, schedule_shift=0.0).resolved()
