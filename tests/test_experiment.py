@@ -19,6 +19,7 @@ def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
     assert {"group", "weighting", "gamma", "target", "seed", "lr", "step", "samples", "confident", "fd",
             "label_entropy"} <= set(rows[0])
     assert {r["samples"] for r in rows} == {"32"}  # the sample count each evaluation was scored on
+    assert {r["model"] for r in rows} == {"mnist"}  # the model preset each row was trained with
     keys = {(r["group"], r["weighting"], r["gamma"]) for r in rows}
     assert keys == {("comparison", "snr", ""), ("comparison", "min_snr", "5.0"), ("ablation", "min_snr", "1.0")}
     assert sorted({int(r["step"]) for r in rows}) == [10, 20]

@@ -73,3 +73,19 @@ def test_vit_trains_on_mnist_saves_resumes_and_samples(data_root, tmp_path):
     # Resuming continues the same run with the same model.
     more = list(train(TrainConfig(**{**config.to_dict(), "steps": 40}), data=data, labels=labels, resume=tmp_path))
     assert more[-1].kind == "done" and [e.step for e in more if e.kind == "log"][0] > 30
+
+
+def test_vit_through_the_cli_on_real_cifar(data_root, tmp_path):
+    """A CIFAR-10 ViT run from the command line (its 32×32, 3-channel position table), sampled from the command
+    line."""
+    import numpy as np
+
+    from .cli_run import run_cli
+
+    out = tmp_path / "cifar-vit"
+    result = run_cli("train", "--dataset", "cifar10", "--data-root", data_root, "--model", "vit-cifar", "--steps", "3",
+                     "--batch-size", "8", "--preview-every", "0", "--no-download", "--out", out)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("sample", "--run", out, "--n", "2", "--sample-steps", "3", "--out", tmp_path / "s.npy")
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "s.npy").shape == (2, 32, 32, 3)  # saved as images: height, width, channels
