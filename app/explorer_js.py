@@ -1,8 +1,9 @@
 """The Python side of the page's scripts in app/static/: each file read once, at import, and handed to Gradio.
 
-- explorer.js and first_paint.js go into the page's head once, through the ``head`` of the explorer's first-paint
-  component (:data:`EXPLORER_HEAD`); its ``js_on_load`` (:data:`EXPLORER_ON_LOAD`) calls them with the page's element
-  ids and link fields, which Python passes as the component's ``minsnr_page`` prop (app/explorer_tab.py).
+- explorer.js, first_paint.js and chart_export.js go into the page's head once, through the ``head`` of the
+  explorer's first-paint component (:data:`EXPLORER_HEAD`); its ``js_on_load`` (:data:`EXPLORER_ON_LOAD`) calls the
+  first two with the page's element ids and link fields, which Python passes as the component's ``minsnr_page`` prop
+  (app/explorer_tab.py). chart_export.js is every chart's download buttons' (app/charts.py).
 - gamma_log.js is the body of each log-scale γ slider's ``js_on_load`` (:data:`GAMMA_LOG_JS`).
 - links.js is the link writer, inside each link control's ``js=`` hook (:func:`app.urlstate.link_writer_js`).
 
@@ -29,7 +30,8 @@ def read_script(name: str) -> str:
     return text
 
 
-EXPLORER_HEAD = "".join(f"<script>\n{read_script(name)}</script>" for name in ("explorer.js", "first_paint.js"))
+EXPLORER_HEAD = "".join(f"<script>\n{read_script(name)}</script>" for name in ("explorer.js", "first_paint.js",
+                                                                                      "chart_export.js"))
 # The first-paint component's js_on_load: Gradio runs it after the head's scripts, each time the component is shown.
 EXPLORER_ON_LOAD = ("window.minsnr.markFirstPaint(props.minsnr_page);"
                     " window.minsnr.installExplorer(props.minsnr_page);")

@@ -25,6 +25,8 @@ COLORWAY = ("#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#
 WIDTH, HEIGHT = 900, 520
 LEFT, RIGHT, TOP = 70, 20, 50
 LEGEND_COLUMNS = 2
+# Plotly's dash names as SVG stroke-dasharray (its own, for a line 2 units wide).
+DASH_ARRAYS = {"dash": "9 9", "dot": "3 3", "dashdot": "9 3 3 3", "longdash": "15 9", "longdashdot": "15 6 3 6"}
 EARLY_PAINT_ID = "early-paint"  # the chart in the page's own HTML (:class:`EarlyPaint`)
 
 # The first paint is hidden once Plotly's chart exists (also by app/static/explorer.js, for browsers without :has);
@@ -88,9 +90,13 @@ def figure_svg(figure: go.Figure) -> str:
         value = np.log10(np.asarray(y, dtype=float)) if log_y else np.asarray(y, dtype=float)
         return bottom - (value - y_low) / (y_high - y_low) * (bottom - TOP)
 
+    template = layout.template.layout if layout.template is not None else None
+    background = layout.plot_bgcolor or (template.plot_bgcolor if template is not None else None) or "#E5ECF6"
+    grid = (template.xaxis.gridcolor if template is not None else None) or "white"
     parts = [f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" style="max-width:{WIDTH}px;display:block" '
              f'role="img" aria-label="{html.escape(layout.title.text or "chart")}" font-family="sans-serif">',
-             f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" height="{bottom - TOP}" fill="#E5ECF6"/>']
+             f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" height="{bottom - TOP}" '
+             f'fill="{html.escape(background)}"/>']
     for shape in layout.shapes or ():  # Plotly's vrect: x in data units, y over the plot's height
         x0, x1 = sorted((float(px(shape.x0)), float(px(shape.x1))))
         parts.append(f'<rect x="{x0:.1f}" y="{TOP}" width="{max(x1 - x0, 1):.1f}" height="{bottom - TOP}" '
@@ -104,12 +110,12 @@ def figure_svg(figure: go.Figure) -> str:
         y_ticks = [k * step for k in range(math.ceil(y_low / step), math.floor(y_high / step) + 1)]
     for tick in y_ticks:
         y = float(py(tick))
-        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="white"/>')
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{html.escape(grid)}"/>')
         parts.append(_text(LEFT - 6, y + 4, _format(tick, log_y), "end", 11))
     step = _nice_step(x_high - x_low, 9)
     for k in range(math.ceil(x_low / step), math.floor(x_high / step) + 1):
         x = float(px(k * step))
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{bottom}" stroke="white"/>')
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{bottom}" stroke="{html.escape(grid)}"/>')
         parts.append(_text(x, bottom + 16, _format(k * step), size=11))
     # The curves, one point per 2 units of width at most: as smooth, in far fewer bytes.
     for index, (name, x, y, color, dash) in enumerate(traces):
@@ -121,7 +127,7 @@ def figure_svg(figure: go.Figure) -> str:
                 coordinates.append(f"{a:.1f},{b:.1f}")
                 last = a
         stroke = color or COLORWAY[index % len(COLORWAY)]
-        dashes = ' stroke-dasharray="4 3"' if dash in ("dot", "dash") else ""
+        dashes = f' stroke-dasharray="{DASH_ARRAYS[dash]}"' if dash in DASH_ARRAYS else ""
         parts.append(f'<polyline fill="none" stroke="{html.escape(stroke)}" stroke-width="2"{dashes} '
                      f'points="{" ".join(coordinates)}"><title>{html.escape(name)}</title></polyline>')
     for note in layout.annotations or ():
@@ -135,7 +141,7 @@ def figure_svg(figure: go.Figure) -> str:
         x = LEFT + column * (WIDTH - LEFT) / LEGEND_COLUMNS
         y = bottom + 58 + 18 * row
         stroke = color or COLORWAY[index % len(COLORWAY)]
-        dashes = ' stroke-dasharray="4 3"' if dash in ("dot", "dash") else ""
+        dashes = f' stroke-dasharray="{DASH_ARRAYS[dash]}"' if dash in DASH_ARRAYS else ""
         parts.append(f'<line x1="{x:.1f}" x2="{x + 24:.1f}" y1="{y - 4:.1f}" y2="{y - 4:.1f}" '
                      f'stroke="{html.escape(stroke)}" stroke-width="2"{dashes}/>')
         parts.append(_text(x + 30, y, name, "start", 12))

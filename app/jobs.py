@@ -26,9 +26,10 @@ import torch
 
 from minsnr_core.checkpoint import CHECKPOINT_NAME, CheckpointSaveError
 from minsnr_core.data import DataUnavailableError
-from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder
+from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder, read_metrics, write_metrics_csv
 from minsnr_core.training import TrainConfig, train
 
+from .charts import run_slug
 from .server_files import ServerFiles
 
 GRACE_S = 90.0  # how long a job outlives its owner's last page
@@ -138,6 +139,15 @@ class Job:
         return None
 
 
+def metrics_csv_name(job: Job, index: int) -> str:
+    """The file name of run ``index``'s metrics table: the tab, and the run's weighting, parameters, target and
+    dataset ("minsnr-train-metrics-min-snr-gamma5-eps-moons.csv"; a comparison's runs numbered)."""
+    config = job.configs[index]
+    number = f"run{index + 1}-" if len(job.configs) > 1 else ""
+    return (f"minsnr-{job.kind}-metrics-{number}"
+            f"{run_slug(config.weighting, config.weighting_params, config.target, config.dataset)}.csv")
+
+
 class JobManager:
     def __init__(self, max_concurrent: int = 1, runs_root: str | Path | None = None,
                  limits: ClassLimits | None = None, grace_s: float = GRACE_S, files: ServerFiles | None = None) -> None:
@@ -237,20 +247,24 @@ class JobManager:
         return True
 
     def downloads(self, job: Job) -> list[str]:
-        """Copies of a finished job's files (metrics, samples, checkpoint) in a folder of its own, outside every
-        folder the web server serves; Gradio hands them to the owner's page under unguessable cache names."""
+        """Copies of a finished job's files (metrics, samples, checkpoint, and the metrics as a CSV table) in a folder
+        of its own, outside every folder the web server serves; Gradio hands them to the owner's page under
+        unguessable cache names."""
         if not job.finished:
             return []
         if job.downloads is None:
             folder = self._downloads_root / f"job-{job.id}"
             folder.mkdir(parents=True, exist_ok=True)
             copies = []
-            for index, run_dir in enumerate(job.run_dirs):
+            for index, (run_dir, config) in enumerate(zip(job.run_dirs, job.configs, strict=True)):
                 for name in (METRICS_NAME, SAMPLES_NAME, CHECKPOINT_NAME):
                     if (run_dir / name).exists():
                         copy = folder / (f"run{index + 1}-{name}" if len(job.run_dirs) > 1 else name)
                         shutil.copyfile(run_dir / name, copy)
                         copies.append(str(copy))
+                if (run_dir / METRICS_NAME).exists():  # the same records as a table, named after the run
+                    copies.append(str(write_metrics_csv(read_metrics(run_dir), folder / metrics_csv_name(job, index),
+                                                        config.timesteps)))
             job.downloads = copies
         return job.downloads
 

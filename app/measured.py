@@ -12,10 +12,23 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from minsnr_core.experiment import BASELINE, FAR_FROM_THE_REST, REPORT_LR, arm_name, far_runs, mean_curves, read_csv, report_model
+from minsnr_core.experiment import (
+    BASELINE,
+    FAR_FROM_THE_REST,
+    HIGHER_IS_BETTER,
+    REPORT_LR,
+    arm_name,
+    far_runs,
+    mean_curves,
+    read_csv,
+    report_model,
+)
 from minsnr_core.report import quality_figures
 from minsnr_core.settings import DEFAULT_BATCH
 from minsnr_core.weighting import TARGET_NAMES, TARGETS
+
+from .charts import chart, describe_runs, with_export, words_html
+from .figures import METRIC_COLUMNS, METRIC_LABELS
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "results"
 
@@ -96,7 +109,9 @@ def measured_figure(dataset: str, target: str, metric: str) -> tuple[go.Figure |
     # Legend under the chart and a short title: a phone's width is left to the curves.
     figure.update_layout(width=None, height=460, margin={"l": 60, "r": 20, "t": 50, "b": 40},
                          title={"text": f"{measured.label}, {TARGET_NAMES[target]} target", "font": {"size": 15}},
-                         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
+                         legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+                         yaxis_title=METRIC_LABELS.get(metric, metric))
+    with_export(figure, f"minsnr-measured-{dataset}-{target}-{metric}", "step", METRIC_COLUMNS.get(metric, metric))
     seeds = {weighting: max(curve["n"]) for (t, weighting), curve in mean_curves(rows, metric).items() if t == target}
     rate = (f"; the {TARGET_NAMES[target]} target at learning rate {lr:g} (the learning-rate check; the grid's "
             f"rate is {REPORT_LR:g})" if lr != REPORT_LR else "")
@@ -112,6 +127,16 @@ def measured_figure(dataset: str, target: str, metric: str) -> tuple[go.Figure |
             caption += (f" At the grid's rate {REPORT_LR:g} (not shown), {len(far)} of its {total} runs with this target "
                         f"{_far_from_the_rest(far)}; docs/results.md §4.1.")
     return figure, caption
+
+
+def measured_view(dataset: str, target: str, metric: str) -> tuple[go.Figure | None, str, str]:
+    """:func:`measured_figure` and the chart in words: each weighting's mean over seeds at the last step, and the
+    best."""
+    figure, caption = measured_figure(dataset, target, metric)
+    if figure is None:
+        return None, caption, ""
+    words = describe_runs(figure, HIGHER_IS_BETTER.get(metric))
+    return figure, caption, words_html(words + "\n\nThe thin lines (each seed) are in the CSV, not in these words.")
 
 
 def budget_note(dataset: str, target: str, steps: float | None, weightings: list[str] | None = None) -> str:
@@ -145,7 +170,7 @@ def budget_note(dataset: str, target: str, steps: float | None, weightings: list
 
 def build_measured_view() -> None:
     """The "Measured results" panel of the Compare tab, drawn when the page is built (no training, no wait)."""
-    figure, text = measured_figure("mnist", "eps", "fd")
+    figure, text, words = measured_view("mnist", "eps", "fd")
     with gr.Accordion("Measured results: the comparison of docs/results.md, without training", open=False):
         gr.Markdown(MEASURED_INTRO)
         with gr.Row():
@@ -155,7 +180,7 @@ def build_measured_view() -> None:
                               elem_id="measured-target")
             metric = gr.Radio([("Fréchet distance (lower is better)", "fd"), ("share recognised", "confident")],
                               value="fd", label="Quality", elem_id="measured-metric")
-        plot = gr.Plot(figure, elem_id="measured-plot")
+        plot, summary = chart("Measured quality", "measured-plot", figure, words=words)
         caption = gr.Markdown(text, elem_id="measured-caption")
     for control in (dataset, target, metric):
-        control.change(measured_figure, [dataset, target, metric], [plot, caption], api_visibility="undocumented")
+        control.change(measured_view, [dataset, target, metric], [plot, caption, summary], api_visibility="undocumented")

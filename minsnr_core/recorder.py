@@ -1,14 +1,16 @@
-"""Writes a run's events to its folder: metrics.jsonl (one JSON object per logged step) and samples.png."""
+"""Writes a run's events to its folder: metrics.jsonl (one JSON object per logged step) and samples.png; and the
+same records as a table (:func:`write_metrics_csv`), for a spreadsheet."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 from .images import samples_picture, save_png
-from .training import TrainEvent
+from .training import TrainEvent, bucket_steps
 
 METRICS_NAME = "metrics.jsonl"
 SAMPLES_NAME = "samples.png"
@@ -90,6 +92,57 @@ def _parse_metrics(path: Path) -> tuple[list[dict[str, Any]], str]:
             raise ValueError(f"{path}: line {number} is not a metrics record ({error})") from None
         records.append(record)
     return records, notice
+
+
+# The CSV's columns for a log record's fields (the rest: one column per loss bucket, then per quality metric).
+CSV_COLUMNS = {"step": "step", "elapsed_s": "elapsed_s", "loss": "weighted_loss", "unweighted_loss": "unweighted_loss",
+               "images_per_sec": "images_per_sec"}
+
+
+def metrics_table(records: list[dict[str, Any]], num_timesteps: int | None = None) -> tuple[list[str], list[list[Any]]]:
+    """The log and metric records of a metrics.jsonl as a table: one row per step with a record, in step order;
+    columns step, elapsed_s, weighted_loss (what the run minimised), unweighted_loss (the plain MSE in the target's
+    space), images_per_sec, then the unweighted loss per timestep bucket (``unweighted_loss_t<first>_<last>`` with
+    the run's T, else ``unweighted_loss_bucket<i>``) and each quality metric (``quality_<name>``). A field a step did
+    not record is left empty."""
+    by_step: dict[int, dict[str, Any]] = {}
+    buckets = max((len(r.get("bucket_losses") or []) for r in records), default=0)
+    metric_names: list[str] = []
+    for record in records:
+        if record.get("kind") not in ("log", "metric"):
+            continue
+        row = by_step.setdefault(int(record["step"]), {"step": int(record["step"])})
+        for field, column in CSV_COLUMNS.items():
+            if field in record and field != "step" and (field != "elapsed_s" or column not in row):
+                row[column] = record[field]
+        for index, value in enumerate(record.get("bucket_losses") or []):
+            row[f"bucket{index}"] = value
+        for name, value in (record.get("metric") or {}).items():
+            if name not in metric_names:
+                metric_names.append(name)
+            row[f"quality_{name}"] = value
+
+    def bucket_column(index: int) -> str:
+        if num_timesteps is None:
+            return f"unweighted_loss_bucket{index}"
+        low, high = bucket_steps(index, buckets, num_timesteps)
+        return f"unweighted_loss_t{low}_{high}"
+
+    keys = list(CSV_COLUMNS.values()) + [f"bucket{i}" for i in range(buckets)] + [f"quality_{n}" for n in metric_names]
+    columns = list(CSV_COLUMNS.values()) + [bucket_column(i) for i in range(buckets)] + keys[len(CSV_COLUMNS) + buckets:]
+    rows = [[by_step[step].get(key) for key in keys] for step in sorted(by_step)]
+    return columns, rows
+
+
+def write_metrics_csv(records: list[dict[str, Any]], path: str | Path, num_timesteps: int | None = None) -> Path:
+    """:func:`metrics_table` as a CSV file (empty cells for missing values); returns its path."""
+    columns, rows = metrics_table(records, num_timesteps)
+    path = Path(path)
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(columns)
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+    return path
 
 
 class RunHistory:

@@ -10,20 +10,19 @@ import plotly.io as pio
 
 from .experiment import BASELINE, HIGHER_IS_BETTER, arm_name, mean_curves, steps_to_threshold
 from .stats import holm, paired_comparison, paired_speedups
+from .styles import PLOT_TEMPLATE, CurveStyle, chart_styles
 from .weighting import STRATEGIES, TARGET_NAMES
 
 METRIC_TITLES = {"confident": "share of confidently recognised digits (p > 0.9)", "fd": "Fréchet distance",
                  "label_entropy": "label entropy (bits)", "swd": "sliced Wasserstein distance"}
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-          "#393b79"]
 
 
-def _band(figure: go.Figure, x: list, mean: list, std: list, name: str, color: str) -> None:
+def _band(figure: go.Figure, x: list, mean: list, std: list, name: str, style: CurveStyle) -> None:
     upper = [m + s for m, s in zip(mean, std, strict=True)]
     lower = [m - s for m, s in zip(mean, std, strict=True)]
-    figure.add_trace(go.Scatter(x=x + x[::-1], y=upper + lower[::-1], fill="toself", fillcolor=color, opacity=0.15,
+    figure.add_trace(go.Scatter(x=x + x[::-1], y=upper + lower[::-1], fill="toself", fillcolor=style.color, opacity=0.15,
                                 line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=name))
-    figure.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=name, line={"color": color}, legendgroup=name))
+    figure.add_trace(go.Scatter(x=x, y=mean, name=name, legendgroup=name, **style.scatter(every_point=True)))
 
 
 def quality_figures(rows: list[dict[str, Any]], metric: str, seed_lines: bool = False) -> dict[str, go.Figure]:
@@ -32,19 +31,23 @@ def quality_figures(rows: list[dict[str, Any]], metric: str, seed_lines: bool = 
     figures: dict[str, go.Figure] = {}
     curves = mean_curves(rows, metric)
     per_seed = mean_curves(rows, metric, by=("target", "weighting", "seed")) if seed_lines else {}
-    names = STRATEGIES.names()
+    # Each weighting its own colour, dash and marker (minsnr_core.styles), the same in every target's figure.
+    arms = list(dict.fromkeys(weighting for _, weighting in curves))
+    styles = dict(zip(arms, chart_styles(arms), strict=True))
     for (target, weighting), curve in curves.items():
         figure = figures.setdefault(target, go.Figure())
-        color = COLORS[(names.index(weighting) if weighting in names else len(figure.data)) % len(COLORS)]
+        style = styles[weighting]
         label = arm_name(weighting) + (" (baseline)" if BASELINE[target] == weighting else "")
-        _band(figure, curve["step"], curve["mean"], curve["std"], label, color)
+        _band(figure, curve["step"], curve["mean"], curve["std"], label, style)
         for (_, _, seed), run in ((k, c) for k, c in per_seed.items() if k[:2] == (target, weighting)):
-            figure.add_trace(go.Scatter(x=run["step"], y=run["mean"], mode="lines", line={"color": color, "width": 1},
+            figure.add_trace(go.Scatter(x=run["step"], y=run["mean"], mode="lines",
+                                        line={"color": style.color, "width": 1, "dash": style.dash},
                                         opacity=0.45, showlegend=False, legendgroup=label,
                                         name=f"{label}, seed {seed}", hovertemplate="%{y:.3g}<extra>%{fullData.name}</extra>"))
     for target, figure in figures.items():
         figure.update_layout(title=f"{TARGET_NAMES[target]} target: {METRIC_TITLES.get(metric, metric)} (mean ± sd over seeds)",
-                             xaxis_title="training step", yaxis_title=metric, height=450, width=800)
+                             xaxis_title="training step", yaxis_title=metric, height=450, width=800,
+                             template=PLOT_TEMPLATE)
     return figures
 
 

@@ -96,6 +96,11 @@ class _LossMeter:
         return fields
 
 
+def bucket_steps(bucket: int, buckets: int, timesteps: int) -> tuple[int, int]:
+    """The first and last timestep t of the loss meter's ``bucket`` (of ``buckets``; t goes to bucket ⌊t·buckets/T⌋)."""
+    return -(-bucket * timesteps // buckets), -(-(bucket + 1) * timesteps // buckets) - 1
+
+
 REPORTS = ("preview", "metric")  # the reports that sample the model, in the order a step makes them
 
 

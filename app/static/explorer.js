@@ -9,9 +9,11 @@
 //
 // This file is put into the page's head once, by the explorer's first-paint component (app/explorer_tab.py), whose
 // js_on_load then calls window.minsnr.installExplorer(page) with the page's element ids (page.plot, page.first_paint,
-// page.param_prefix). Installing sets window.minsnrExplorer = {redraw, fromValues}: redraw(params) redraws the plot
-// for these parameter values, and a listener calls it on every input event inside a parameter's slider, before
-// Gradio's own (slower) event pipeline, and hands the event to Gradio once the redrawn chart has been painted.
+// page.param_prefix, page.summary). Installing sets window.minsnrExplorer = {redraw, fromValues}: redraw(params)
+// redraws the plot for these parameter values, and a listener calls it on every input event inside a parameter's
+// slider, before Gradio's own (slower) event pipeline, and hands the event to Gradio once the redrawn chart has been
+// painted. Each redraw also writes the chart in words (page.summary's text) as app.explorer.describe_explorer does,
+// from the curves just drawn: the server is not asked.
 (() => {
   "use strict";
 
@@ -29,6 +31,61 @@
 
   // Python's template.format(**values) for the templates the meta carries ({name} fields, no format specs).
   const fill = (template, values) => template.replace(/\{(\w+)\}/g, (whole, key) => (key in values ? values[key] : whole));
+
+  // The chart in words, as app.explorer.describe_explorer writes it from a figure, with the templates of meta.words:
+  // where Min-SNR's clamp holds (SNR > γ), which curve is largest over which steps, the range of the weights. ``data``:
+  // the traces drawn, the strategies' first, each with customdata [t, SNR].
+  const describe = (meta, snr, data, layout, gamma) => {
+    const words = meta.words, digits = words.digits;
+    const nearly = (a, b) => Math.abs(a - b) <= words.tolerance * Math.max(Math.abs(a), Math.abs(b));
+    const lines = [fill(words.head, {title: layout.title.text, quantity: layout.yaxis.title.text})];
+    let first = null, last = null;
+    for (let i = 0; i < snr.length; i++) {
+      if (snr[i] > gamma) { if (first === null) first = i; last = i; }
+    }
+    const shownGamma = g(gamma, meta.text.digits);
+    lines.push(first === null ? fill(words.no_clamp, {gamma: shownGamma})
+      : fill(words.clamp, {gamma: shownGamma, log_gamma: g(Math.log(gamma), digits), first, last}));
+    const curves = [];
+    meta.strategies.forEach((st, index) => {
+      const trace = data[index];
+      if (!trace || !trace.customdata || !trace.customdata.length) return;
+      const points = new Map();
+      trace.customdata.forEach((c, i) => points.set(c[0], trace.y[i]));
+      curves.push([st.display, points]);
+    });
+    if (curves.length >= 2) {
+      const steps = [...new Set(curves.flatMap(([, points]) => [...points.keys()]))].sort((a, b) => a - b);
+      const segments = [];
+      for (const t of steps) {
+        const here = curves.filter(([, points]) => points.has(t)).map(([name, points]) => [name, points.get(t)]);
+        if (here.length < 2) continue;
+        const top = Math.max(...here.map(([, w]) => w));
+        const tied = here.filter(([, w]) => nearly(w, top)).map(([name]) => name);
+        const names = tied.length > 1 ? fill(words.equal, {names: tied.join(words.tie)}) : tied[0];
+        const previous = segments[segments.length - 1];
+        if (previous && previous[2] === names && previous[1] === t - 1) previous[1] = t;
+        else segments.push([t, t, names]);
+      }
+      const shown = segments.slice(0, words.max_segments);
+      const text = shown.map(([a, b, names]) => {
+        const one = g(snr[a], digits), other = g(snr[b], digits);
+        return fill(words.segment, {steps: b > a ? fill(words.span, {first: a, last: b}) : String(a), names,
+                                    snrs: b > a ? fill(words.snr_span, {first: one, last: other}) : one});
+      }).join(words.segment_separator);
+      const more = segments.length > shown.length ? fill(words.more, {count: segments.length - shown.length}) : "";
+      if (shown.length) lines.push(fill(words.largest, {segments: text, more}));
+    }
+    const points = curves.flatMap(([name, values]) => [...values].map(([t, w]) => [name, t, w]));
+    if (points.length) {
+      let lowW = Infinity, highW = -Infinity;
+      for (const [, , w] of points) { lowW = Math.min(lowW, w); highW = Math.max(highW, w); }
+      const low = points.find(([, , w]) => nearly(w, lowW)), high = points.find(([, , w]) => nearly(w, highW));
+      lines.push(fill(words.range, {low: g(lowW, digits), low_name: low[0], low_t: low[1], high: g(highW, digits),
+                                    high_name: high[0], high_t: high[1]}));
+    }
+    return lines.join(" ");
+  };
 
   const install = (page) => {
     if (window.minsnrExplorer) return;  // the component was shown again: its listeners are already there
@@ -119,6 +176,8 @@
       }
       const computed = performance.now();
       window.Plotly.react(div, data, layout);
+      const words = page.summary && document.getElementById(page.summary);
+      if (words) words.textContent = describe(meta, snr, data, layout, gamma);
       const ended = performance.now();
       div.dataset.redrawMs = String(ended - started);
       div.dataset.plotlyMs = String(ended - computed);  // Plotly's share of the redraw
