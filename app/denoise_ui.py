@@ -13,8 +13,10 @@ import torch
 from minsnr_core.config import TrainConfig
 from minsnr_core.runs import load_run
 from minsnr_core.sampling import SAMPLERS, Trajectory, balanced_labels
+from minsnr_core.styles import PLOT_TEMPLATE, weighting_style
 from minsnr_core.weighting import STRATEGIES
 
+from .charts import chart, describe_marked_step, slug, with_export, words_html
 from .figures import samples_image, scatter_figure
 from .jobs import JobManager, check_owner
 
@@ -84,52 +86,68 @@ def check_sampling_request(sampler: object, steps: object, seed: object, guidanc
 
 
 def weight_marker(result: DenoiseResult, index: int) -> go.Figure:
-    """The run's weight curve over log-SNR, with the trajectory's step ``index`` marked on it."""
-    figure = go.Figure(go.Scatter(x=np.log(result.snr_curve), y=result.weights, mode="lines",
+    """The run's weight curve over log-SNR, with the trajectory's step ``index`` marked on it (a large black diamond,
+    apart from the curve by shape as well as colour)."""
+    style = weighting_style(result.weighting)
+    figure = go.Figure(go.Scatter(x=np.log(result.snr_curve), y=result.weights, mode="lines", line=style.line(),
                                   name=f"{result.weighting} weight on the {result.target} loss"))
     lam = float(np.log(max(result.snr[index], 1e-30)))
-    figure.add_trace(go.Scatter(x=[lam], y=[result.step_weights[index]],
-                                mode="markers", marker={"size": 14, "color": "#e4572e"},
-                                name=f"t = {result.trajectory.timesteps[index]}, SNR = {result.snr[index]:.3g}"))
+    step = result.trajectory.timesteps[index]
+    figure.add_trace(go.Scatter(x=[lam], y=[result.step_weights[index]], mode="markers",
+                                marker={"size": 14, "color": "#000000", "symbol": "diamond"},
+                                name=f"t = {step}, SNR = {result.snr[index]:.3g}"))
     figure.update_layout(height=340, xaxis_title="log-SNR λ", yaxis_title="weight", yaxis_type="log",
-                         margin={"l": 60, "r": 20, "t": 30, "b": 40}, legend={"orientation": "h", "y": -0.3})
-    return figure
+                         margin={"l": 60, "r": 20, "t": 30, "b": 40}, legend={"orientation": "h", "y": -0.3},
+                         template=PLOT_TEMPLATE)
+    return with_export(figure, f"minsnr-denoise-weight-curve-{slug(result.weighting)}-{result.target}-t{step}",
+                       "log_snr", "weight")
 
 
 def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
     gr.Markdown(DENOISE_INTRO)
     with gr.Row():
-        sampler = gr.Radio(list(SAMPLERS), value="ddim", label="Sampler")
-        steps = gr.Slider(*SAMPLE_STEPS_RANGE, value=25, step=1, label="Sampling steps")
-        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**31 - 1)
+        sampler = gr.Radio(list(SAMPLERS), value="ddim", label="Sampler",
+                           info="DDPM adds fresh noise at each step; DDIM (η = 0) is deterministic. Watch: how many "
+                                "steps each needs for a clean sample.")
+        steps = gr.Slider(*SAMPLE_STEPS_RANGE, value=25, step=1, label="Sampling steps",
+                          info=f"Denoising steps from pure noise to the sample, {SAMPLE_STEPS_RANGE[0]} to "
+                               f"{SAMPLE_STEPS_RANGE[1]}. Watch: few steps blur, many cost time.")
+        seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**31 - 1,
+                         info="The starting noise, 0 to 2³¹ − 1: the same seed draws the same samples.")
         guidance = gr.Slider(*GUIDANCE_RANGE, value=TrainConfig.guidance, step=0.5, elem_id="denoise-guidance",
-                             label="Guidance (class-conditional models; 1: none)")
+                             label="Guidance (class-conditional models; 1: none)",
+                             info=f"Classifier-free guidance, {GUIDANCE_RANGE[0]:g} to {GUIDANCE_RANGE[1]:g}. Watch: "
+                                  "higher draws more typical digits of the class, less varied.")
         go_button = gr.Button("Sample from my latest model", variant="primary", elem_id="denoise-start")
     message = gr.Markdown(elem_id="denoise-message")
-    scrub = gr.Slider(0, 24, value=0, step=1, label="Step of the trajectory", elem_id="denoise-scrub")
+    scrub = gr.Slider(0, 24, value=0, step=1, label="Step of the trajectory", elem_id="denoise-scrub",
+                      info="From pure noise (0) to the sample (last). Watch: when x̂0 already shows the digit.")
     with gr.Row():
         x_t = gr.Image(label="x_t (noisy)", format="png", interactive=False)
         x0 = gr.Image(label="predicted x̂0", format="png", interactive=False, elem_id="denoise-x0")
         eps = gr.Image(label="predicted ε̂", format="png", interactive=False)
     with gr.Row():
         points = gr.Plot(label="x_t and x̂0 (2D toys)", visible=False, elem_id="denoise-points")
-        curve = gr.Plot(label="Where this step sits on the weight curve", elem_id="denoise-curve")
+        with gr.Column(min_width=300):
+            curve, curve_words = chart("Where this step sits on the weight curve", "denoise-curve")
     state = gr.State(None)
 
     def show(result: DenoiseResult | None, index: float):
         if result is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         path = result.trajectory
         i = int(min(max(index, 0), len(path.timesteps) - 1))
+        marked = weight_marker(result, i)
+        words = words_html(describe_marked_step(marked))
         if result.kind == "image":  # the 2-D panel only for the toys, the three images only for image models
             return (gr.update(value=_picture(path.x_t[i]), visible=True),
                     gr.update(value=_picture(path.x0_pred[i]), visible=True),
                     gr.update(value=_picture(path.eps_pred[i] / 3), visible=True),
-                    gr.update(visible=False), weight_marker(result, i))
+                    gr.update(visible=False), marked, words)
         fig = scatter_figure(path.x0_pred[i], f"x_t and x̂0 at t = {path.timesteps[i]}", reference=path.x_t[i],
                              names=("x_t", "predicted x̂0"))
         hidden = gr.update(value=None, visible=False)
-        return hidden, hidden, hidden, gr.update(value=fig, visible=True), weight_marker(result, i)
+        return hidden, hidden, hidden, gr.update(value=fig, visible=True), marked, words
 
     def on_sample(owner_token, sampler_name, steps_value, seed_value, guidance_value):
         try:
@@ -160,6 +178,6 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
 
     go_button.click(on_sample, [owner, sampler, steps, seed, guidance], [message, state, scrub],
                     api_visibility="undocumented").then(
-        show, [state, scrub], [x_t, x0, eps, points, curve], api_visibility="undocumented")
-    scrub.change(show, [state, scrub], [x_t, x0, eps, points, curve], trigger_mode="always_last",
+        show, [state, scrub], [x_t, x0, eps, points, curve, curve_words], api_visibility="undocumented")
+    scrub.change(show, [state, scrub], [x_t, x0, eps, points, curve, curve_words], trigger_mode="always_last",
                  api_visibility="undocumented")

@@ -15,15 +15,19 @@ from typing import Any
 import gradio as gr
 
 from . import urlstate as us
+from .a11y import A11Y_HEAD, THEME
 from .denoise_ui import build_denoise_tab
 from .explorer import default_view, warm_up_explorer
 from .explorer_api import explorer_api
 from .explorer_js import GAMMA_LOG_CSS
-from .explorer_tab import build_explorer_tab, explorer_fields, linked_explorer
+from .explorer_tab import build_explorer_tab, explorer_fields, linked_explorer, update_explorer
 from .first_paint import FIRST_PAINT_CSS, early_paint_middleware
+from .help import explain_controls
 from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, release_memory, warm_up
+from .phone import PHONE_HEAD, fold_narrow
 from .server_files import SESSION_IDLE_S, ServerFiles, expire_idle_sessions
-from .settings import train_link_fields, train_link_settings
+from .settings import source_names, train_link_fields, train_link_settings
+from .tour import build_tour_tab
 from .training_ui import build_compare_tab, build_train_tab, follow
 from .validation import name_refusals
 
@@ -49,7 +53,8 @@ CSS = ("@media (max-width: 700px) { #explorer-row { flex-direction: column-rever
 TITLE = """# minsnr — see what Min-SNR-γ loss weighting does to diffusion training
 Measured here on MNIST (2000 steps, 5 paired seeds, Fréchet distance on 1000 samples; docs/results.md, section 1):
 Min-SNR-5 reached the plain loss's final Fréchet distance 1.97× sooner with the ε target (95 % interval 1.66–2.33×)
-and 1.37× sooner with the x0 target (1.09–1.74×); with the v target a difference was not detected (+0.0 [−4.4, +4.4])."""
+and 1.37× sooner with the x0 target (1.09–1.74×; Holm-adjusted over the five primary tests p = 0.057, so not established);
+with the v target a difference was not detected (ΔFD +0.0 [−4.4, +4.4])."""
 
 
 def link_reader(fields: list[us.Field]):
@@ -73,17 +78,19 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
     the only image folders the browser may train on. ``analytics``: Gradio's usage reports to its makers (off:
     nothing leaves the machine)."""
     data_roots = [str(Path(r).expanduser()) for r in (data_roots or [str(DEFAULT_DATA_ROOT)])]
-    folders = {Path(r).name or r: str(Path(r).expanduser()) for r in (image_roots or [])}
+    folders = source_names(image_roots or [])  # students see each folder's name, never its path
     manager = manager or JobManager()
     # Gradio's copies of downloaded files are deleted an hour after they were made, and at shutdown.
     with gr.Blocks(title="minsnr — Min-SNR-γ loss weighting, seen", delete_cache=(600, 3600),
                    analytics_enabled=analytics) as demo:
         owner = gr.BrowserState("", storage_key="minsnr-owner")
-        gr.Markdown(TITLE)
+        gr.Markdown(fold_narrow(TITLE, "What we measured (more)"), elem_id="app-title")  # folded on a phone
         url_notice = gr.Markdown(elem_id="url-notice")
-        with gr.Tabs(overflow_behavior="wrap"):  # every tab reachable on a phone, none behind a "⋯" menu
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # every tab reachable on a phone, none behind a "⋯" menu
             with gr.Tab("Weight explorer", id="explorer"):
-                inputs, notices, plot, explanation, link = build_explorer_tab()
+                inputs, notices, plot, explanation, link, words = build_explorer_tab()
+            with gr.Tab("Tour", id="tour"):
+                tour = build_tour_tab()
             with gr.Tab("Train", id="train"):
                 controls, weighting, describe, describe_outputs, train_outputs, train_render = build_train_tab(
                     manager, data_roots, folders, owner)
@@ -95,7 +102,9 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
         link_inputs = [*inputs, *train_link_inputs]
         fields = link_fields(manager.limits)
         load_from_url = link_reader(fields)
-        outputs = [plot, explanation, notices]
+        outputs = [plot, explanation, notices, words]
+        tour.wire(tabs, fields, link_inputs, update_explorer, inputs, outputs)
+        explain_controls(demo, inputs)  # a help line under each control (app/help.py)
         # The page writes every setting into the link itself: no request, and no answer of an older request that
         # could overwrite a newer value.
         query = gr.Textbox(visible=False)
@@ -104,6 +113,8 @@ def build_app(data_roots: list[str] | None = None, image_roots: list[str] | None
             component.change(None, [query, *link_inputs], query, js=write_link)
         query.change(None, query, link, js=WRITE_URL_JS)
         demo.load(load_from_url, None, [*link_inputs, url_notice], api_visibility="undocumented").then(
+            tour.link_opener([tab.id for tab in tabs.children]), url_notice, [tabs, tour.step, *tour.columns, url_notice],
+            api_visibility="undocumented").then(  # ?tab=<id>, ?tour=N
             linked_explorer, inputs, outputs, api_visibility="undocumented"
         ).then(describe, weighting, describe_outputs, api_visibility="undocumented").then(
             None, [query, *link_inputs], query, js=write_link).then(None, query, link, js=WRITE_URL_JS)
@@ -246,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     early_paint = early_paint_middleware(default_view().figure, TITLE, [f.key for f in explorer_fields()])
     # The app has no upload control: Gradio's upload route takes no file larger than MAX_UPLOAD.
     demo.queue(default_concurrency_limit=8).launch(server_name=args.host, server_port=args.port, css=CSS,
+                                                   theme=THEME, head=A11Y_HEAD + PHONE_HEAD,  # a11y; the phone layout
                                                    favicon_path=FAVICON, max_file_size=MAX_UPLOAD,
                                                    state_session_capacity=SESSION_CAPACITY,
                                                    auth=class_password(args.password), auth_message=LOGIN_MESSAGE,

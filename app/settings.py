@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -38,6 +39,25 @@ AUTOMATIC = "auto"  # a choice control's automatic value; a number control's is 
 # The highest value a control offers where the table has none or a browser's control should stop lower: a seed a
 # link and a number box carry exactly; the guidance slider's range (the server's caps are ClassLimits).
 APP_HIGH = {"seed": 2**31 - 1, "guidance": 6.0}
+# What to watch when a control moves, by setting or parameter name: the last part of its one-line help
+# (control_help), in the Train, Compare and explorer tabs alike. What a setting is and its range come from the
+# table (minsnr_core/settings.py) or its registry parameter, the range as the control offers it.
+WATCH = {
+    "dataset": "a 2D toy trains in seconds on a CPU; MNIST takes minutes",
+    "schedule": "which SNRs the timesteps visit: each curve moves along t",
+    "zero_terminal_snr": "the last step becomes pure noise (SNR = 0)",
+    "target": "every curve divided by SNR (ε) or by SNR + 1 (v)",
+    "weighting": "the nearly clean steps (small t) against the noisy ones",
+    "gamma": "the shaded band: where SNR > γ, the x₀ weight is held at γ",
+    "timestep_sampling": "drawing a step more often acts like a larger weight on it",
+    "adaptive_weighting": "the Learned weighting chart: does it find Min-SNR's shape?",
+    "steps": "on a 2-core CPU a few hundred MNIST steps show only the first phase",
+    "seed": "the same seed gives the same start, batches and noise",
+    "quality": "the Quality chart",
+}
+# The two switches' help (they stand for a table setting's automatic value: SWITCHES).
+SWITCH_HELP = {"quality": f"scores fresh samples {SETTINGS['metric_every'].auto_help}",
+               "use_labels": f"used {SETTINGS['class_conditional'].auto_help.removeprefix('on ')}"}
 
 
 def extra_settings() -> list[Setting]:
@@ -111,6 +131,55 @@ def dataset_choices(image_roots: Mapping[str, str]) -> list[tuple[str, str]]:
     return [*toys, ("MNIST", "mnist"), ("CIFAR-10", "cifar10"), *folders]
 
 
+def source_names(folders: Iterable[str]) -> dict[str, str]:
+    """The server's folders by the name a page shows and sends (the folder's own name, numbered where two share
+    one) → their paths. No path reaches a page: the server maps a name back (:func:`make_config`)."""
+    names: dict[str, str] = {}
+    for folder in folders:
+        path = str(Path(folder).expanduser())
+        base = Path(path).name or "folder"
+        name, count = base, 1
+        while name in names:
+            count += 1
+            name = f"{base} ({count})"
+        names[name] = path
+    return names
+
+
+def _shown_number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def control_help(name: str, component: gr.components.Component) -> str:
+    """The one-line help under the control of setting or parameter ``name``: what it is (unless its label says so
+    already), the range the control offers, the automatic rule, and what to watch (:data:`WATCH`)."""
+    registered = {**strategy_parameters(), **sampler_parameters(), **ADAPTIVE_WEIGHTINGS.parameters()}
+    if name in registered:  # a registry parameter: what it is, and whose
+        owners = [e.display_name for registry in (STRATEGIES, TIMESTEP_SAMPLERS, ADAPTIVE_WEIGHTINGS) for e in registry
+                  if any(p.name == name for p in e.params)]
+        # whose parameter it is, where one entry owns it (γ's three owners are named by its label's context)
+        what, auto = registered[name].description + (f" of {owners[0]}" if len(owners) == 1 else ""), ""
+    elif name in SWITCHES:
+        what, auto = SWITCH_HELP[name], ""
+    else:
+        what, auto = SETTINGS[name].help, SETTINGS[name].auto_help
+    label = str(getattr(component, "label", None) or "").lower()
+    parts = [] if label.startswith(what.lower()) else [what]
+    if name in registered and label.startswith(registered[name].description.lower()):
+        parts = [what.replace(registered[name].description, "a parameter", 1)] if len(owners) == 1 else []
+    low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
+    if low is not None and high is not None:
+        parts.append(f"{_shown_number(low)} to {_shown_number(high)}")
+    choices = [choice[1] if isinstance(choice, tuple) else choice for choice in getattr(component, "choices", None) or []]
+    if auto and (AUTOMATIC in choices or low == 0):  # the rule, where the control offers it ("auto", or 0)
+        parts.append(f"automatic: {auto}")
+    text = "; ".join(parts) + ("." if parts else "")
+    if name in WATCH:
+        text += f" Watch: {WATCH[name]}" + ("" if WATCH[name].endswith("?") else ".")
+    text = text.strip()
+    return text[:1].upper() + text[1:]
+
+
 @dataclass
 class ConfigControls:
     """The controls of one tab by setting name; ``components()`` in :func:`setting_names` order."""
@@ -171,12 +240,14 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
     """Build the controls (inside the current Blocks), each at its default or at ``defaults`` by name; of the
     weighting parameters only ``shown_params`` are visible."""
     shown = set(shown_params)
-    value = default_settings(**{"data_root": data_roots[0], **defaults})
+    sources = source_names(data_roots)
+    value = default_settings(**{"data_root": next(iter(sources)), **defaults})
     c: dict[str, gr.components.Component] = {}
     with gr.Row():
         c["dataset"] = gr.Dropdown(dataset_choices(image_roots), value=value["dataset"], label="Dataset",
                                    elem_id=f"{prefix}-dataset")
-        c["data_root"] = gr.Dropdown(data_roots, value=value["data_root"], label="Data root (set with --data-root)")
+        c["data_root"] = gr.Dropdown(list(sources), value=value["data_root"],  # by name: no path reaches the page
+                                     label="Data folder (the server's, by name)", elem_id=f"{prefix}-data-root")
         c["schedule"] = gr.Dropdown([(e.display_name, e.name) for e in SCHEDULES], value=value["schedule"],
                                     label="Noise schedule")
         c["timesteps"] = gr.Slider(10, bounds("timesteps", limits)[1], value=value["timesteps"], step=10,
@@ -227,6 +298,8 @@ def config_controls(prefix: str, data_roots: list[str], image_roots: Mapping[str
         with gr.Row():
             for setting in extra_settings():
                 c[setting.name] = _generic_control(setting, limits, value, prefix)
+    for name, component in c.items():
+        component.info = control_help(name, component)
     return ConfigControls(c, holders)
 
 
@@ -278,15 +351,18 @@ def train_link_fields(limits: ClassLimits) -> list[us.Field]:
 def make_config(image_roots: Mapping[str, str], weighting: str, settings: Mapping[str, Any],
                 data_roots: list[str] | None = None) -> TrainConfig:
     """The TrainConfig of these settings (by name; every name of :func:`setting_names`). ``data_roots``: the folders
-    the server offers; no other path is accepted from a client. Intervals and sample counts left automatic are the
-    core's run rules (:meth:`TrainConfig.resolved`), the same as the CLI's."""
+    the server offers, and then ``data_root`` is one's name (:func:`source_names`), never a path. Intervals and
+    sample counts left automatic are the core's run rules (:meth:`TrainConfig.resolved`), the same as the CLI's."""
     missing = [name for name in setting_names() if name not in settings]
     if missing:
         raise ValueError(f"missing setting(s) {missing}")
     s = dict(settings)
     dataset, data_root = s["dataset"], s["data_root"]
-    if data_roots is not None and data_root not in data_roots:
-        raise ValueError(f"data root must be one of the server's folders ({len(data_roots)} offered)")
+    if data_roots is not None:  # a page sends a folder's name; the server alone knows its path
+        sources = source_names(data_roots)
+        if not isinstance(data_root, str) or data_root not in sources:
+            raise ValueError(f"data folder must be one of the server's, by name: {', '.join(sources)}")
+        data_root = sources[data_root]
     if isinstance(dataset, str) and dataset.startswith("folder:"):
         name = dataset.split(":", 1)[1]
         if name not in image_roots:

@@ -29,7 +29,7 @@ def plain_rate(config: TrainConfig) -> float:
 
 def app_rate(url: str, dataset: str, data_root: str, steps: int) -> tuple[float, float, float]:
     """(seconds to the first streamed status, seconds to the first status with a step, mean images/s)."""
-    args = endpoint_values("benchmark-owner-token-0001", "min_snr", dataset=dataset, data_root=data_root, steps=steps,
+    args = endpoint_values("benchmark-owner-token-0001", "min_snr", dataset=dataset, data_root=Path(data_root).name, steps=steps,
                            preview_every=100, quality=False)
     client = Client(url, verbose=False)
     started = time.perf_counter()

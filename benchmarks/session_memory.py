@@ -93,7 +93,8 @@ class Page:
         if index % 3 == 1:
             values = [MEGABYTE, 1000, None, "eps", "t", 5.0, False, "uniform", None]
             return post(self.url + "gradio_api/call/explorer", {"data": values})
-        values = endpoint_values("memory-owner-token-000000001", "min_snr", dataset=MEGABYTE, data_root=DATA_ROOT)
+        values = endpoint_values("memory-owner-token-000000001", "min_snr", dataset=MEGABYTE,
+                                data_root=Path(DATA_ROOT).name)
         return post(self.url + "gradio_api/call/train", {"data": values})
 
 

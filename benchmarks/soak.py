@@ -102,7 +102,7 @@ def training_queue(url: str, jobs: int) -> tuple[list[int], list[int]]:
     submitted = []
     for index in range(jobs):
         owner = f"soak-owner-{index:020d}"
-        args = endpoint_values(owner, "min_snr", dataset="moons", data_root=DATA_ROOT, steps=300, preview_every=100,
+        args = endpoint_values(owner, "min_snr", dataset="moons", data_root=Path(DATA_ROOT).name, steps=300, preview_every=100,
                                quality=False)
         client = Client(url, verbose=False)
         submitted.append((index, client.submit(*args, api_name="/train")))

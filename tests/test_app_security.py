@@ -56,7 +56,8 @@ def test_run_files_reach_their_owner_only_and_are_deleted_at_shutdown(tmp_path, 
         outputs = train(url, data_root, ALICE, seed=0)
         downloaded = outputs[6]
         names = sorted(os.path.basename(str(f)) for f in downloaded)
-        assert names == ["checkpoint.pt", "metrics.jsonl", "samples.png"], "the owner gets the run's files"
+        assert names == ["checkpoint.pt", "metrics.jsonl", "minsnr-train-metrics-min-snr-gamma5-eps-moons.csv",
+                         "samples.png"], "the owner gets the run's files, its metrics also as a table named after it"
         checkpoint = next(runs.glob("job*-run0/checkpoint.pt"))
         # The run folder itself is not served: the direct path that used to answer 200 is refused.
         for path in (checkpoint, checkpoint.parent / "metrics.jsonl"):
@@ -170,11 +171,12 @@ def test_every_refusal_names_its_control_and_logs_no_traceback(tmp_path, data_ro
                     refused += 1
         for bad in BAD_VALUES:
             for argument in ("schedule", "num_timesteps", "strategies", "target", "x_axis", "gamma", "sampler",
-                             "zero_terminal_snr", "params"):
+                             "zero_terminal_snr", "params", "schedule_shift"):
                 if argument in ("params", "strategies") and bad is None or argument == "zero_terminal_snr" and bad is True:
                     continue  # allowed: no extra parameters, the default strategies, a switch on
                 defaults = {"schedule": "cosine", "num_timesteps": 1000, "strategies": None, "target": "eps",
-                            "x_axis": "t", "gamma": 5.0, "zero_terminal_snr": False, "sampler": "uniform", "params": None}
+                            "x_axis": "t", "gamma": 5.0, "zero_terminal_snr": False, "sampler": "uniform", "params": None,
+                            "schedule_shift": 1.0}
                 text = raw_call(url, "explorer", list({**defaults, argument: bad}.values()))
                 assert text.startswith("error") and argument in text, f"explorer {argument}={str(bad)[:20]}: {text[:200]}"
                 tries += 1

@@ -5,6 +5,7 @@ import math
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,14 +15,14 @@ from gradio_client.exceptions import AppError
 from app.settings import endpoint_values
 from minsnr_core.recorder import read_metrics
 
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, DATA_ROOT
 
 ALICE, BOB = "alice-owner-token-000000001", "bob-owner-token-00000000002"
 
 
 def train_args(root, owner=ALICE, dataset="moons", steps=10_000, weighting="min_snr", **settings):
     """The /train endpoint's values, by setting name (app.settings): a long toy run with previews every 50 steps."""
-    return endpoint_values(owner, weighting, **{"dataset": dataset, "data_root": str(root), "target": "eps",
+    return endpoint_values(owner, weighting, **{"dataset": dataset, "data_root": Path(root).name, "target": "eps",
                                                 "steps": steps, "preview_every": 50, "quality": False, **settings})
 
 
@@ -93,7 +94,9 @@ def test_two_owners_queue_in_order_and_stay_isolated_even_with_a_forged_session(
     ({"minutes": 10**6, "steps": 100}, "minutes (0: none; at most 30): Value 1000000"),
     ({"batch_size": 10**9}, "Batch size (0: automatic): Value 1000000000 is greater than maximum value 1024"),
     ({"timesteps": 10**7}, "Timesteps T: Value 10000000 is greater than maximum value 2000"),
-    ({"data_root": "/etc"}, "Data root (set with --data-root): Value: /etc is not in the list of choices"),
+    ({"data_root": "/etc"}, "Data folder (the server's, by name): Value: /etc is not in the list of choices"),
+    # The server's own data folder too: a page offers and sends its name only, never a path.
+    ({"data_root": str(DATA_ROOT)}, f"Data folder (the server's, by name): Value: {DATA_ROOT} is not in the list"),
     ({"owner": "x"}, "owner must be the page's token"),
 ])
 def test_bad_training_input_is_refused_with_a_message(app_url, data_root, override, message):
@@ -148,7 +151,7 @@ def test_an_adaptive_weighting_run_shows_its_learned_curve_beside_the_fixed_one(
 def test_compare_trains_rectified_flow_arms_with_a_timestep_sampler_and_an_adaptive_weighting(app_url, data_root):
     client = Client(app_url, verbose=False)
     owner = "compare-arms-owner-token-01"
-    values = endpoint_values(owner, ["flow_velocity", "min_snr"], dataset="moons", data_root=str(data_root),
+    values = endpoint_values(owner, ["flow_velocity", "min_snr"], dataset="moons", data_root=data_root.name,
                              schedule="rectified_flow", target="auto", steps=40, preview_every=20, quality=False,
                              timestep_sampling="logit_normal", adaptive_weighting="loss_ema")
     job = client.submit(*values, api_name="/compare")

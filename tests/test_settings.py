@@ -38,7 +38,7 @@ def test_a_registered_parameter_reaches_the_cli_the_controls_the_config_and_the_
     assert {"param-zeta", "train-param-zeta", "compare-param-zeta"} <= ids
     # The Train endpoint's values by name → the config.
     assert "zeta" in setting_names()
-    values = endpoint_values("owner-token-0000000000001", "test_zeta", data_root=str(tmp_path), zeta=4.5)
+    values = endpoint_values("owner-token-0000000000001", "test_zeta", data_root=tmp_path.name, zeta=4.5)
     settings = dict(zip(setting_names(), values[2:], strict=True))
     assert make_config({}, "test_zeta", settings, [str(tmp_path)]).resolved().weighting_params == {"zeta": 4.5}
     # Links: read and written with the parameter's own range.
@@ -60,7 +60,7 @@ def test_settings_are_named_and_unknown_or_missing_names_are_refused(tmp_path):
     assert default_settings()["steps"] == 1000 and default_settings(steps=5)["steps"] == 5
     with pytest.raises(ValueError, match="unknown setting"):
         default_settings(stepz=5)
-    settings = default_settings(data_root=str(tmp_path), dataset="mnist", gamma=2.0)
+    settings = default_settings(data_root=tmp_path.name, dataset="mnist", gamma=2.0)
     config = make_config({}, "min_snr", settings, [str(tmp_path)]).resolved()
     assert (config.dataset, config.weighting_params, config.steps) == ("mnist", {"gamma": 2.0}, 1000)
     # The run rules are the core's: an image run previews every 200 steps and measures quality with each preview.
@@ -70,18 +70,22 @@ def test_settings_are_named_and_unknown_or_missing_names_are_refused(tmp_path):
     assert (config.model, config.batch_size, config.lr) == ("mnist-small", 32, 6e-3)
     given = make_config({}, "min_snr", {**settings, "lr": 0.001, "batch_size": 16}, [str(tmp_path)]).resolved()
     assert (given.batch_size, given.lr) == (16, 0.001)
-    paper = make_config({}, "snr", {**PAPER_PRESET, "data_root": str(tmp_path)}, [str(tmp_path)]).resolved()
+    paper = make_config({}, "snr", {**PAPER_PRESET, "data_root": tmp_path.name}, [str(tmp_path)]).resolved()
     assert (paper.model, paper.batch_size, paper.lr) == ("mnist", 64, 2e-3)
     del settings["seed"]
     with pytest.raises(ValueError, match="missing setting"):
         make_config({}, "min_snr", settings, [str(tmp_path)])
-    with pytest.raises(ValueError, match="data root must be one of"):
-        make_config({}, "min_snr", default_settings(data_root="/etc"), [str(tmp_path)])
+    # A page sends a data folder's name; the server maps it to the folder, and refuses any path, its own included.
+    named = default_settings(data_root=tmp_path.name)
+    assert make_config({}, "min_snr", named, [str(tmp_path)]).data_root == str(tmp_path)
+    for path in ("/etc", str(tmp_path)):
+        with pytest.raises(ValueError, match="data folder must be one of the server's, by name"):
+            make_config({}, "min_snr", default_settings(data_root=path), [str(tmp_path)])
 
 
 def test_the_timestep_sampler_and_only_its_parameters_reach_the_config(tmp_path):
-    settings = default_settings(data_root=str(tmp_path), timestep_sampling="log_normal", p_mean=-0.5, history=7)
+    settings = default_settings(data_root=tmp_path.name, timestep_sampling="log_normal", p_mean=-0.5, history=7)
     config = make_config({}, "min_snr", settings, [str(tmp_path)]).resolved()
     assert (config.timestep_sampling, config.timestep_params) == ("log_normal", {"p_mean": -0.5, "p_std": 1.2})
     with pytest.raises(ValueError, match="unknown timestep sampler 'beta'; allowed: uniform, logit_normal"):
-        make_config({}, "min_snr", default_settings(data_root=str(tmp_path), timestep_sampling="beta"), [str(tmp_path)])
+        make_config({}, "min_snr", default_settings(data_root=tmp_path.name, timestep_sampling="beta"), [str(tmp_path)])

@@ -23,7 +23,7 @@ register(Setting("test_margin", float, 1.0, "a throw-away setting", low=0.5, hig
 from app import urlstate as us
 from app.jobs import ClassLimits
 from app.main import build_app, link_fields
-from app.settings import default_settings, make_config
+from app.settings import default_settings, make_config, source_names
 from minsnr_core.checkpoint import load_checkpoint
 from minsnr_core.cli import train_main, train_parser
 
@@ -45,7 +45,7 @@ except Exception as error:
     found["library_resume"] = [str(error)]
 demo = build_app([folder])
 found["controls"] = sorted(b.elem_id for b in demo.blocks.values() if "test-margin" in (getattr(b, "elem_id", None) or ""))
-settings = default_settings(data_root=folder, dataset="moons", test_margin=1.75)
+settings = default_settings(data_root=next(iter(source_names([folder]))), dataset="moons", test_margin=1.75)
 found["app_config"] = make_config({}, "min_snr", settings, [folder]).resolved().test_margin
 fields = link_fields(ClassLimits())
 values, notices = us.read_query(fields, {"train_test_margin": "1.25"})
@@ -91,7 +91,7 @@ def test_the_cli_and_the_app_build_the_same_run_from_the_same_settings(tmp_path)
              "--preview-every", "10", "--metric-every", "10", "--timestep-sampling", "logit_normal", "--logit-std", "0.8",
              "--out", str(tmp_path / "cli")]
     cli = TrainConfig(**_settings_from_args(train_parser().parse_args(flags))).resolved()
-    settings = default_settings(dataset="moons", data_root=str(tmp_path), schedule="linear", timesteps=500, gamma=2.0,
+    settings = default_settings(dataset="moons", data_root=tmp_path.name, schedule="linear", timesteps=500, gamma=2.0,
                                 target="x0", steps=20, seed=3, lr=0.004, batch_size=64, preview_every=10, quality=True,
                                 timestep_sampling="logit_normal", logit_std=0.8)
     app = make_config({}, "soft_min_snr", settings, [str(tmp_path)]).resolved()
