@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from minsnr_core.schedules import Schedule, get_schedule
 from minsnr_core.settings import SETTINGS
+from minsnr_core.styles import NEUTRAL, PLOT_TEMPLATE, chart_styles
 from minsnr_core.timesteps import TIMESTEP_SAMPLERS, timestep_probabilities
 from minsnr_core.weighting import (
     STRATEGIES,
@@ -27,6 +28,8 @@ from minsnr_core.weighting import (
     target_weight_latex,
     x0_error_scale,
 )
+
+from .charts import export_spec
 
 X_AXES = {"t": "timestep t", "log_snr": "log-SNR λ"}
 VIEWS = {"weight": "Loss weight", "effective": "Effective weight (Kingma–Gao)",
@@ -50,6 +53,7 @@ class ExplorerResult:
     explanation: str
     notices: list[str] = field(default_factory=list)
     mean_weights: list[float] = field(default_factory=list)  # E_p[w] of each strategy's trace, in order
+    summary: str = ""  # the chart in words (:func:`describe_explorer`)
 
 
 def _mean_weight(probabilities: np.ndarray, weights: np.ndarray) -> float:
@@ -76,6 +80,27 @@ CLAMP = {
               "line": {"width": 0}},
     "note": {"xref": "x", "y": 1, "yref": "y domain", "xanchor": "left", "yanchor": "top", "showarrow": False},
     "text": "Min-SNR clamp active (SNR > γ = {gamma})",
+}
+# The chart in words (:func:`describe_explorer`), as str.format templates with named fields only: the page writes
+# the same sentences after it has redrawn the curves for a new parameter value (app/static/explorer.js). Numbers
+# with TEXT["digits"] (γ) or WORDS["digits"] significant digits.
+WORDS = {
+    "digits": 3,
+    "head": "{title}; y: {quantity}.",
+    "clamp": "Min-SNR clamp (shaded band): where SNR > γ = {gamma} (log-SNR λ > {log_gamma}), at t = {first}–{last} "
+             "of this schedule; there the weight on the x₀ error is held at γ instead of following SNR.",
+    "no_clamp": "Min-SNR clamp: no step of this schedule has SNR above γ = {gamma}, so it never bites.",
+    "largest": "Largest weight: {segments}{more}.",
+    "segment": "t {steps} (SNR {snrs}): {names}",
+    "span": "{first}–{last}",  # a segment's steps; its SNRs with "{first} to {last}" (one step: the value alone)
+    "snr_span": "{first} to {last}",
+    "segment_separator": "; ",
+    "tie": " and ",
+    "equal": "{names} (equal)",
+    "max_segments": 5,
+    "more": "; and {count} more ranges",
+    "range": "The weights run from {low} ({low_name}, t = {low_t}) to {high} ({high_name}, t = {high_t}).",
+    "tolerance": 1e-9,  # weights this close (relative) are equal: a tie, and the first of them the extreme
 }
 
 
@@ -113,13 +138,15 @@ def build_explorer(
     log_y: bool = True,
     sampler: str = "uniform",
     sampler_params: Mapping[str, float] | None = None,
+    schedule_shift: float = 1.0,
 ) -> ExplorerResult:
     """Weight curves of the chosen strategies for one schedule, in one target space.
 
     With a non-uniform timestep ``sampler`` the weight and effective views show the weight that gives the same
     expected loss under uniform sampling, T·p(t)·w(t); the ``sampler`` view shows each weighting as the timestep
     distribution that reproduces it with a constant weight, T·q(t) with q ∝ p·w. Each legend entry carries the
-    strategy's mean weight E_p[w] = Σ p(t)·w(t), that constant."""
+    strategy's mean weight E_p[w] = Σ p(t)·w(t), that constant. ``schedule_shift`` α ≠ 1 moves every log-SNR of the
+    schedule by −2·log α (SD3's resolution shift)."""
     params = dict(params or {})
     low, high = TIMESTEPS_RANGE
     if (isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int | float)
@@ -132,7 +159,7 @@ def build_explorer(
         raise ValueError(f"x_axis must be one of {', '.join(X_AXES)}; got {x_axis!r}")
     if view not in VIEWS:
         raise ValueError(f"view must be one of {', '.join(VIEWS)}; got {view!r}")
-    sched = get_schedule(schedule, int(num_timesteps), zero_terminal_snr=bool(zero_terminal_snr))
+    sched = get_schedule(schedule, int(num_timesteps), zero_terminal_snr=bool(zero_terminal_snr), shift=schedule_shift)
     snr = sched.snr.numpy()
     t = np.arange(sched.num_timesteps)
     finite_lambda = snr > 0
@@ -152,7 +179,7 @@ def build_explorer(
     figure = go.Figure()
     strategies = list(dict.fromkeys(strategies))
     mean_weights: list[float] = []
-    for name in strategies:
+    for name, style in zip(strategies, chart_styles(strategies), strict=True):
         entry = STRATEGIES.get(name)
         values = entry.resolve_params(params, ignore_unknown=True)
         keep = np.ones_like(snr, dtype=bool) if x_axis == "t" else finite_lambda.copy()
@@ -188,7 +215,7 @@ def build_explorer(
                 x=x_all[keep],
                 y=weights[keep],
                 customdata=np.stack([t[keep], snr[keep]], axis=1),
-                mode="lines",
+                **style.scatter(),
                 name=_legend_entry(entry.display_name, values, mean),
                 hovertemplate="t=%{customdata[0]}<br>SNR=%{customdata[1]:.4g}<br>weight=%{y:.4g}<extra>%{fullData.name}</extra>",
             )
@@ -197,7 +224,7 @@ def build_explorer(
         keep = np.ones_like(snr, dtype=bool) if x_axis == "t" else finite_lambda.copy()
         if log_y:
             keep &= factor > 0
-        figure.add_trace(go.Scatter(x=x_all[keep], y=factor[keep], mode="lines", line={"dash": "dot", "color": "gray"},
+        figure.add_trace(go.Scatter(x=x_all[keep], y=factor[keep], mode="lines", line={"dash": "dot", "color": NEUTRAL},
                                     name=f"{TIMESTEP_SAMPLERS.get(sampler).display_name} T·p(t)",
                                     hovertemplate="t=%{x}<br>T·p(t)=%{y:.4g}<extra></extra>"))
 
@@ -216,10 +243,13 @@ def build_explorer(
         if sampler != "uniform":
             y_title += " × T·p(t)"
     figure.update_layout(
-        meta=browser_meta(sched, strategies, target, x_axis, view, log_y, all_params, factor),
+        meta={**browser_meta(sched, strategies, target, x_axis, view, log_y, all_params, factor),
+              "export": explorer_export(strategies, target, x_axis, view, sched, zero_terminal_snr, sampler)},
         **band,
+        template=PLOT_TEMPLATE,
         title=(f"rectified flow, T = {sched.num_timesteps} (t = 1 is pure noise)" if sched.process == "rf" else
-               f"{sched.name} schedule, T = {sched.num_timesteps}" + (", zero terminal SNR" if zero_terminal_snr else "")),
+               f"{sched.name} schedule, T = {sched.num_timesteps}" + (", zero terminal SNR" if zero_terminal_snr else ""))
+              + (f", shifted by α = {sched.shift:g} (log-SNR − {2 * np.log(sched.shift):.2f})" if sched.shift != 1 else ""),
         xaxis_title=("timestep index i (rectified flow's t = (i + 1)/T)" if x_axis == "t" and sched.process == "rf"
                      else X_AXES[x_axis]),
         yaxis_title=y_title,
@@ -229,9 +259,96 @@ def build_explorer(
         margin={"l": 60, "r": 20, "t": 50, "b": 40},
         height=520,
     )
+    displays = [STRATEGIES.get(name).display_name for name in strategies]
     return ExplorerResult(figure, explain_strategies(strategies, target, view, sampler, sched.process),
                           list(dict.fromkeys(notices)),
-                          mean_weights)
+                          mean_weights, describe_explorer(figure, displays, snr, gamma, region is not None))
+
+
+EXPORT_VIEWS = {"weight": "weights", "effective": "effective-weights", "sampler": "weights-as-sampling"}
+EXPORT_Y = {"weight": "weight", "effective": "effective_weight", "sampler": "T_times_q"}
+
+
+def explorer_export(strategies: list[str], target: str, x_axis: str, view: str, sched: Schedule,
+                    zero_terminal_snr: bool, sampler: str) -> dict:
+    """The explorer's downloads (:func:`app.charts.export_spec`): named by view, target and each shown strategy
+    parameter (filled in the page with the value drawn), then any setting away from its default
+    ("minsnr-weights-eps-gamma5"); CSV columns t or log_snr, snr (and t on a log-SNR axis), and the weight."""
+    names = [p.name for name in strategies for p in STRATEGIES.get(name).params]
+    parts = [f"minsnr-{EXPORT_VIEWS[view]}-{target}", *[f"{n.replace('_', '-')}{{{n}}}" for n in dict.fromkeys(names)]]
+    if sched.name != "cosine":
+        parts.append(sched.name)
+    if sched.num_timesteps != 1000:
+        parts.append(f"T{sched.num_timesteps}")
+    if zero_terminal_snr:
+        parts.append("zero-terminal-snr")
+    if sched.shift != 1:
+        parts.append(f"shift{sched.shift:g}")
+    if sampler != "uniform":
+        parts.append(f"sampler-{sampler}")
+    if x_axis != "t":
+        parts.append("by-log-snr")
+    custom = [None, "snr"] if x_axis == "t" else ["t", "snr"]
+    return export_spec("-".join(part if "{" in part else part.replace("_", "-") for part in parts), x_axis,
+                       EXPORT_Y[view], custom)
+
+
+def describe_explorer(figure: go.Figure, displays: list[str], snr: np.ndarray, gamma: float, clamp_drawn: bool) -> str:
+    """The explorer's chart in words, from its traces: where Min-SNR's clamp begins (SNR = γ: which log-SNR, which
+    timesteps of this schedule), which weighting is largest over which steps, and the range of the weights.
+    ``displays``: the strategies' display names, in the order of the figure's first traces (each with customdata
+    [t, SNR]). The page writes the same after each redraw of its own (app/static/explorer.js)."""
+    digits = WORDS["digits"]
+    lines = [WORDS["head"].format(title=figure.layout.title.text, quantity=figure.layout.yaxis.title.text)]
+    if clamp_drawn:
+        active = np.flatnonzero(min_snr_clamp_active(snr, gamma).numpy())
+        lines.append(WORDS["clamp"].format(gamma=_number(gamma), log_gamma=_number(float(np.log(gamma)), digits),
+                                           first=int(active.min()), last=int(active.max())))
+    else:
+        lines.append(WORDS["no_clamp"].format(gamma=_number(gamma)))
+    # Each curve's weight at each step (NaN where the curve has no point), curves in order, steps ascending.
+    drawn = [(display, trace) for display, trace in zip(displays, figure.data, strict=False)
+             if trace.customdata is not None and len(trace.customdata)]
+    names = [display for display, _ in drawn]
+    weights = np.full((len(names), len(snr)), np.nan)
+    for row, (_, trace) in zip(weights, drawn, strict=True):
+        row[np.asarray(trace.customdata)[:, 0].astype(int)] = np.asarray(trace.y, dtype=float)
+    present = ~np.isnan(weights)
+    tolerance = WORDS["tolerance"]
+    columns = np.flatnonzero(present.sum(axis=0) >= 2)
+    if len(names) >= 2 and columns.size:
+        here = weights[:, columns]
+        top = np.nanmax(here, axis=0)
+        with np.errstate(invalid="ignore"):
+            tied = present[:, columns] & (np.abs(here - top) <= tolerance * np.maximum(np.abs(here), np.abs(top)))
+        pattern = (tied * (1 << np.arange(len(names)))[:, None]).sum(axis=0)  # which curves are largest, as bits
+        breaks = np.flatnonzero((np.diff(pattern) != 0) | (np.diff(columns) != 1)) + 1
+        starts, ends = np.r_[0, breaks], np.r_[breaks - 1, columns.size - 1]
+
+        def segment(a: int, b: int, mask: int) -> str:
+            largest = [name for i, name in enumerate(names) if mask >> i & 1]
+            label = WORDS["equal"].format(names=WORDS["tie"].join(largest)) if len(largest) > 1 else largest[0]
+            first, last = _number(float(snr[a]), digits), _number(float(snr[b]), digits)
+            return WORDS["segment"].format(
+                steps=WORDS["span"].format(first=a, last=b) if b > a else str(a), names=label,
+                snrs=WORDS["snr_span"].format(first=first, last=last) if b > a else first)
+
+        shown = min(len(starts), WORDS["max_segments"])
+        text = WORDS["segment_separator"].join(segment(int(columns[a]), int(columns[b]), int(pattern[a]))
+                                               for a, b in zip(starts[:shown], ends[:shown], strict=True))
+        more = WORDS["more"].format(count=len(starts) - shown) if len(starts) > shown else ""
+        lines.append(WORDS["largest"].format(segments=text, more=more))
+    if present.any():
+        flat, seen = weights.ravel(), present.ravel()
+        extremes = []
+        for value in (float(np.nanmin(weights)), float(np.nanmax(weights))):  # the first point this close to it
+            index = int(np.flatnonzero(seen & (np.abs(np.where(seen, flat, 0) - value)
+                                               <= tolerance * np.maximum(np.abs(np.where(seen, flat, 0)), abs(value))))[0])
+            extremes.append((value, names[index // len(snr)], index % len(snr)))
+        (low_w, low_name, low_t), (high_w, high_name, high_t) = extremes
+        lines.append(WORDS["range"].format(low=_number(low_w, digits), low_name=low_name, low_t=low_t,
+                                           high=_number(high_w, digits), high_name=high_name, high_t=high_t))
+    return " ".join(lines)
 
 
 EFFECTIVE_EXPLANATION = (
@@ -292,7 +409,7 @@ def browser_meta(sched: Schedule, strategies: list[str], target: str, x_axis: st
         "strategies": [{"display": STRATEGIES.get(n).display_name, "js": STRATEGIES.get(n).js,
                         "eps_at_zero": STRATEGIES.get(n).js_eps_at_zero, "per_unit": STRATEGIES.get(n).per_unit_log_snr,
                         "params": [p.name for p in STRATEGIES.get(n).params]} for n in strategies],
-        "text": TEXT, "clamp": CLAMP,
+        "text": TEXT, "clamp": CLAMP, "words": WORDS,
     }
 
 

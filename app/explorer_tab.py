@@ -12,10 +12,12 @@ import gradio as gr
 from gradio.components.plot import PlotData
 
 from minsnr_core.schedules import SCHEDULES
+from minsnr_core.settings import SETTINGS
 from minsnr_core.timesteps import TIMESTEP_SAMPLERS
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters
 
 from . import urlstate as us
+from .charts import chart, words_html
 from .explorer import (
     DEFAULT_STRATEGIES,
     EXPLORER_SAMPLERS,
@@ -29,6 +31,7 @@ from .explorer import (
 )
 from .explorer_js import EXPLORER_HEAD, EXPLORER_ON_LOAD, GAMMA_LOG_JS, REDRAW_JS, gamma_follow_js, gamma_log_html
 from .first_paint import EARLY_PAINT_ID, figure_svg
+from .phone import fold_narrow
 from .settings import params_of
 from .training_ui import LATEX
 
@@ -43,7 +46,9 @@ curves move. The shaded band is where the Min-SNR clamp is active (SNR > γ).
 # The elements the page's scripts look for (app/static/explorer.js and first_paint.js get these ids from here).
 PLOT_ID = "explorer-plot"
 FIRST_PAINT_ID = "explorer-first-paint"
+WORDS_ID = "explorer-words"  # the text of the chart in words, which the page rewrites after each redraw of its own
 PARAM_PREFIX = "param-"  # a strategy parameter's slider: param-<name>
+SHIFT = SETTINGS["schedule_shift"]  # SD3's resolution shift: the run setting's default and range
 
 
 def explorer_fields() -> list[us.Field]:
@@ -53,6 +58,7 @@ def explorer_fields() -> list[us.Field]:
         us.Field("schedule", "cosine", us.choice(SCHEDULES.names())),
         us.Field("T", 1000, us.number(*TIMESTEPS_RANGE, integer=True)),
         us.Field("zero_snr", False, us.flag, us.encode_flag),
+        us.Field("shift", SHIFT.default, us.number(SHIFT.low, SHIFT.high)),
         us.Field("strategies", list(DEFAULT_STRATEGIES), us.multi_choice(STRATEGIES.names()), us.encode_list),
         us.Field("target", "eps", us.choice(TARGETS)),
         us.Field("x", "t", us.choice(list(X_AXES))),
@@ -65,28 +71,34 @@ def explorer_fields() -> list[us.Field]:
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, sampler_params,
-                     params) -> tuple[PlotData, str, str]:
+def _cached_explorer(schedule, T, zero_snr, shift, strategies, target, x_axis, view, log_y, sampler, sampler_params,
+                     params) -> tuple[PlotData, str, str, str]:
     # A class follows its teacher: many pages ask for the same figure, which is then drawn and encoded once. Only
     # what is sent is kept (the figure as JSON text, not plotly's objects), and a class asks for few figures at a time:
     # a small cache holds them.
     result = build_explorer(schedule, T, list(strategies), dict(params), target, x_axis, view, zero_snr, log_y,
-                            sampler, dict(sampler_params))
+                            sampler, dict(sampler_params), shift)
     notices = "\n".join(f"- {n}" for n in result.notices)
-    return PlotData(type="plotly", plot=browser_figure_json(result)), result.explanation, notices
+    return (PlotData(type="plotly", plot=browser_figure_json(result)), result.explanation, notices,
+            explorer_words(result.summary))
 
 
-def update_explorer(schedule, T, zero_snr, strategies, target, x_axis, view, log_y, sampler, *param_values):
-    """All explorer outputs for the current controls: figure, explanation, notices. ``param_values``: the
-    timestep samplers' parameters, then the weighting strategies'."""
+def explorer_words(summary: str) -> str:
+    """The chart in words under the explorer's chart (its text is rewritten by the page after each redraw)."""
+    return words_html(summary, WORDS_ID)
+
+
+def update_explorer(schedule, T, zero_snr, shift, strategies, target, x_axis, view, log_y, sampler, *param_values):
+    """All explorer outputs for the current controls: figure, explanation, notices, the chart in words.
+    ``param_values``: the timestep samplers' parameters, then the weighting strategies'."""
     count = len(explorer_sampler_parameters())
     sampler_params = tuple(zip(explorer_sampler_parameters(), param_values[:count], strict=True))
     params = tuple(zip(strategy_parameters(), param_values[count:], strict=True))
     try:
-        return _cached_explorer(schedule, T, bool(zero_snr), tuple(strategies or []), target, x_axis, view,
+        return _cached_explorer(schedule, T, bool(zero_snr), shift, tuple(strategies or []), target, x_axis, view,
                                 bool(log_y), sampler, sampler_params, params)
     except (ValueError, TypeError) as error:  # unhashable or refused values: nothing is cached
-        return gr.skip(), gr.skip(), f"⚠️ {error}"
+        return gr.skip(), gr.skip(), f"⚠️ {error}", gr.skip()
 
 
 def linked_explorer(*values):
@@ -94,14 +106,16 @@ def linked_explorer(*values):
     page already holds that figure)."""
     defaults = [f.default for f in explorer_fields()]
     if [list(v) if isinstance(v, tuple) else v for v in values] == defaults:
-        return gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     return update_explorer(*values)
 
 
-def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr.Plot, gr.Markdown, gr.Textbox]:
+def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr.Plot, gr.Markdown, gr.Textbox,
+                                  gr.HTML]:
     """The tab's components, with their events: returns the inputs (in :func:`explorer_fields` order), the notices,
-    the plot, the explanation and the link box (which the app fills)."""
-    gr.Markdown(EXPLORER_INTRO)
+    the plot, the explanation, the link box (which the app fills) and the chart in words."""
+    # Folded on a phone, so the chart and γ open within its first screen (app/phone.py).
+    gr.Markdown(fold_narrow(EXPLORER_INTRO, "Why weight the loss at all? (more)"), elem_id="explorer-intro")
     shown = params_of(DEFAULT_STRATEGIES)
     with gr.Row(elem_id="explorer-row"):
         with gr.Column(scale=1, min_width=280):
@@ -118,6 +132,8 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             )
             steps = gr.Slider(*TIMESTEPS_RANGE, value=1000, step=1, label="Timesteps T", elem_id="timesteps")
             zero_snr = gr.Checkbox(False, label="Zero terminal SNR (Lin et al. 2023)")
+            shift = gr.Slider(SHIFT.low, SHIFT.high, value=SHIFT.default, step=0.1, label="Resolution shift α (SD3)",
+                              elem_id="explorer-shift")
             strategies = gr.CheckboxGroup(
                 [(e.display_name, e.name) for e in STRATEGIES], value=list(DEFAULT_STRATEGIES),
                 label="Weighting strategies", elem_id="strategies",
@@ -140,10 +156,13 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             # component also brings the page's explorer scripts (its head) and installs them (its js_on_load).
             notices = gr.Markdown(elem_id="explorer-notices")
             page = {"plot": PLOT_ID, "first_paint": FIRST_PAINT_ID, "early_paint": EARLY_PAINT_ID,
-                    "param_prefix": PARAM_PREFIX, "link_fields": [f.key for f in explorer_fields()]}
+                    "param_prefix": PARAM_PREFIX, "link_fields": [f.key for f in explorer_fields()],
+                    "summary": WORDS_ID}
             gr.HTML(figure_svg(default_view().figure), elem_id=FIRST_PAINT_ID, head=EXPLORER_HEAD,
                     js_on_load=EXPLORER_ON_LOAD, minsnr_page=page)
-            plot = gr.Plot(default_view().figure, label="Weight curves", elem_id=PLOT_ID)
+            # With its data (CSV) and picture (PNG, SVG) to download, and the chart in words (app/charts.py).
+            plot, words = chart("Weight curves", PLOT_ID, default_view().figure,
+                                words=explorer_words(default_view().summary))
             link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
                               interactive=False, buttons=["copy"])
             explanation = gr.Markdown(default_view().explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
@@ -158,9 +177,10 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
     sampler.change(lambda name: [gr.update(visible=p.name in {q.name for q in TIMESTEP_SAMPLERS.get(name).params})
                                  for p in explorer_sampler_parameters().values()],
                    sampler, sampler_sliders, api_visibility="undocumented", show_progress="hidden", queue=False)
-    inputs = [schedule, steps, zero_snr, strategies, target, x_axis, view, log_y, sampler, *sampler_sliders, *sliders]
-    _redraw_on_change(inputs, sliders, [plot, explanation, notices])
-    return inputs, notices, plot, explanation, link
+    inputs = [schedule, steps, zero_snr, shift, strategies, target, x_axis, view, log_y, sampler, *sampler_sliders,
+              *sliders]
+    _redraw_on_change(inputs, sliders, [plot, explanation, notices, words])
+    return inputs, notices, plot, explanation, link, words
 
 
 def _redraw_on_change(inputs: list[gr.components.Component], sliders: list[gr.components.Component],

@@ -29,6 +29,7 @@ def test_explorer_endpoint_of_the_running_app(app_url):
     (("cosine", 1000, ["min_snr"], "eps", "t", 0.0, False), "gamma"),
     (("cosine", 1000, ["min_snr"], "score", "t", 5.0, False), "target"),
     (("cosine", 1000, ["min_snr"], "eps", "t", 5.0, False, "importance"), "sampler: expects one of uniform"),
+    (("cosine", 1000, ["min_snr"], "eps", "t", 5.0, False, "uniform", None, 0.0), r"schedule_shift must be a number in"),
 ])
 def test_explorer_endpoint_refuses_what_its_controls_do_not_allow(app_url, args, message):
     """T = 10 million once grew the server by 4 GB: now every value is checked first, and the client is told why."""

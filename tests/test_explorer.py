@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from app.explorer import build_explorer, explain_strategies
 from app.main import explorer_fields
@@ -178,3 +179,22 @@ def test_the_early_paint_goes_into_the_root_page_only_and_keeps_its_length_right
                     dict(path="/", status=500), dict(path="/", headers=((b"content-type", b"application/json"),)),
                     dict(path="/", headers=((b"content-type", b"text/html"), (b"content-encoding", b"br")))):
         assert get(**request) == (page, len(page)), request
+
+
+def test_the_resolution_shift_moves_the_schedule_not_the_weight_as_a_function_of_snr():
+    """SD3's shift α moves every log-SNR by −2·log α: on the λ axis each curve is the same function of λ over a range
+    moved by −2·log α; on the t axis fewer steps keep SNR > γ, so Min-SNR's clamp band ends earlier."""
+    plain = build_explorer(strategies=["min_snr"], params={"gamma": 5.0}, x_axis="log_snr")
+    shifted = build_explorer(strategies=["min_snr"], params={"gamma": 5.0}, x_axis="log_snr", schedule_shift=3.0)
+    assert np.allclose(np.asarray(shifted.figure.data[0].x), np.asarray(plain.figure.data[0].x) - 2 * np.log(3.0))
+    lam = np.asarray(shifted.figure.data[0].x)
+    assert np.allclose(shifted.figure.data[0].y, loss_weight("min_snr", torch.tensor(np.exp(lam)), "eps", gamma=5.0))
+    by_t = [build_explorer(strategies=["min_snr"], params={"gamma": 5.0}, schedule_shift=a) for a in (1.0, 3.0)]
+    assert by_t[1].figure.layout.shapes[0].x1 < by_t[0].figure.layout.shapes[0].x1
+    assert by_t[1].figure.layout.shapes[0].x1 == int((get_schedule("cosine", shift=3.0).snr > 5).sum()) - 1
+    assert "shifted by α = 3" in by_t[1].figure.layout.title.text
+    # The link carries it, within the run setting's range.
+    fields = explorer_fields()
+    values, notices = read_query(fields, {"shift": "3"})
+    assert values[[f.key for f in fields].index("shift")] == 3.0 and notices == []
+    assert read_query(fields, {"shift": "50"})[1]
