@@ -148,6 +148,19 @@ def metrics_csv_name(job: Job, index: int) -> str:
             f"{run_slug(config.weighting, config.weighting_params, config.target, config.dataset)}.csv")
 
 
+def without_paths(message: str, job: Job) -> str:
+    """A job's message as a student may read it: the server's folders named as the page names them (a data folder by
+    its own name, the run's folder as "the run's folder"), never by their paths."""
+    folders = {str(run_dir): "the run's folder" for run_dir in job.run_dirs}
+    for config in job.configs:  # an image folder is a dataset's data_root too
+        if config.data_root:
+            name = f"'{Path(config.data_root).expanduser().name}'"
+            folders[str(Path(config.data_root).expanduser())] = folders[str(config.data_root)] = name
+    for path in sorted(folders, key=len, reverse=True):  # the longest first: a run folder inside a data folder
+        message = message.replace(path, folders[path])
+    return message
+
+
 class JobManager:
     def __init__(self, max_concurrent: int = 1, runs_root: str | Path | None = None,
                  limits: ClassLimits | None = None, grace_s: float = GRACE_S, files: ServerFiles | None = None) -> None:
@@ -390,6 +403,7 @@ class JobManager:
         except Exception as error:  # noqa: BLE001 - a failed job must report, never kill the server
             job.status, job.message = "error", f"{type(error).__name__}: {error}"
         finally:
+            job.message = without_paths(job.message, job)
             job.ended = time.monotonic()
             with self._cond:
                 self._running -= 1

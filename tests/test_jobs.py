@@ -156,3 +156,17 @@ def test_a_page_following_a_job_gets_its_final_state_even_when_it_ends_during_a_
     shown = list(follow(manager, job, render))
     assert slowed and shown[-1] == "done", shown
     manager.close()
+
+
+def test_a_failed_run_names_the_servers_folders_without_their_paths(tmp_path):
+    """A class server's student reads the run's error, never the server's paths: a missing dataset's message names
+    the data folder as the page does (its own name) and says how to fix it."""
+    empty = tmp_path / "course-data"
+    empty.mkdir()
+    manager = JobManager(1, tmp_path / "runs")
+    job = manager.submit(OWNERS[0], [TrainConfig(dataset="mnist", data_root=str(empty), download=False, steps=2,
+                                                 device="cpu", preview_every=0)])
+    wait(lambda: job.finished)
+    assert job.status == "error" and "'course-data'" in job.message, job.message
+    assert str(tmp_path) not in job.message and "--data-root" in job.message
+    manager.close()
