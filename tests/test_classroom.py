@@ -10,7 +10,7 @@ import pytest
 from .conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
-TABS = {"Weight explorer": "explorer", "Train": "train", "Compare": "compare", "Denoise": "denoise"}
+TABS = {"Weight explorer": "explorer", "Tour": "tour", "Train": "train", "Compare": "compare", "Denoise": "denoise"}
 
 
 def page_at(browser, url, width, height):
