@@ -124,6 +124,22 @@ def describe_figure(figure: go.Figure, x_name: str | None = None, empty: str = "
     return head + "\n" + "\n".join(f"- {describe_curve(name, x, y, x_name)}" for name, x, y in found)
 
 
+def describe_points(figure: go.Figure, empty: str = "No samples drawn yet.") -> str:
+    """A text alternative of a 2D scatter of samples, from its traces: per cloud, how many points, their mean and
+    spread (standard deviation) in x and y, and the box they fill (the middle 90 %: 5th to 95th percentiles)."""
+    clouds = [(trace.name or "points", np.asarray(trace.x, dtype=float), np.asarray(trace.y, dtype=float))
+              for trace in figure.data if trace.x is not None and len(trace.x)]
+    if not clouds:
+        return empty
+    lines = [f"{figure.layout.title.text or 'Samples'}: {len(clouds)} point cloud{'s' if len(clouds) > 1 else ''}."]
+    for name, x, y in clouds:
+        (x5, x95), (y5, y95) = np.percentile(x, [5, 95]), np.percentile(y, [5, 95])
+        lines.append(f"- {name}: {len(x)} points; mean ({number(x.mean())}, {number(y.mean())}), spread "
+                     f"({number(x.std())}, {number(y.std())}); the middle 90 % within x {number(x5)} to {number(x95)}, "
+                     f"y {number(y5)} to {number(y95)}")
+    return "\n".join(lines)
+
+
 def rank_curves(found: list[tuple[str, np.ndarray, np.ndarray]]) -> str:
     """Which of these curves ends highest and which lowest, and which fell most from its first point to its last."""
     high = max(found, key=lambda c: c[2][-1])

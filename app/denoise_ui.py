@@ -16,7 +16,7 @@ from minsnr_core.sampling import SAMPLERS, Trajectory, balanced_labels
 from minsnr_core.styles import PLOT_TEMPLATE, weighting_style
 from minsnr_core.weighting import STRATEGIES
 
-from .charts import chart, describe_marked_step, slug, with_export, words_html
+from .charts import chart, describe_marked_step, describe_points, slug, with_export, words_html
 from .figures import samples_image, scatter_figure
 from .jobs import JobManager, check_owner
 
@@ -127,14 +127,15 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
         x0 = gr.Image(label="predicted x̂0", format="png", interactive=False, elem_id="denoise-x0")
         eps = gr.Image(label="predicted ε̂", format="png", interactive=False)
     with gr.Row():
-        points = gr.Plot(label="x_t and x̂0 (2D toys)", visible=False, elem_id="denoise-points")
+        with gr.Column(min_width=300):
+            points, points_words = chart("x_t and x̂0 (2D toys)", "denoise-points", visible=False)
         with gr.Column(min_width=300):
             curve, curve_words = chart("Where this step sits on the weight curve", "denoise-curve")
     state = gr.State(None)
 
     def show(result: DenoiseResult | None, index: float):
         if result is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         path = result.trajectory
         i = int(min(max(index, 0), len(path.timesteps) - 1))
         marked = weight_marker(result, i)
@@ -143,11 +144,12 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
             return (gr.update(value=_picture(path.x_t[i]), visible=True),
                     gr.update(value=_picture(path.x0_pred[i]), visible=True),
                     gr.update(value=_picture(path.eps_pred[i] / 3), visible=True),
-                    gr.update(visible=False), marked, words)
+                    gr.update(visible=False), marked, words, gr.update(visible=False))
         fig = scatter_figure(path.x0_pred[i], f"x_t and x̂0 at t = {path.timesteps[i]}", reference=path.x_t[i],
-                             names=("x_t", "predicted x̂0"))
+                             names=("x_t", "predicted x̂0"), file_name=f"minsnr-denoise-points-t{path.timesteps[i]}")
         hidden = gr.update(value=None, visible=False)
-        return hidden, hidden, hidden, gr.update(value=fig, visible=True), marked, words
+        return (hidden, hidden, hidden, gr.update(value=fig, visible=True), marked, words,
+                gr.update(value=words_html(describe_points(fig)), visible=True))
 
     def on_sample(owner_token, sampler_name, steps_value, seed_value, guidance_value):
         try:
@@ -178,6 +180,6 @@ def build_denoise_tab(manager: JobManager, owner: gr.BrowserState):
 
     go_button.click(on_sample, [owner, sampler, steps, seed, guidance], [message, state, scrub],
                     api_visibility="undocumented").then(
-        show, [state, scrub], [x_t, x0, eps, points, curve, curve_words], api_visibility="undocumented")
-    scrub.change(show, [state, scrub], [x_t, x0, eps, points, curve, curve_words], trigger_mode="always_last",
+        show, [state, scrub], [x_t, x0, eps, points, curve, curve_words, points_words], api_visibility="undocumented")
+    scrub.change(show, [state, scrub], [x_t, x0, eps, points, curve, curve_words, points_words], trigger_mode="always_last",
                  api_visibility="undocumented")

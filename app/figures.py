@@ -131,8 +131,9 @@ def samples_image(samples: torch.Tensor | None, scale: int = 3) -> np.ndarray | 
 
 
 def scatter_figure(points: torch.Tensor | None, title: str = "Samples", reference: torch.Tensor | None = None,
-                   names: tuple[str, str] = ("data", "model")) -> go.Figure:
-    """2D samples as a scatter (optionally over a reference cloud in grey, e.g. the true distribution)."""
+                   names: tuple[str, str] = ("data", "model"), file_name: str = "minsnr-samples") -> go.Figure:
+    """2D samples as a scatter (optionally over a reference cloud in grey, e.g. the true distribution); its points
+    download as CSV (curve, x, y) under ``file_name``."""
     figure = go.Figure()
     if points is not None and points.dim() == 2:
         finite = torch.isfinite(points).all(1)
@@ -143,4 +144,4 @@ def scatter_figure(points: torch.Tensor | None, title: str = "Samples", referenc
                                       marker={"size": 2, "color": "#1f3b73", "opacity": 0.6}, name=names[0]))
     figure.update_layout(title=title, height=360, xaxis={"range": [-3, 3]}, yaxis={"range": [-3, 3], "scaleanchor": "x"},
                          margin={"l": 40, "r": 20, "t": 45, "b": 30}, showlegend=reference is not None)
-    return figure
+    return with_export(figure, file_name, "x", "y")

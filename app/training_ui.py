@@ -23,7 +23,7 @@ from minsnr_core.images import point_raster
 from minsnr_core.stats import steps_to_reach
 from minsnr_core.weighting import STRATEGIES
 
-from .charts import chart, describe_figure, describe_runs, run_slug, words_html
+from .charts import chart, describe_figure, describe_points, describe_runs, run_slug, words_html
 from .figures import (
     METRIC_NAMES,
     SHARES,
@@ -118,16 +118,21 @@ def status_text(manager: JobManager, job: Job | None) -> str:
     return text
 
 
-def _samples_outputs(job: Job, index: int) -> tuple[Any, Any]:
+def _samples_outputs(job: Job, index: int) -> tuple[Any, Any, Any]:
+    """The sample grid (images) or the scatter of samples (2D toys) with the scatter's text alternative."""
     history = job.histories[index]
     samples = history.samples
     if samples is None:
-        return gr.skip(), gr.skip()
-    if job.configs[index].kind == "image":
-        return gr.update(value=samples_image(samples), visible=True), gr.update(visible=False)
-    reference = toy_points(job.configs[index].dataset, 1000, seed=7)
-    figure = scatter_figure(samples, f"Samples at step {history.samples_step}", reference)
-    return gr.update(visible=False), gr.update(value=figure, visible=True)
+        return gr.skip(), gr.skip(), gr.skip()
+    config = job.configs[index]
+    if config.kind == "image":
+        return gr.update(value=samples_image(samples), visible=True), gr.update(visible=False), gr.update(visible=False)
+    reference = toy_points(config.dataset, 1000, seed=7)
+    run = run_slug(config.weighting, config.weighting_params, config.target, config.dataset)
+    figure = scatter_figure(samples, f"Samples at step {history.samples_step}", reference,
+                            file_name=f"minsnr-train-samples-step{history.samples_step}-{run}")
+    return (gr.update(visible=False), gr.update(value=figure, visible=True),
+            gr.update(value=words_html(describe_points(figure)), visible=True))
 
 
 def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dict[str, str], owner: gr.BrowserState):
@@ -151,7 +156,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
     with gr.Row():
         grid = gr.Image(label="Samples (EMA model, fixed seed)", format="png", visible=False, elem_id="train-samples",
                         interactive=False)
-        scatter = gr.Plot(label="Samples", visible=False, elem_id="train-scatter")
+        scatter, scatter_words = chart("Samples", "train-scatter", visible=False)
         with gr.Column(min_width=300):
             quality_plot, quality_words = chart("Quality", "train-quality")
     # Shown when the weighting adapts while training: does a learned weighting find Min-SNR's shape?
@@ -169,7 +174,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
 
     def render(job: Job) -> tuple:
         history = job.histories[job.current]
-        grid_update, scatter_update = _samples_outputs(job, job.current)
+        grid_update, scatter_update, scatter_text = _samples_outputs(job, job.current)
         config = job.configs[job.current]
         run = run_slug(config.weighting, config.weighting_params, config.target, config.dataset)
         runs = [(job.labels[job.current], history)]
@@ -188,7 +193,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
             weights = weights_text = gr.update(visible=learning)
         return (status_text(manager, job), loss, buckets, grid_update, scatter_update, quality, manager.downloads(job),
                 weights, words_html(describe_runs(loss, None)), words_html(describe_figure(buckets, "step", rank=True)),
-                words_html(describe_runs(quality, None, "No quality measured yet.")), weights_text)
+                words_html(describe_runs(quality, None, "No quality measured yet.")), weights_text, scatter_text)
 
     def on_start(request: gr.Request, owner_token, name, *values):
         try:
@@ -224,7 +229,7 @@ def build_train_tab(manager: JobManager, data_roots: list[str], image_roots: dic
         yield from follow(manager, job, render)
 
     outputs = [status, loss_plot, bucket_plot, grid, scatter, quality_plot, files, weights_plot, loss_words, bucket_words,
-               quality_words, weights_words]
+               quality_words, weights_words, scatter_words]
     describe_outputs = [formula, *controls.param_holders()]
     weighting.change(describe, weighting, describe_outputs, api_visibility="undocumented")
     start.click(on_start, [owner, weighting, *controls.components()], outputs, concurrency_limit=None, api_name="train")

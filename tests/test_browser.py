@@ -71,6 +71,9 @@ def test_train_a_toy_run_live_and_stop_it(browser, app_url):
                            timeout=60_000)
     losses = page.evaluate("() => document.querySelector('#train-loss .js-plotly-plot').data[0].x")
     assert losses, "the loss curve has points"
+    # The samples' scatter in words, from its own points: the model's cloud and the true distribution's.
+    words = page.locator("#train-scatter-summary").inner_text()
+    assert "model: 512 points" in words and "data: 1000 points" in words, words
     page.screenshot(path=str(ARTIFACTS / "train-toy-live.png"), full_page=True)
     page.click("#train-stop")
     page.wait_for_function(f"() => ({STATUS.format(id='train-status')})().includes('stopped')", timeout=30_000)
@@ -87,6 +90,7 @@ def test_train_a_toy_run_live_and_stop_it(browser, app_url):
     page.wait_for_function("() => { const el = document.querySelector('#denoise-curve .js-plotly-plot');"
                            " return el && el.data.length === 2 && el.data[1].name.startsWith('t = '); }", timeout=30_000)
     assert page.locator("#denoise-points").is_visible() and not page.locator("#denoise-x0").is_visible()
+    assert "predicted x̂0:" in page.locator("#denoise-points-summary").inner_text()
     page.screenshot(path=str(ARTIFACTS / "denoise-toy.png"), full_page=True)
     page.close()
 

@@ -197,3 +197,18 @@ def test_a_comparisons_runs_each_offer_their_metrics_as_a_table_named_after_the_
             assert [float(r["weighted_loss"]) for r in rows] == pytest.approx(history.losses)
     finally:
         manager.close()
+
+
+def test_a_scatter_of_samples_is_described_from_its_points_and_downloads_them():
+    import torch
+
+    from app.charts import describe_points
+    from app.figures import scatter_figure
+
+    points = torch.tensor([[0.0, 0.0], [2.0, 4.0], [4.0, 8.0]])
+    figure = scatter_figure(points, "Samples at step 7", torch.zeros(5, 2), file_name="minsnr-train-samples-step7")
+    words = describe_points(figure)
+    assert words.startswith("Samples at step 7: 2 point clouds.")
+    assert "model: 3 points; mean (2, 4)" in words and "data: 5 points; mean (0, 0)" in words
+    assert figure.layout.meta["export"]["name"] == "minsnr-train-samples-step7"
+    assert describe_points(scatter_figure(None)) == "No samples drawn yet."
