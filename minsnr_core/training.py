@@ -295,20 +295,22 @@ def _non_finite(run: RunState, schedule: ReportSchedule, out_dir: Path | None, l
 def _first_report_s(run: RunState, kind: str, stop: Callable[[], bool]) -> float:
     """How long a preview or metric will take before any has: one of its sampling steps, timed, times its steps,
     plus a metric's scoring of those samples (it costs the same on any). Timed twice: the first call in a process
-    also pays one-time set-up (a metric's classifier)."""
+    also pays one-time set-up (a metric's classifier). The least of three timings: one step slowed by another
+    process would otherwise be multiplied by the step count and could leave no room for training."""
     config = run.config
     if kind == "preview":
         count, steps = config.preview_count, config.preview_sample_steps
     else:
         count, steps = config.metric_samples, METRIC_SAMPLE_STEPS
-    for _ in range(2):
+    estimates = []
+    for _ in range(3):
         began = time.perf_counter()
         samples = _fixed_seed_samples(run, count, 1, config.seed, stop)
         sampled = time.perf_counter()
         if kind == "metric":
             score_samples(run, samples)
-        estimate = (sampled - began) * steps + time.perf_counter() - sampled
-    return estimate
+        estimates.append((sampled - began) * steps + time.perf_counter() - sampled)
+    return min(estimates[1:])
 
 
 @torch.no_grad()

@@ -89,12 +89,17 @@ def test_the_explorer_chart_downloads_its_data_and_picture_and_says_where_the_cl
 def test_the_explorers_words_written_in_the_page_equal_pythons(browser, app_url, query):
     """After the page's own redraw (a linked view, then γ typed) its words are the server's for the same view."""
     page = page_at(browser, f"{app_url}?{query}", 1400, 1000)
-    page.wait_for_function(f"() => {PLOT.format(id='explorer-plot')}.layout.meta.strategies.length >= 2", timeout=15_000)
+    query_values = dict(part.split("=") for part in query.split("&"))
+    displays = sorted(STRATEGIES.get(name).display_name for name in query_values["strategies"].split(","))
+    # the page first shows the default view; wait for the one the link asks for (its strategies, its view)
+    page.wait_for_function("([displays, view]) => { const meta = " + PLOT.format(id="explorer-plot") + ".layout.meta;"
+                           " return JSON.stringify(meta.strategies.map(s => s.display).sort()) === JSON.stringify(displays)"
+                           " && (view === null || meta.view === view); }",
+                           arg=[displays, query_values.get("view")], timeout=15_000)
     for gamma in ("0.5", "12"):
         set_gamma(page, gamma)
         meta = page.evaluate(f"() => {PLOT.format(id='explorer-plot')}.layout.meta")
         names = [next(e.name for e in STRATEGIES if e.display_name == s["display"]) for s in meta["strategies"]]
-        query_values = dict(part.split("=") for part in query.split("&"))
         want = build_explorer(query_values.get("schedule", "cosine"), 1000, names, {"gamma": float(gamma)},
                               meta["target"], meta["x_axis"], meta["view"],
                               sampler=query_values.get("sampler", "uniform")).summary
