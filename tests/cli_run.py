@@ -9,9 +9,10 @@ import sys
 import warnings
 from types import SimpleNamespace
 
-from minsnr_core import cli
+from minsnr_core import cli, weights_cli
 
-MAINS = {"train": cli.train_main, "sample": cli.sample_main, "experiment": cli.experiment_main}
+MAINS = {"train": cli.train_main, "sample": cli.sample_main, "experiment": cli.experiment_main,
+         "weights": weights_cli.weights_main}
 ENTRY = {"train": "train_entry", "sample": "sample_entry", "experiment": "experiment_entry"}
 
 
@@ -21,7 +22,7 @@ def command(name, *args):
 
 
 def run_cli(name, *args, process=False):
-    """Run the tool ``name`` (train, sample, experiment) with ``args``; returns returncode, stdout and stderr. An
+    """Run the tool ``name`` (train, sample, experiment, weights) with ``args``; returns returncode, stdout and stderr. An
     exception the tool does not turn into a message escapes (in a process it would print a traceback)."""
     if process:
         return subprocess.run(command(name, *args), capture_output=True, text=True, timeout=600)
