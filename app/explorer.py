@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import plotly.graph_objects as go
 
+from minsnr_core.implementations import who_computes
 from minsnr_core.schedules import Schedule, get_schedule
 from minsnr_core.settings import SETTINGS
 from minsnr_core.styles import NEUTRAL, PLOT_TEMPLATE, chart_styles
@@ -346,5 +347,9 @@ def explain_strategies(strategies: Iterable[str], target: str = "eps", view: str
         entry = STRATEGIES.get(name)
         lines.append(f"**{entry.display_name}** — ${entry.latex}$  \n{entry.description} *({entry.reference})*")
         lines.append("")
+        if who_computes(name):
+            # folded: six implementations of Min-SNR would otherwise push the next strategy off the screen
+            lines += [f"<details><summary>Who computes {entry.display_name}, and how</summary>", "", who_computes(name), "",
+                      "</details>", ""]
     return "\n".join(lines)
 

@@ -34,6 +34,7 @@ from .first_paint import EARLY_PAINT_ID, figure_svg
 from .phone import fold_narrow
 from .settings import params_of
 from .training_ui import LATEX
+from .weights_ui import build_weights_panel
 
 EXPLORER_INTRO = """
 ### Why weight the loss at all?
@@ -166,6 +167,9 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
             link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
                               interactive=False, buttons=["copy"])
             explanation = gr.Markdown(default_view().explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
+            inputs = [schedule, steps, zero_snr, shift, strategies, target, x_axis, view, log_y, sampler,
+                      *sampler_sliders, *sliders]
+            build_weights_panel(inputs)  # the view's weight table, and a check of an uploaded file of weights
     gamma_slider = sliders[list(strategy_parameters()).index("gamma")]
     gamma_slider.change(None, gamma_slider, None, js=gamma_follow_js())
     def show_parameters(names):  # only the ticked strategies' parameters
@@ -177,8 +181,6 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
     sampler.change(lambda name: [gr.update(visible=p.name in {q.name for q in TIMESTEP_SAMPLERS.get(name).params})
                                  for p in explorer_sampler_parameters().values()],
                    sampler, sampler_sliders, api_visibility="undocumented", show_progress="hidden", queue=False)
-    inputs = [schedule, steps, zero_snr, shift, strategies, target, x_axis, view, log_y, sampler, *sampler_sliders,
-              *sliders]
     _redraw_on_change(inputs, sliders, [plot, explanation, notices, words])
     return inputs, notices, plot, explanation, link, words
 

@@ -45,6 +45,30 @@ def weight_table(schedule: Schedule, strategy: str, target: str = "eps", **param
             "snr": schedule.snr.numpy(), "log_snr": schedule.log_snr.numpy(), "weight": weight.numpy()}
 
 
+def view_table(schedule: Schedule, strategies: list[str], target: str, params: dict[str, float]) -> tuple[
+        dict[str, np.ndarray], list[str]]:
+    """The table of several strategies at once (the explorer's view): the columns of :func:`weight_table`, with one
+    ``weight_<name>`` column per strategy (just ``weight`` for one, so it equals :func:`weight_table`'s). Each takes
+    its parameters from ``params`` by name. Returns the table and the strategies left out, with why (a weight that
+    is not defined on this schedule in this space)."""
+    table: dict[str, np.ndarray] = {}
+    left_out = []
+    for name in strategies:
+        entry = STRATEGIES.get(name)
+        own = {p.name: params[p.name] for p in entry.params if p.name in params}
+        try:
+            one = weight_table(schedule, name, target, **own)
+        except ValueError as error:
+            left_out.append(f"{entry.display_name}: {error}")
+            continue
+        weight = one.pop("weight")
+        table = table or one
+        table[f"weight_{name}"] = weight
+    if len(strategies) == 1 and table:  # one strategy: the CLI's own table
+        table["weight"] = table.pop(next(c for c in table if c.startswith("weight_")))
+    return table, left_out
+
+
 def _number(value: float | int) -> str:
     """Every digit of a float64 (repr round-trips), "inf"/"-inf" where not finite."""
     return str(int(value)) if isinstance(value, (int, np.integer)) else repr(float(value))

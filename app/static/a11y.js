@@ -11,10 +11,22 @@
   "use strict";
 
   const SELECTOR = "div.empty[aria-label]:not([role])";
+  // A file box's upload button says "Drop File Here - or - Click to Upload" but is named "Click to upload or drop
+  // files" (axe: label-content-name-mismatch, a speech user says what they see): named by its text and its box's label.
+  const UPLOAD = "button.upload-container";
+  const all = (root, selector) => {
+    const found = root.matches && root.matches(selector) ? [root] : [];
+    if (root.querySelectorAll) found.push(...root.querySelectorAll(selector));
+    return found;
+  };
   const repair = (root) => {
-    const boxes = root.matches && root.matches(SELECTOR) ? [root] : [];
-    if (root.querySelectorAll) boxes.push(...root.querySelectorAll(SELECTOR));
-    for (const box of boxes) box.setAttribute("role", "img");
+    for (const box of all(root, SELECTOR)) box.setAttribute("role", "img");
+    for (const button of all(root, UPLOAD)) {
+      const label = button.closest(".block") && button.closest(".block").querySelector("label[data-testid=block-label]");
+      const name = [button.textContent.replace(/\s+/g, " ").trim(), label ? label.textContent.trim() : ""]
+        .filter(Boolean).join(": ");
+      if (name && button.getAttribute("aria-label") !== name) button.setAttribute("aria-label", name);  // no loop
+    }
   };
   new MutationObserver((records) => {
     for (const record of records) {

@@ -84,5 +84,15 @@
     return true;
   };
 
-  window.minsnr = Object.assign(window.minsnr || {}, {exportChart});
+  // A text the server computed (the explorer's weight table) saved as a file, made in the page: no file is written
+  // on the server for it.
+  const saveText = (name, text, type = "text/csv") => {
+    if (!name || typeof text !== "string" || !text) return false;
+    const url = URL.createObjectURL(new Blob([text], {type}));
+    save(url, name);
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    return true;
+  };
+
+  window.minsnr = Object.assign(window.minsnr || {}, {exportChart, saveText});
 })();

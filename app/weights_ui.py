@@ -1,0 +1,138 @@
+"""The explorer's weight tables and its check of a user's own weights (minsnr_core.weight_tables; the CLI's
+``minsnr-weights table`` and ``check`` in the page).
+
+The table is computed on the server for the explorer's current settings and saved as a file by the page itself, so
+no file of it is written on the server. An uploaded file of weights is read once and deleted at once: it is not kept,
+and no other session can reach it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio.utils import get_upload_folder
+
+from minsnr_core.registry import describe_value
+from minsnr_core.schedules import get_schedule
+from minsnr_core.weight_tables import MAX_CHARACTERS, MAX_ROWS, check_weights, read_weights_csv, table_csv, view_table
+from minsnr_core.weighting import STRATEGIES, strategy_parameters
+
+from .explorer import explorer_sampler_parameters
+
+WEIGHTS_INTRO = f"""
+**The numbers behind the curves.** *Download the weight table* saves, per timestep of the schedule above, t, ᾱ_t,
+SNR, log-SNR and each ticked strategy's weight on the chosen target's loss, with every digit a 64-bit float holds:
+golden values to test your own code against (`minsnr-weights table` writes the same table). *Check your weights*
+reads a CSV of your code's weights (columns `t` and `weight`, at most {MAX_ROWS:,} rows), fits every strategy in
+every space to it and says which one it is, names a known port bug, or says where it departs from the nearest
+(`minsnr-weights check` does the same). The file is read once and deleted; it is never shown to anyone else.
+"""
+SAVE_TABLE_JS = "(name, text) => { if (name && window.minsnr && window.minsnr.saveText) window.minsnr.saveText(name, text); }"
+
+
+def _explorer_settings(values: tuple) -> tuple[Any, dict[str, float]]:
+    """The schedule and the strategy parameters of the explorer's inputs (app/explorer_tab.explorer_fields order:
+    schedule, T, zero SNR, shift, strategies, target, x axis, view, log y, sampler, sampler parameters, strategy
+    parameters)."""
+    schedule, steps, zero_snr, shift = values[:4]
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or steps != int(steps):
+        raise ValueError(f"Timesteps T must be a whole number, got {describe_value(steps)}")
+    sched = get_schedule(schedule, int(steps), zero_terminal_snr=bool(zero_snr), shift=shift)
+    strategy_values = values[10 + len(explorer_sampler_parameters()):]
+    params = dict(zip(strategy_parameters(), strategy_values, strict=True))
+    for name, value in params.items():
+        strategy_parameters()[name].validate(value, "weight table")
+    return sched, params
+
+
+def weight_table_text(*values: Any) -> tuple[str, str, str]:
+    """The explorer's view as a weight table: (file name, CSV text, notice). Nothing to save and the reason as the
+    notice when the settings give no table."""
+    try:
+        sched, params = _explorer_settings(values)
+        strategies, target = list(values[4] or []), values[5]
+        if not strategies:
+            return "", "", "Tick at least one weighting strategy to download its table."
+        table, left_out = view_table(sched, strategies, target, params)
+    except (ValueError, TypeError) as error:
+        return "", "", f"⚠️ {error}"
+    notice = "".join(f"\n\nLeft out of the table — {reason}" for reason in left_out).strip()
+    if not table:
+        return "", "", f"⚠️ {notice}"
+    names = "-".join(strategies) if len(strategies) <= 3 else f"{len(strategies)}-strategies"
+    gamma = f"-gamma{params['gamma']:g}" if any(p.name == "gamma" for s in strategies for p in STRATEGIES.get(s).params) else ""
+    name = f"minsnr-weight-table-{sched.name}-T{sched.num_timesteps}-{target}-{names}{gamma}.csv"
+    rows = f"Saved {name}: {sched.num_timesteps:,} rows, columns {', '.join(table)}."
+    return name, table_csv(table), f"{rows}\n\n{notice}".strip()
+
+
+def _uploaded_path(upload: Any) -> Path:
+    """The path of a file Gradio stored from this page's upload, which must lie in Gradio's upload folder."""
+    path = upload if isinstance(upload, str) else getattr(upload, "path", None)
+    if not isinstance(path, str):
+        raise ValueError(f"Check your weights: expects an uploaded CSV file, got {describe_value(upload)}")
+    resolved = Path(path).resolve()
+    folder = Path(get_upload_folder()).resolve()
+    if folder not in resolved.parents:
+        raise ValueError("Check your weights: only a file uploaded through this page is read")
+    return resolved
+
+
+def check_upload(upload: Any, *values: Any) -> tuple[str, Any]:
+    """Read an uploaded CSV of t,weight rows once, delete it, and say which weighting it is for the explorer's
+    schedule and target (:func:`minsnr_core.weight_tables.check_weights`). Returns the words and a cleared upload."""
+    if upload is None:
+        return gr.skip(), gr.skip()
+    try:
+        path = _uploaded_path(upload)
+    except ValueError as error:
+        return f"⚠️ {error}", None
+    try:
+        if path.stat().st_size > MAX_CHARACTERS * 4:
+            raise ValueError(f"the file has {path.stat().st_size:,} bytes; a table of at most {MAX_ROWS:,} rows "
+                             "of t,weight is far smaller")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("the file is not UTF-8 text: upload a CSV with columns t and weight") from None
+    except (ValueError, OSError) as error:
+        return f"⚠️ Check your weights: {error}", None
+    finally:
+        _delete(path)
+    try:
+        sched, _ = _explorer_settings(values)
+        report = check_weights(read_weights_csv(text, sched.num_timesteps), sched, values[5])
+    except (ValueError, TypeError) as error:
+        return f"⚠️ Check your weights: {error}", None
+    where = (f"*Checked against the {sched.name} schedule, T = {sched.num_timesteps}"
+             f"{', zero terminal SNR' if sched.zero_terminal_snr else ''}"
+             f"{f', shift α = {sched.shift:g}' if sched.shift != 1 else ''}, as set above.*")
+    return f"{'✅' if report.matches else '❌'} {report.words}\n\n{where}", None
+
+
+def _delete(path: Path) -> None:
+    """Remove the uploaded copy (and Gradio's folder for it, when it is left empty)."""
+    try:
+        os.remove(path)
+        path.parent.rmdir()
+    except OSError:
+        pass
+
+
+def build_weights_panel(inputs: list[gr.components.Component]) -> None:
+    """The weight table's download and the check of an uploaded file, under the explorer, fed by its ``inputs``."""
+    with gr.Accordion("Weight tables, and checking your own weights", open=False, elem_id="weights-panel"):
+        gr.Markdown(WEIGHTS_INTRO)
+        with gr.Row():
+            save = gr.Button("Download the weight table (CSV)", elem_id="weights-table-button", size="sm")
+        table_notice = gr.Markdown(elem_id="weights-table-notice")
+        name, text = gr.Textbox(visible=False), gr.Textbox(visible=False)
+        upload = gr.File(label="Check your weights: a CSV with columns t and weight", file_types=[".csv", ".txt"],
+                         type="filepath", elem_id="weights-upload", height=140)
+        verdict = gr.Markdown(elem_id="weights-verdict")
+    save.click(weight_table_text, inputs, [name, text, table_notice], api_visibility="undocumented",
+               show_progress="hidden").then(None, [name, text], None, js=SAVE_TABLE_JS)
+    upload.upload(check_upload, [upload, *inputs], [verdict, upload], api_visibility="undocumented")
