@@ -14,9 +14,12 @@ from typing import Any
 import gradio as gr
 
 from minsnr_core.registry import describe_value as describe
+from minsnr_core.weight_tables import MAX_CHARACTERS
 
 MAX_CHOICE = 200  # longest choice name or token a control takes: every real one is far shorter
 MAX_TEXT = 4000  # longest text box value (a link's query string is about 600 characters)
+# Longest value a page's own HTML component sends: the text of a file of weights the page read (app/weights_ui.py).
+MAX_PAGE_TEXT = MAX_CHARACTERS
 
 
 def _number(value: Any, what: str) -> str | None:
@@ -55,6 +58,8 @@ def payload_problem(component: gr.components.Component, value: Any) -> str | Non
         return None if value is None else _text(value, "the page's token")
     if isinstance(component, gr.Textbox):
         return None if value is None else _text(value, "a text", MAX_TEXT)
+    if isinstance(component, gr.HTML):
+        return None if value is None else _text(value, "the text of a file the page read", MAX_PAGE_TEXT)
     return None
 
 

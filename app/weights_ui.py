@@ -1,19 +1,16 @@
 """The explorer's weight tables and its check of a user's own weights (minsnr_core.weight_tables; the CLI's
 ``minsnr-weights table`` and ``check`` in the page).
 
-The table is computed on the server for the explorer's current settings and saved as a file by the page itself, so
-no file of it is written on the server. An uploaded file of weights is read once and deleted at once: it is not kept,
-and no other session can reach it.
+The table is computed on the server for the explorer's current settings and saved as a file by the page itself; a
+user's file of weights is read by the page and only its text is sent to be checked. Neither is written on the server,
+so no other session can reach it, and the app keeps no upload control (no file path ever arrives from a page).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 
 from minsnr_core.registry import describe_value
 from minsnr_core.schedules import get_schedule
@@ -28,8 +25,30 @@ SNR, log-SNR and each ticked strategy's weight on the chosen target's loss, with
 golden values to test your own code against (`minsnr-weights table` writes the same table). *Check your weights*
 reads a CSV of your code's weights (columns `t` and `weight`, at most {MAX_ROWS:,} rows), fits every strategy in
 every space to it and says which one it is, names a known port bug, or says where it departs from the nearest
-(`minsnr-weights check` does the same). The file is read once and deleted; it is never shown to anyone else.
+(`minsnr-weights check` does the same). Your page reads the file and sends its text to be checked; nothing of it
+is stored on the server, and no one else sees it.
 """
+UPLOAD_HTML = f"""<label class="weights-file-label" for="weights-file">Check your weights: a CSV with columns t and weight
+(at most {MAX_ROWS:,} rows)</label>
+<input type="file" id="weights-file" accept=".csv,.txt,text/csv,text/plain">
+<span class="weights-file-status" role="status" aria-live="polite"></span>"""
+# The page reads the chosen file and hands its text to the server as this component's value (Gradio's js_on_load:
+# ``element``, ``props``, ``trigger``); a file too large for any table is refused here, before anything is sent.
+UPLOAD_JS = f"""
+element.addEventListener('change', async (event) => {{
+  const input = event.target;
+  if (!input.files || !input.files.length) return;
+  const file = input.files[0], status = element.querySelector('.weights-file-status');
+  if (file.size > {MAX_CHARACTERS}) {{
+    status.textContent = `Check your weights: ${{file.name}} has ${{file.size.toLocaleString('en')}} bytes; at most `
+      + `{MAX_CHARACTERS:,} are read (a table of at most {MAX_ROWS:,} rows of t,weight).`;
+  }} else {{
+    status.textContent = `Checking ${{file.name}}…`;
+    props.value = await file.text();
+    trigger('change');
+  }}
+  input.value = '';
+}});"""
 SAVE_TABLE_JS = "(name, text) => { if (name && window.minsnr && window.minsnr.saveText) window.minsnr.saveText(name, text); }"
 
 
@@ -69,57 +88,20 @@ def weight_table_text(*values: Any) -> tuple[str, str, str]:
     return name, table_csv(table), f"{rows}\n\n{notice}".strip()
 
 
-def _uploaded_path(upload: Any) -> Path:
-    """The path of a file Gradio stored from this page's upload, which must lie in Gradio's upload folder."""
-    path = upload if isinstance(upload, str) else getattr(upload, "path", None)
-    if not isinstance(path, str):
-        raise ValueError(f"Check your weights: expects an uploaded CSV file, got {describe_value(upload)}")
-    resolved = Path(path).resolve()
-    folder = Path(get_upload_folder()).resolve()
-    if folder not in resolved.parents:
-        raise ValueError("Check your weights: only a file uploaded through this page is read")
-    return resolved
-
-
-def check_upload(upload: Any, *values: Any) -> tuple[str, Any]:
-    """Read an uploaded CSV of t,weight rows once, delete it, and say which weighting it is for the explorer's
-    schedule and target (:func:`minsnr_core.weight_tables.check_weights`). Returns the words and a cleared upload."""
-    if upload is None:
-        return gr.skip(), gr.skip()
-    try:
-        path = _uploaded_path(upload)
-    except ValueError as error:
-        return f"⚠️ {error}", None
-    try:
-        if path.stat().st_size > MAX_CHARACTERS * 4:
-            raise ValueError(f"the file has {path.stat().st_size:,} bytes; a table of at most {MAX_ROWS:,} rows "
-                             "of t,weight is far smaller")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ValueError("the file is not UTF-8 text: upload a CSV with columns t and weight") from None
-    except (ValueError, OSError) as error:
-        return f"⚠️ Check your weights: {error}", None
-    finally:
-        _delete(path)
+def check_text(text: Any, *values: Any) -> str:
+    """Say which weighting a CSV of t,weight rows is for the explorer's schedule and target
+    (:func:`minsnr_core.weight_tables.check_weights`). ``text`` is the file's content, read by the page."""
+    if not text:
+        return gr.skip()
     try:
         sched, _ = _explorer_settings(values)
         report = check_weights(read_weights_csv(text, sched.num_timesteps), sched, values[5])
     except (ValueError, TypeError) as error:
-        return f"⚠️ Check your weights: {error}", None
+        return f"⚠️ Check your weights: {error}"
     where = (f"*Checked against the {sched.name} schedule, T = {sched.num_timesteps}"
              f"{', zero terminal SNR' if sched.zero_terminal_snr else ''}"
              f"{f', shift α = {sched.shift:g}' if sched.shift != 1 else ''}, as set above.*")
-    return f"{'✅' if report.matches else '❌'} {report.words}\n\n{where}", None
-
-
-def _delete(path: Path) -> None:
-    """Remove the uploaded copy (and Gradio's folder for it, when it is left empty)."""
-    try:
-        os.remove(path)
-        path.parent.rmdir()
-    except OSError:
-        pass
+    return f"{'✅' if report.matches else '❌'} {report.words}\n\n{where}"
 
 
 def build_weights_panel(inputs: list[gr.components.Component]) -> None:
@@ -130,9 +112,10 @@ def build_weights_panel(inputs: list[gr.components.Component]) -> None:
             save = gr.Button("Download the weight table (CSV)", elem_id="weights-table-button", size="sm")
         table_notice = gr.Markdown(elem_id="weights-table-notice")
         name, text = gr.Textbox(visible=False), gr.Textbox(visible=False)
-        upload = gr.File(label="Check your weights: a CSV with columns t and weight", file_types=[".csv", ".txt"],
-                         type="filepath", elem_id="weights-upload", height=140)
+        # A native file input read by the page: its text is what the server receives, so no file is stored there.
+        upload = gr.HTML("", html_template=UPLOAD_HTML, js_on_load=UPLOAD_JS, elem_id="weights-upload",
+                         apply_default_css=True)
         verdict = gr.Markdown(elem_id="weights-verdict")
     save.click(weight_table_text, inputs, [name, text, table_notice], api_visibility="undocumented",
                show_progress="hidden").then(None, [name, text], None, js=SAVE_TABLE_JS)
-    upload.upload(check_upload, [upload, *inputs], [verdict, upload], api_visibility="undocumented")
+    upload.change(check_text, [upload, *inputs], verdict, api_visibility="undocumented")

@@ -187,3 +187,35 @@ def test_every_refusal_names_its_control_and_logs_no_traceback(tmp_path, data_ro
         log.close()
     text = (tmp_path / "server.log").read_text()
     assert "Traceback" not in text, text[text.find("Traceback"):][:2000]
+
+
+def test_the_weight_check_takes_only_bounded_text_and_the_table_refuses_bad_settings_by_name(tmp_path):
+    """The weight check receives the text of a file the page read, never a path: a path is just text that is no
+    table, and too much text, or no text at all, is refused by name; the weight table's settings are refused by
+    their control's name."""
+    server, url, log = start_server(tmp_path, None, "server.log")
+    try:
+        endpoints = named_endpoints(url)
+        check = next(name for name, labels in endpoints.items() if labels and labels[0] == "html")
+        table = next(name for name in endpoints if name.startswith("weight_table"))
+        explorer_inputs = ["cosine", 1000, False, 1.0, ["min_snr"], "v", "t", "weight", True, "uniform"]
+        defaults = [1.0] * (len(endpoints[table]) - len(explorer_inputs))  # every sampler and strategy parameter takes 1
+        text = raw_call(url, check, ["/etc/hostname", *explorer_inputs, *defaults])
+        assert "line 1 must be a header naming the columns t and weight" in text, text[:300]
+        for bad in ("x" * 1_000_000, {"path": "/etc/hostname"}, 5):
+            text = raw_call(url, check, [bad, *explorer_inputs, *defaults])
+            assert text.startswith("error") and "weights-upload: expects the text of a file the page read" in text, text[:300]
+        good = raw_call(url, table, [*explorer_inputs, *defaults])
+        assert "alpha_bar" in good and "minsnr-weight-table-cosine-T1000-v-min_snr-gamma1.csv" in good, good[:300]
+        for index, bad in ((1, 1e12), (1, "five"), (0, "nope"), (5, "w"), (4, ["not_a_strategy"])):
+            values = [*explorer_inputs, *defaults]
+            values[index] = bad
+            text = raw_call(url, table, values)
+            label = endpoints[table][index]
+            assert text.startswith("error") and label in text and "alpha_bar" not in text, (index, bad, text[:300])
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in text, text[text.find("Traceback"):][:2000]

@@ -1,6 +1,6 @@
 """The explorer's weight table and its check of an uploaded file, in Chromium against the real app: the table saved
 by the page equals the CLI's for the same view (after γ typed in the page), a port bug is named from an upload, the
-uploaded copy is gone from the server once read, a bad file gets one clear sentence, and the open panel keeps axe-core
+file never reaches the server's disk, a bad file gets one clear sentence, and the open panel keeps axe-core
 at zero serious or critical violations."""
 
 import glob
@@ -52,7 +52,7 @@ def test_an_uploaded_port_bug_is_named_its_copy_deleted_and_a_bad_file_refused(b
     words = verdict.inner_text()
     assert "SNR + 1 through the ε formula" in words and "issue #5654" in words and "cosine schedule, T = 1000" in words
     assert not [p for p in set(get_upload_folder_files()) - before if p.endswith("my_v_weights.csv")], \
-        "the uploaded copy is deleted once read"
+        "the page sends the file's text: no copy of it is stored on the server"
     bad = tmp_path / "bad.csv"
     bad.write_text("t,weight\n0,1\n1,abc\n")
     page.locator("#weights-upload input[type=file]").set_input_files(str(bad))
