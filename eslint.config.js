@@ -19,7 +19,7 @@ const extra = ["eqeqeq", "no-var", "prefer-const", "no-implicit-globals", "no-sh
 // What the scripts use of the browser (ECMAScript's own globals come with ecmaVersion).
 const browser = [
   "window", "document", "console", "performance", "atob", "Event", "MutationObserver", "URLSearchParams",
-  "requestAnimationFrame", "setTimeout", "queueMicrotask",
+  "requestAnimationFrame", "setTimeout", "queueMicrotask", "URL", "Blob",
 ];
 
 module.exports = [

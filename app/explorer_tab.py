@@ -34,7 +34,7 @@ from .first_paint import EARLY_PAINT_ID, figure_svg
 from .phone import fold_narrow
 from .settings import params_of
 from .training_ui import LATEX
-from .weights_ui import build_weights_panel
+from .weights_ui import build_explorer_file_button, build_weights_panel
 
 EXPLORER_INTRO = """
 ### Why weight the loss at all?
@@ -166,6 +166,7 @@ def build_explorer_tab() -> tuple[list[gr.components.Component], gr.Markdown, gr
                                 words=explorer_words(default_view().summary))
             link = gr.Textbox(label="Link to this view and the Train tab's settings", elem_id="explorer-link",
                               interactive=False, buttons=["copy"])
+            build_explorer_file_button()  # the explorer as one HTML file, for a course page
             explanation = gr.Markdown(default_view().explanation, elem_id="explorer-explanation", latex_delimiters=LATEX)
             inputs = [schedule, steps, zero_snr, shift, strategies, target, x_axis, view, log_y, sampler,
                       *sampler_sliders, *sliders]

@@ -8,6 +8,7 @@ so no other session can reach it, and the app keeps no upload control (no file p
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gradio as gr
@@ -50,6 +51,7 @@ element.addEventListener('change', async (event) => {{
   input.value = '';
 }});"""
 SAVE_TABLE_JS = "(name, text) => { if (name && window.minsnr && window.minsnr.saveText) window.minsnr.saveText(name, text); }"
+SAVE_FILE_JS = SAVE_TABLE_JS.replace("saveText(name, text)", "saveText(name, text, 'text/html')")
 
 
 def _explorer_settings(values: tuple) -> tuple[Any, dict[str, float]]:
@@ -102,6 +104,24 @@ def check_text(text: Any, *values: Any) -> str:
              f"{', zero terminal SNR' if sched.zero_terminal_snr else ''}"
              f"{f', shift α = {sched.shift:g}' if sched.shift != 1 else ''}, as set above.*")
     return f"{'✅' if report.matches else '❌'} {report.words}\n\n{where}"
+
+
+@functools.cache
+def explorer_file() -> tuple[str, str]:
+    """The explorer as one HTML file (:func:`app.export_explorer.build_static_explorer`): its name and text, built
+    once per server (the same for everyone, about 1.3 MB)."""
+    from .export_explorer import build_static_explorer  # it imports the explorer tab, which imports this module
+
+    return "minsnr-explorer.html", build_static_explorer()
+
+
+def build_explorer_file_button() -> None:
+    """A button that saves the explorer as one self-contained HTML file, for a course page (docs/embedding.md)."""
+    button = gr.Button("Download this explorer as one HTML file (works offline, no server)", size="sm",
+                       elem_id="explorer-file-button")
+    name, text = gr.Textbox(visible=False), gr.Textbox(visible=False)
+    button.click(explorer_file, None, [name, text], api_visibility="undocumented", show_progress="hidden").then(
+        None, [name, text], None, js=SAVE_FILE_JS)
 
 
 def build_weights_panel(inputs: list[gr.components.Component]) -> None:

@@ -69,3 +69,15 @@ def get_upload_folder_files():
     """Every file under the apps' Gradio caches on this machine (each app keeps its own in its private folder)."""
     folders = glob.glob(os.path.join(tempfile.gettempdir(), "minsnr-app-*", "gradio-cache"))
     return [os.path.join(folder, name) for root in folders for folder, _, names in os.walk(root) for name in names]
+
+
+def test_the_app_saves_the_explorer_as_the_one_html_file_the_cli_writes(browser, app_url, tmp_path):
+    from app.export_explorer import main as export
+
+    page = page_at(browser, app_url, 1400, 1000)
+    with page.expect_download(timeout=60_000) as info:
+        page.locator("#explorer-file-button").click()
+    assert info.value.suggested_filename == "minsnr-explorer.html"
+    export([str(tmp_path / "cli.html")])
+    assert open(info.value.path(), "rb").read() == (tmp_path / "cli.html").read_bytes()
+    page.close()

@@ -13,7 +13,9 @@
 // redraws the plot for these parameter values, and a listener calls it on every input event inside a parameter's
 // slider, before Gradio's own (slower) event pipeline, and hands the event to Gradio once the redrawn chart has been
 // painted. Each redraw also writes the chart in words (page.summary's text) as app.explorer.describe_explorer does,
-// from the curves just drawn: the server is not asked.
+// from the curves just drawn: the server is not asked. It keeps, in the chart's _minsnr.notes, what each curve left
+// out (the cases for which build_explorer writes a notice), for a page that writes its notices itself
+// (app/static/explorer_static.js, the explorer as one HTML file).
 (() => {
   "use strict";
 
@@ -117,6 +119,7 @@
       Object.assign(state.params, overrides || {});
       const p = state.params;
       const hasZero = snr.some((s) => s === 0);
+      const notes = [];
       const data = meta.strategies.map((st, index) => {
         const w0 = new Function("s", "p", "return " + st.js + ";");
         const limit = st.eps_at_zero ? Number(new Function("p", "return " + st.eps_at_zero + ";")(p)) : null;
@@ -139,6 +142,7 @@
         }
         const reproducible = Number.isFinite(mean) && mean > 0;
         const x = [], y = [], custom = [];
+        let zeroOnLog = false;  // a point with weight <= 0 that the log axis leaves out
         for (let i = 0; i < T; i++) {
           const finite = snr[i] > 0;
           let keep = meta.x_axis === "t" || finite;
@@ -148,12 +152,15 @@
           } else if (meta.view === "sampler") {
             keep = keep && Number.isFinite(tw[i]) && reproducible; w = keep ? factor[i] * tw[i] / mean : 0;
           } else { keep = keep && Number.isFinite(tw[i]); w = keep ? factor[i] * tw[i] : 0; }
+          if (meta.log_y && keep && w <= 0) zeroOnLog = true;
           if (meta.log_y && !(w > 0)) keep = false;
           if (!keep) continue;
           x.push(meta.x_axis === "t" ? i : Math.log(snr[i]));
           y.push(w);
           custom.push([i, snr[i]]);
         }
+        notes.push({display: st.display, undefined_at_zero: hasZero && !definedEverywhere, mean,
+                    no_sampler: meta.view === "sampler" && !reproducible, zero_on_log: zeroOnLog});
         const legend = text.legend;
         const list = st.params.map((name) => fill(legend.param, {name, value: g(p[name], text.digits)}))
           .join(legend.separator);
@@ -161,6 +168,7 @@
                                          mean: mean === Infinity ? text.infinite : g(mean, text.mean_digits)});
         return {...div.data[index], x, y, customdata: custom, name};
       }).concat(div.data.slice(meta.strategies.length));  // the sampler's own curve is unchanged
+      state.notes = notes;
       const clamp = meta.clamp, gamma = p[clamp.param];
       let low = null, high = null;
       for (let i = 0; i < T; i++) {
