@@ -280,8 +280,19 @@ def experiment_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=int, default=d.eval_every)
     parser.add_argument("--eval-samples", type=int, default=d.eval_samples)
     parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="model preset (default: the dataset's)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="runs trained at once in separate processes (worth it on a GPU; default 1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local backend: runs trained at once in separate processes (worth it on a GPU; default 1)")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="local: this machine (--workers processes); ray: each run a Ray task, on this machine or "
+                             'a Ray cluster (needs pip install "minsnr[cluster]"; docs/cluster.md) (default: local)')
+    parser.add_argument("--address", default=None,
+                        help="--backend ray: the cluster to join, auto (the one this machine belongs to) or HOST:PORT "
+                             "of its head (default: start Ray on this machine for the grid)")
+    parser.add_argument("--gpus-per-run", type=float, default=None,
+                        help="--backend ray: GPUs each run reserves; a fraction shares a GPU (e.g. 0.25: four runs per "
+                             "GPU); 0 trains on CPUs (default: 0)")
+    parser.add_argument("--cpus-per-run", type=int, default=None,
+                        help="--backend ray: CPUs each run reserves, also its torch threads (default: 1)")
     parser.add_argument("--metric", default=None, help="metric for figures and speed-ups (default: fd, or swd for toys)")
     parser.add_argument("--quick", action="store_true", help="a minute-long grid for CI (overrides the grid flags)")
     parser.add_argument("--timestep-samplings", nargs="*", choices=TIMESTEP_SAMPLERS.names(), default=[],
@@ -295,7 +306,8 @@ def experiment_parser() -> argparse.ArgumentParser:
 def experiment_main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from .experiment import ExperimentSpec, check_metric, quick_spec, run_experiment
+    from .cluster import backend_options
+    from .experiment import ExperimentSpec, check_metric, grid_runs, quick_spec, run_experiment
     from .metrics import CLASSIFIERS, real_data_floor
     from .report import write_report
 
@@ -313,9 +325,12 @@ def experiment_main(argv: list[str] | None = None) -> int:
                               model=args.model, samplings=args.timestep_samplings,
                               adaptives=args.adaptive_weightings)
     spec.device = args.device or SETTINGS["device"].default
+    bar = None
     try:
+        ray_options = backend_options(args.backend, args.address, args.gpus_per_run, args.cpus_per_run, args.workers,
+                                      spec.device)
         check_metric(spec.dataset, args.metric)  # the whole grid and the report's metric, before any training
-        runs = spec.validate()
+        runs = grid_runs(spec, args.backend)
         bar = tqdm(total=len(runs), unit="run", dynamic_ncols=True)
 
         def progress(index: int, total: int, run: dict, done: bool) -> None:
@@ -323,7 +338,8 @@ def experiment_main(argv: list[str] | None = None) -> int:
             bar.set_postfix_str(("skip " if done else "") + run.get("key", "finished"))
             bar.refresh()
 
-        rows = run_experiment(spec, args.out, progress, args.workers)
+        rows = run_experiment(spec, args.out, progress, 1 if args.workers is None else args.workers,
+                              backend=args.backend, ray_options=ray_options)
         bar.close()
         floor = None
         if spec.dataset in CLASSIFIERS and CLASSIFIERS[spec.dataset].floor and spec.data_root:
@@ -332,6 +348,8 @@ def experiment_main(argv: list[str] | None = None) -> int:
         print(f"{len(rows)} rows in {Path(args.out) / 'results.csv'}; summary in {summary}")
         return 0
     except (ValueError, DataUnavailableError, RuntimeError) as error:
+        if bar is not None:
+            bar.close()  # the bar's last state on its own line, then the error
         print(f"minsnr-experiment: error: {error}", file=sys.stderr)
         return 2
 

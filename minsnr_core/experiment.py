@@ -9,6 +9,7 @@ reaches at the end of its budget.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -28,6 +29,9 @@ from .stats import steps_to_reach
 from .timesteps import TIMESTEP_SAMPLERS
 from .training import TrainConfig, train
 from .weighting import STRATEGIES, check_target
+
+if TYPE_CHECKING:
+    from .cluster import RayOptions
 
 # The unweighted loss of each target space: the baseline the paper measures speed-ups against.
 BASELINE = {"eps": "snr", "x0": "constant", "v": "snr_plus_one"}
@@ -140,6 +144,11 @@ class ExperimentSpec:
     def validate(self) -> list[dict[str, Any]]:
         """Every run of the grid, each config checked, before anything trains: a bad value fails in a second, not
         after the grid has run for hours."""
+        return self.validate_for(self.device)
+
+    def validate_for(self, device: str) -> list[dict[str, Any]]:
+        """:meth:`validate`, each config checked on ``device`` (the Ray backend checks on the driver what its
+        tasks will run on a GPU)."""
         for name, low in (("steps", 1), ("eval_every", 1), ("eval_samples", 2)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -148,7 +157,7 @@ class ExperimentSpec:
             raise ValueError(f"eval_every ({self.eval_every}) must be at most steps ({self.steps})")
         runs = self.runs()
         for run in runs:
-            self.config(run).resolved()
+            dataclasses.replace(self.config(run), device=device).resolved()
         return runs
 
     def config(self, run: dict[str, Any]) -> TrainConfig:
@@ -184,8 +193,9 @@ def _check_same_settings(spec: ExperimentSpec, path: Path) -> None:
                              f"{name}={getattr(spec, name)!r}; use another results folder (--out)")
 
 
-def _train_run(spec: ExperimentSpec, run: dict[str, Any], path: Path) -> str:
-    """Train one run of the grid and write its record; a run counts as finished only once its file exists."""
+def run_rows(spec: ExperimentSpec, run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Train one run of the grid and return its rows of the table: the one computation both backends run (the local
+    pool through :func:`_train_run`, Ray through ``cluster.train_run_task``)."""
     rows = []
     for event in train(spec.config(run)):
         if event.kind == "metric":
@@ -195,9 +205,20 @@ def _train_run(spec: ExperimentSpec, run: dict[str, Any], path: Path) -> str:
                          "samples": spec.eval_samples, "elapsed_s": round(event.elapsed_s, 2), **event.metric})
         elif event.kind == "error":
             raise RuntimeError(f"run {run['key']} failed: {event.message}")
+    return rows
+
+
+def write_record(path: Path, run: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """A run's record, ``runs/<key>.json``: the record of truth for results.csv. Written whole or not at all (a
+    temporary file renamed), so a run counts as finished only once its file exists."""
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps({"run": run, "rows": rows}))
     temporary.replace(path)
+
+
+def _train_run(spec: ExperimentSpec, run: dict[str, Any], path: Path) -> str:
+    """Train one run of the grid and write its record (the local backend: in the driver or a pool worker)."""
+    write_record(path, run, run_rows(spec, run))
     return run["key"]
 
 
@@ -205,34 +226,112 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+BACKENDS = ("local", "ray")
+
+
+def grid_runs(spec: ExperimentSpec, backend: str = "local") -> list[dict[str, Any]]:
+    """The grid, validated for where it trains: on the Ray backend each task takes the GPU Ray gives it, so the
+    driver (a login node, a CPU head) checks a ``cuda`` grid as if on the CPU."""
+    return spec.validate_for("cpu" if backend == "ray" and spec.device == "cuda" else spec.device)
+
+
+class ResultsTable:
+    """``results.csv`` while the grid runs. The runs' records are the record of truth: at the start the table is
+    rebuilt from the finished runs' records (in grid order: a driver killed mid-append or between a record and its
+    rows leaves neither a duplicate nor a gap), each run that finishes then has its rows appended and flushed to
+    disk, and at the end the table is rebuilt once more in grid order (the same file as one written at the end)."""
+
+    def __init__(self, out: Path, keys: list[str]) -> None:
+        self.out, self.keys, self.path = out, keys, out / "results.csv"
+
+    def rebuild(self) -> list[dict[str, Any]]:
+        """The table of every finished run of the grid, in grid order (no finished run: no file); returns its rows."""
+        rows = load_rows(self.out, [key for key in self.keys if (self.out / "runs" / f"{key}.json").exists()])
+        if rows:
+            write_csv(rows, self.path)
+        else:
+            self.path.unlink(missing_ok=True)
+        return rows
+
+    def add(self, key: str) -> None:
+        """Append the rows of the finished run ``key`` (read from its record); a run whose columns are not the
+        table's rebuilds the table instead."""
+        rows = load_rows(self.out, [key])
+        if not rows:
+            return
+        columns = _columns(rows)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open(newline="") as file:
+                header = next(csv.reader(file), [])
+            if header != columns:
+                self.rebuild()
+                return
+            mode, write_header = "a", False
+        else:
+            mode, write_header = "w", True
+        with self.path.open(mode, newline="") as file:
+            writer = csv.DictWriter(file, columns)
+            if write_header:
+                writer.writeheader()
+            writer.writerows(rows)
+            file.flush()
+            os.fsync(file.fileno())
+
+
 def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
                    progress: Callable[[int, int, dict[str, Any], bool], None] | None = None,
-                   workers: int = 1) -> list[dict[str, Any]]:
-    """Train every run not finished yet, then write ``results.csv``; returns the table's rows.
+                   workers: int = 1, backend: str = "local", ray_options: RayOptions | None = None) -> list[dict[str, Any]]:
+    """Train every run not finished yet, then write ``results.csv``; returns the table's rows. Each run's rows are
+    appended to ``results.csv`` as the run finishes (:class:`ResultsTable`).
 
     ``workers`` > 1 trains that many runs at once in separate processes: worth it on a GPU, where one small model
-    leaves most of the device idle; on a CPU the cores are shared out between the workers."""
+    leaves most of the device idle; on a CPU the cores are shared out between the workers. ``backend="ray"`` makes
+    each run a Ray task instead (``ray_options``: a :class:`minsnr_core.cluster.RayOptions`; Ray is imported only
+    then): on the machines of a Ray cluster, each run with the CPUs and share of a GPU the options give it."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if not (isinstance(workers, int) and workers >= 1):
         raise ValueError(f"workers must be an integer ≥ 1, got {workers!r}")
-    runs = spec.validate()
+    if backend == "ray":
+        from .cluster import RayOptions, check_ray_backend, import_ray
+
+        ray_options = ray_options or RayOptions()
+        check_ray_backend(ray_options, spec.device, workers)
+        import_ray()  # said before anything trains
+    runs = grid_runs(spec, backend)
     out = Path(out_dir)
     _check_same_settings(spec, out / "spec.json")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
     paths = {run["key"]: out / "runs" / f"{run['key']}.json" for run in runs}
+    table = ResultsTable(out, [run["key"] for run in runs])
+    table.rebuild()
     pending = []
     for index, run in enumerate(runs):
         done = paths[run["key"]].exists()
-        if progress and (done or workers == 1):
+        if progress and (done or (workers == 1 and backend == "local")):
             progress(index, len(runs), run, done)
         if done:
             continue
-        if workers == 1:
+        if workers == 1 and backend == "local":
             _train_run(spec, run, paths[run["key"]])
+            table.add(run["key"])
         else:
             pending.append(run)
-    if pending:
-        finished = len(runs) - len(pending)
+    finished = len(runs) - len(pending)
+
+    def finished_run(run: dict[str, Any]) -> None:
+        nonlocal finished
+        table.add(run["key"])
+        finished += 1
+        if progress:
+            progress(finished, len(runs), run, False)
+
+    if pending and backend == "ray":
+        from .cluster import run_on_ray
+
+        run_on_ray(spec, pending, paths, ray_options, finished_run)
+    elif pending:
         threads = max(1, torch.get_num_threads() // workers)
         context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
@@ -240,18 +339,14 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
             try:
                 for future in as_completed(futures):
                     future.result()
-                    finished += 1
-                    if progress:
-                        progress(finished, len(runs), futures[future], False)
+                    finished_run(futures[future])
             except BaseException:
                 for future in futures:  # a failed run or Ctrl-C: start nothing new; runs in flight still finish
                     future.cancel()
                 raise
     if progress:
         progress(len(runs), len(runs), {}, True)
-    rows = load_rows(out, [r["key"] for r in runs])
-    write_csv(rows, out / "results.csv")
-    return rows
+    return table.rebuild()
 
 
 def load_rows(out_dir: Path, keys: Iterable[str]) -> list[dict[str, Any]]:
@@ -261,12 +356,20 @@ def load_rows(out_dir: Path, keys: Iterable[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(k for row in rows for k in row))
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, columns)
+    """The table, written whole: to a temporary file renamed over ``path`` (a reader never sees half a table)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("w", newline="") as file:
+        writer = csv.DictWriter(file, _columns(rows))
         writer.writeheader()
         writer.writerows(rows)
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)
 
 
 def read_csv(path: str | Path) -> list[dict[str, Any]]:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Install minsnr with its test extras, make sure a Chromium for the browser tests is present, check the code (Python and
-# the page's JavaScript), run the tests.
+# Install minsnr with its test extras and the cluster extra (Ray), make sure a Chromium for the browser tests is present,
+# check the code (Python and the page's JavaScript), run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -e ".[dev,cluster]"  # cluster: Ray, for the experiment runner's Ray backend
 if [ ! -x /usr/bin/chromium ] && [ "${MINSNR_SKIP_BROWSER:-0}" != "1" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
