@@ -291,13 +291,13 @@ def test_keyboard_alone_moves_gamma_then_starts_and_stops_a_training(browser, ap
     page.keyboard.type("Gauss")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    page.wait_for_function("() => document.querySelector('#train-dataset input').value === '2D toy: 8 Gaussians'",
+    page.wait_for_function("() => (document.querySelector('#train-dataset input')?.value ?? '') === '2D toy: 8 Gaussians'",
                            timeout=10_000)
     press_until(page, lambda s: s["holder"] == "train-steps")
     page.keyboard.press("Control+a")
     page.keyboard.type("20000")  # long enough to be seen running
     page.keyboard.press("Tab")
-    page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
+    page.wait_for_function("() => (document.querySelector('#explorer-link textarea, #explorer-link input')?.value ?? '')"
                            ".includes('train_steps=20000')", timeout=10_000)
     press_until(page, lambda s: s["id"] == "train-start")
     page.keyboard.press("Enter")

@@ -34,7 +34,7 @@ def test_gamma_slider_moves_the_weight_curves(browser, app_url):
     after = page.evaluate(PLOT_Y, "#explorer-plot")
     # With γ = 1 the ε weight min(1, γ/SNR) is smaller wherever SNR > 1.
     assert after[0][0] < before[0][0]
-    page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
+    page.wait_for_function("() => (document.querySelector('#explorer-link textarea, #explorer-link input')?.value ?? '')"
                            ".endsWith('?strategies=min_snr&gamma=1')", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "explorer-gamma-1.png"), full_page=True)
     page.close()
@@ -82,7 +82,7 @@ def test_train_a_toy_run_live_and_stop_it(browser, app_url):
     # The Denoise tab samples from this session's model and scrubs through the trajectory.
     page.get_by_role("tab", name="Denoise").click()
     page.click("#denoise-start")
-    page.wait_for_function("() => document.querySelector('#denoise-message').innerText.includes('25 steps')",
+    page.wait_for_function("() => (document.querySelector('#denoise-message')?.innerText ?? '').includes('25 steps')",
                            timeout=60_000)
     scrub = page.locator("#denoise-scrub input[type=number]")
     scrub.fill("12")
@@ -127,7 +127,7 @@ def test_mnist_run_is_class_conditional_and_denoise_draws_each_digit(browser, ap
     guidance.fill("3")
     guidance.press("Enter")
     page.click("#denoise-start")
-    page.wait_for_function("() => document.querySelector('#denoise-message').innerText"
+    page.wait_for_function("() => (document.querySelector('#denoise-message')?.innerText ?? '')"
                            ".includes('classes in order, guidance 3')", timeout=60_000)
     page.wait_for_selector("#denoise-x0 img", timeout=30_000)
     message = page.locator("#denoise-message").inner_text()

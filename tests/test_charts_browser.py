@@ -130,7 +130,7 @@ def test_a_toy_runs_metrics_and_loss_chart_download_as_tables_with_a_row_per_log
     page = page_at(browser, app_url + "?train_dataset=moons&train_steps=60", 1400, 1000)
     page.get_by_role("tab", name="Train").click()
     page.click("#train-start")
-    page.wait_for_function("() => document.querySelector('#train-status').innerText.includes('done')", timeout=120_000)
+    page.wait_for_function("() => (document.querySelector('#train-status')?.innerText ?? '').includes('done')", timeout=120_000)
     link = page.locator("#train-files a[download$='.csv']")
     link.wait_for(timeout=20_000)
     with page.expect_download() as info:

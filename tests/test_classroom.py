@@ -65,7 +65,7 @@ def test_only_the_ticked_strategies_parameters_show_and_the_link_is_a_full_url(b
     for name in ("Min-SNR-γ", "Soft-Min-SNR-γ"):
         page.locator("#strategies label", has_text=name).first.click()
     page.locator("#param-gamma").wait_for(state="hidden", timeout=10_000)
-    page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
+    page.wait_for_function("() => (document.querySelector('#explorer-link textarea, #explorer-link input')?.value ?? '')"
                            ".startsWith(window.location.origin + '/?') && document.querySelector('#explorer-link textarea, "
                            "#explorer-link input').value.includes('p2') && !document.querySelector('#explorer-link textarea, "
                            "#explorer-link input').value.includes('min_snr')",  # the link of the last change
@@ -80,7 +80,7 @@ def test_only_the_ticked_strategies_parameters_show_and_the_link_is_a_full_url(b
     assert page.locator("#explorer-link button").count() >= 1, "a Copy button beside the link"
     # The effective-weight view explains itself.
     page.locator("label", has_text="Effective weight (Kingma–Gao)").click()
-    page.wait_for_function("() => document.querySelector('#explorer-explanation').innerText"
+    page.wait_for_function("() => (document.querySelector('#explorer-explanation')?.innerText ?? '')"
                            ".includes('The effective weight')", timeout=10_000)
     page.close()
 
@@ -106,7 +106,8 @@ def test_compare_offers_the_measured_results_and_says_what_a_budget_showed(brows
     assert "Seeds per line" in page.locator("#measured-caption").inner_text()
     page.locator("#compare-dataset input").click()
     page.get_by_role("option", name="MNIST").click()
-    page.wait_for_function("() => document.querySelector('#compare-budget').innerText.includes('confidently recognised')",
+    page.wait_for_function("() => (document.querySelector('#compare-budget')?.innerText ?? '')"
+                           ".includes('confidently recognised')",
                            timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "compare-measured.png"), full_page=True)
     # CIFAR-10's comparison too, with each seed's line. Its x0 runs are shown at the learning-rate check's rate, where
@@ -118,9 +119,10 @@ def test_compare_offers_the_measured_results_and_says_what_a_budget_showed(brows
     shown = {(row["weighting"], row["seed"]) for row in target_rows(MEASURED["cifar10"], "x0")[0]}
     assert far and len(shown) == 10
     page.locator("#measured-dataset label", has_text="CIFAR-10").click()
-    page.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('§4.1')", timeout=10_000)
+    page.wait_for_function("() => (document.querySelector('#measured-caption')?.innerText ?? '').includes('§4.1')",
+                           timeout=10_000)
     page.locator("#measured-target label", has_text="x₀").click()
-    page.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('Constant (x0) 5')",
+    page.wait_for_function("() => (document.querySelector('#measured-caption')?.innerText ?? '').includes('Constant (x0) 5')",
                            timeout=10_000)
     caption = page.locator("#measured-caption").inner_text()
     assert "learning rate 0.001" in caption and f"{len(far)} of its {total} runs with this target ended at over" in caption
@@ -128,16 +130,19 @@ def test_compare_offers_the_measured_results_and_says_what_a_budget_showed(brows
                           ".filter(t => / seed \\d+$/.test(t.name)).length")
     assert seeds == len(shown)
     page.locator("#measured-metric label", has_text="share recognised").click()
-    page.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('weak')", timeout=10_000)
+    page.wait_for_function("() => (document.querySelector('#measured-caption')?.innerText ?? '').includes('weak')",
+                           timeout=10_000)
     page.locator("#measured-metric label", has_text="Fréchet").click()
-    page.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('§4.1')", timeout=10_000)
+    page.wait_for_function("() => (document.querySelector('#measured-caption')?.innerText ?? '').includes('§4.1')",
+                           timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "compare-measured-cifar.png"), full_page=True)
     page.close()
     phone = page_at(browser, app_url, 390, 844)
     phone.get_by_role("tab", name="Compare").click()
     phone.get_by_text("Measured results: the comparison of docs/results.md").click()
     phone.locator("#measured-dataset label", has_text="CIFAR-10").click()
-    phone.wait_for_function("() => document.querySelector('#measured-caption').innerText.includes('§4.1')", timeout=10_000)
+    phone.wait_for_function("() => (document.querySelector('#measured-caption')?.innerText ?? '').includes('§4.1')",
+                            timeout=10_000)
     phone.locator("#measured-plot").scroll_into_view_if_needed()
     phone.screenshot(path=str(ARTIFACTS / "compare-measured-cifar-phone.png"))
     phone.close()
@@ -154,13 +159,13 @@ def test_gamma_moves_on_a_log_scale_from_above_zero(browser, app_url):
         page.wait_for_function(f"() => {plot}.data.some(t => t.name.startsWith('Min-SNR-γ (gamma={gamma}) · '))",
                                timeout=10_000)
         assert page.locator("#param-gamma input[type=number]").input_value() == gamma
-    page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
+    page.wait_for_function("() => (document.querySelector('#explorer-link textarea, #explorer-link input')?.value ?? '')"
                            ".includes('gamma=10')", timeout=10_000)
     # Typing into γ's box moves the log-scale slider.
     box = page.locator("#param-gamma input[type=number]")
     box.fill("5")
     box.press("Enter")
-    page.wait_for_function("() => Math.abs(Number(document.querySelector('#param-gamma-log').value) - Math.log10(5))"
+    page.wait_for_function("() => Math.abs(Number((document.querySelector('#param-gamma-log')?.value ?? '')) - Math.log10(5))"
                            " < 1e-3", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "explorer-gamma-log.png"))
     page.close()
@@ -179,7 +184,7 @@ def test_the_log_gamma_slider_moves_by_one_visible_step_per_key(browser, app_url
                        ("ArrowLeft", "10"), ("ArrowDown", "8"), ("PageDown", "0.8"), ("PageUp", "8"), ("Home", "0.1"),
                        ("End", "100"), ("ArrowRight", "100")):
         slider.press(key)
-        page.wait_for_function(f"() => document.querySelector('#param-gamma input[type=number]').value === '{gamma}'",
+        page.wait_for_function(f"() => (document.querySelector('#param-gamma input[type=number]')?.value ?? '') === '{gamma}'",
                                timeout=10_000)
         assert slider.get_attribute("aria-valuetext") == f"γ = {gamma}", key
     page.wait_for_function(f"() => {plot}.data.some(t => t.name.startsWith('Min-SNR-γ (gamma=100) · '))", timeout=10_000)
@@ -197,17 +202,17 @@ def test_train_and_compare_gamma_move_on_a_log_scale_too(browser, app_url):
     move_log_slider(page, "#train-param-gamma-log", 0.3)
     assert page.locator("#train-param-gamma input[type=number]").input_value() == "2", "0.3 snaps to the tick 2"
     # The Train tab's γ is a link setting: the explorer's link carries it.
-    page.wait_for_function("() => document.querySelector('#explorer-link textarea, #explorer-link input').value"
+    page.wait_for_function("() => (document.querySelector('#explorer-link textarea, #explorer-link input')?.value ?? '')"
                            ".includes('train_gamma=2')", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "train-gamma-log.png"))
     # A value set by the app (Compare's preset, γ = 5) moves the log-scale slider with it.
     page.get_by_role("tab", name="Compare").click()
     page.locator("#compare-param-gamma-log").wait_for(timeout=10_000)  # drawn once the tab opens (slow on a busy CPU)
     move_log_slider(page, "#compare-param-gamma-log", 1)
-    page.wait_for_function("() => document.querySelector('#compare-param-gamma input[type=number]').value === '10'",
+    page.wait_for_function("() => (document.querySelector('#compare-param-gamma input[type=number]')?.value ?? '') === '10'",
                            timeout=10_000)
     page.get_by_role("button", name="Preset").first.click()
-    page.wait_for_function("() => Math.abs(Number(document.querySelector('#compare-param-gamma-log').value)"
+    page.wait_for_function("() => Math.abs(Number((document.querySelector('#compare-param-gamma-log')?.value ?? ''))"
                            " - Math.log10(5)) < 1e-3", timeout=10_000)
     page.close()
 
@@ -241,7 +246,7 @@ def test_the_explorer_shows_a_timestep_sampler_and_each_weighting_as_a_sampler(b
     page.wait_for_function(f"() => {plot}.data.some(t => t.name === 'Logit-normal T·p(t)')", timeout=15_000)
     page.locator("#sampler-param-logit_mean").wait_for(state="visible", timeout=10_000)
     assert not page.locator("#sampler-param-p_std").is_visible()
-    page.wait_for_function("() => document.querySelector('#explorer-explanation').innerText"
+    page.wait_for_function("() => (document.querySelector('#explorer-explanation')?.innerText ?? '')"
                            ".includes('Timestep sampling and weighting meet in the expected loss')", timeout=10_000)
     # γ still redraws in the browser, with the sampler's factor and the mean weight in the legend.
     box = page.locator("#param-gamma input[type=number]")

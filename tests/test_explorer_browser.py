@@ -123,7 +123,7 @@ def test_the_first_chart_is_drawn_before_plotly_and_replaced_by_it(browser, app_
         box = page.locator("#param-gamma input[type=number]")
         box.fill("2.5")
         box.press("Enter")
-        page.wait_for_function("() => document.querySelector('#param-gamma input[type=number]').value === '2.5'")
+        page.wait_for_function("() => (document.querySelector('#param-gamma input[type=number]')?.value ?? '') === '2.5'")
         page.wait_for_timeout(300)
         assert held, "the page did not ask for Plotly's module"
         for route in held:
@@ -334,7 +334,7 @@ def test_moving_a_parameter_writes_the_link_in_the_page_and_asks_the_server_noth
     written = page.evaluate(f"() => {link}")
     assert "strategies=p2,min_snr" in written and "k=3.5" in written
     opened = page_at(browser, written.replace("k=3.5", "k=3.5&gamma=2.5"), 1400, 1000)
-    opened.wait_for_function("() => document.querySelector('#param-k input[type=number]').value === '3.5'",
+    opened.wait_for_function("() => (document.querySelector('#param-k input[type=number]')?.value ?? '') === '3.5'",
                              timeout=10_000)
     assert opened.locator("#param-gamma input[type=number]").input_value() == "2.5"
     opened.close()
@@ -367,6 +367,6 @@ def test_showing_gamma_again_keeps_one_listener_and_its_log_slider_follows(brows
     box = page.locator("#param-gamma input[type=number]")
     box.fill("20")
     box.press("Enter")
-    page.wait_for_function("() => Math.abs(Number(document.querySelector('#param-gamma-log').value) - Math.log10(20))"
+    page.wait_for_function("() => Math.abs(Number((document.querySelector('#param-gamma-log')?.value ?? '')) - Math.log10(20))"
                            " < 1e-3", timeout=10_000)
     context.close()

@@ -92,7 +92,7 @@ def test_a_steps_button_sets_the_explorer_or_the_train_tab_and_a_link_opens_a_st
     page.locator(PLOT).wait_for(state="visible", timeout=30_000)
     assert page.locator(SELECTED_TAB).inner_text().strip() == "Weight explorer"
     link_box_has(page, "strategies=snr,constant,snr_plus_one,min_snr")
-    page.wait_for_function("() => document.querySelector('#explorer-plot').textContent.includes('SNR + 1')",
+    page.wait_for_function("() => (document.querySelector('#explorer-plot')?.textContent ?? '').includes('SNR + 1')",
                            timeout=30_000)
     page.screenshot(path=str(SHOTS / "step-3-button-390x844.png"))
     page.get_by_role("tab", name="Tour", exact=True).click()
