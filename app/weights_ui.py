@@ -119,7 +119,7 @@ def build_explorer_file_button() -> None:
     """A button that saves the explorer as one self-contained HTML file, for a course page (docs/embedding.md)."""
     button = gr.Button("Download this explorer as one HTML file (works offline, no server)", size="sm",
                        elem_id="explorer-file-button")
-    name, text = gr.Textbox(visible=False), gr.Textbox(visible=False)
+    name, text = gr.Textbox(visible=False, interactive=False), gr.Textbox(visible=False, interactive=False)
     button.click(explorer_file, None, [name, text], api_visibility="undocumented", show_progress="hidden").then(
         None, [name, text], None, js=SAVE_FILE_JS)
 
@@ -131,7 +131,7 @@ def build_weights_panel(inputs: list[gr.components.Component]) -> None:
         with gr.Row():
             save = gr.Button("Download the weight table (CSV)", elem_id="weights-table-button", size="sm")
         table_notice = gr.Markdown(elem_id="weights-table-notice")
-        name, text = gr.Textbox(visible=False), gr.Textbox(visible=False)
+        name, text = gr.Textbox(visible=False, interactive=False), gr.Textbox(visible=False, interactive=False)
         # A native file input read by the page: its text is what the server receives, so no file is stored there.
         upload = gr.HTML("", html_template=UPLOAD_HTML, js_on_load=UPLOAD_JS, elem_id="weights-upload",
                          apply_default_css=True)

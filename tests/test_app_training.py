@@ -156,7 +156,7 @@ def test_compare_trains_rectified_flow_arms_with_a_timestep_sampler_and_an_adapt
                              timestep_sampling="logit_normal", adaptive_weighting="loss_ema")
     job = client.submit(*values, api_name="/compare")
     final = statuses(job, lambda s: "**done**" in s or "**error**" in s or "⚠️" in s)[-1]
-    assert "**done**" in final and "run 2 of 2" in final, final
+    assert "**done**" in final and "2 runs side by side" in final and final.count("step **40** / 40") == 2, final
     loss_plot = json.loads(job.outputs()[-1][1]["plot"])
     assert [t["name"] for t in loss_plot["data"]] == ["(1 + √SNR)² (= plain flow-matching MSE)", "Min-SNR-γ"]
     assert all(len(t["y"]) >= 2 and all(math.isfinite(y) for y in t["y"]) for t in loss_plot["data"])
