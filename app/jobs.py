@@ -1,6 +1,7 @@
 """Training jobs of the app: one shared first-come-first-served queue with a concurrency limit, one job slot per owner.
 
-A job is a list of training configs run one after the other (one for the Train tab, two to four for Compare).
+A job is a list of training configs: one for the Train tab; two to four for Compare, trained side by side (a stretch
+of each in turn, :func:`minsnr_core.training.train_side_by_side`), so every run's curves grow at once.
 A job belongs to an *owner*: a random token the server gives each browser (kept in its localStorage) or that an
 API client picks. Only the owner sees, stops, continues or samples its job; Gradio's session hash, which a client
 chooses freely, decides nothing. Submitting a new job replaces the owner's previous one (and deletes its files).
@@ -27,7 +28,7 @@ import torch
 from minsnr_core.checkpoint import CHECKPOINT_NAME, CheckpointSaveError
 from minsnr_core.data import DataUnavailableError
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder, read_metrics, write_metrics_csv
-from minsnr_core.training import TrainConfig, train
+from minsnr_core.training import TrainConfig, train, train_side_by_side
 
 from .job_text import metrics_csv_name, without_paths
 from .server_files import ServerFiles
@@ -124,10 +125,20 @@ class Job:
     def finished(self) -> bool:
         return self.status in ("done", "stopped", "error")
 
+    @property
+    def side_by_side(self) -> bool:
+        """Whether its runs train together (a comparison) rather than one after the other."""
+        return self.kind == "compare" and self.resume is None
+
     def remaining_s(self) -> float | None:
-        """Expected time left: the running run's ETA, else the time budget; None when unknown."""
+        """Expected time left: the running run's ETA, else the time budget; None when unknown. Runs side by side
+        share the machine, so their times left add up."""
         if self.finished:
             return 0.0
+        if self.side_by_side and self.status == "running":
+            left = [0.0 if h.status in ("done", "stopped", "error") else h.eta_s if h.eta_s is not None
+                    else c.minutes * 60 if c.minutes else None for h, c in zip(self.histories, self.configs, strict=True)]
+            return None if None in left else sum(left)
         history = self.histories[self.current]
         if self.status == "running" and history.eta_s is not None:
             later = self.configs[self.current + 1:]
@@ -361,6 +372,9 @@ class JobManager:
             job.status, job.started = "running", time.monotonic()
             self._cond.notify_all()
         try:
+            if job.side_by_side:
+                self._train_side_by_side(job)
+                return
             for index, (config, history, run_dir) in enumerate(zip(job.configs, job.histories, job.run_dirs, strict=True)):
                 job.current = index
                 resume = job.resume if index == 0 else None
@@ -387,3 +401,23 @@ class JobManager:
                 self._running -= 1
                 self._live.remove(job)
                 self._cond.notify_all()
+
+    @staticmethod
+    def _train_side_by_side(job: Job) -> None:
+        """A comparison's runs, trained together. A run that fails (its loss diverged) ends alone; the others go on,
+        and the job then reports each run that did not finish, by its label."""
+        recorders = [RunRecorder(run_dir) for run_dir in job.run_dirs]
+        for index, event in train_side_by_side(job.configs, stop=job.stop):
+            job.histories[index].add(event)
+            recorders[index](event)
+        unfinished = [(label, history) for label, history in zip(job.labels, job.histories, strict=True)
+                      if history.status != "done"]
+        if not unfinished:
+            job.status, job.message = "done", "finished"
+            return
+        statuses = [history.status for _, history in unfinished]
+        job.status = "error" if "error" in statuses else statuses[0]
+        if len(unfinished) == len(job.histories) and len({history.message for _, history in unfinished}) == 1:
+            job.message = unfinished[0][1].message  # all stopped alike (Stop)
+        else:
+            job.message = "; ".join(f"{label}: {history.message}" for label, history in unfinished)

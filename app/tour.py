@@ -92,7 +92,7 @@ STEPS: tuple[Step, ...] = (
         "Train and compare",
         "Now train. The button opens the Train tab on a 2D toy (two moons) with Min-SNR-5 and the ε target, which "
         "trains in seconds on a CPU: press **Start** and watch the loss per noise level, the nearly clean steps (blue) "
-        "against the noisy ones (red). The Compare tab then trains two to four weightings one after the other, with "
+        "against the noisy ones (red). The Compare tab then trains two to four weightings side by side, with "
         "the same seed, data, model and budget.",
         "Set up the Train tab", "train",
         "Why does the Compare tab train every weighting with the same seed?",

@@ -63,14 +63,14 @@ looks large in ε space and small in x₀ space, and at a noisy step (SNR near 0
 """
 COMPARE_INTRO = """
 ### Compare weightings side by side
-Two to four runs with the same seed, data, model and budget, differing only in the loss weighting, trained one after
-the other. The claim of the paper, to check live: Min-SNR-γ reaches a given Fréchet distance in fewer steps than the
-plain loss of the target. Measured on MNIST (docs/results.md, 2000 steps, 5 paired seeds, FD on 1000 samples): ε
-1.97× sooner (95 % interval 1.66–2.33×); x0 1.37× (1.09–1.74×, not established after Holm's correction, p = 0.057);
-for v a difference was not detected (ΔFD +0.0 [−4.4, +4.4]);
-on a 2-core CPU a few hundred steps show only the first phase, where the ε models still draw noise. The quality is
-measured on fresh samples (MNIST and CIFAR-10: the Fréchet distance in a small classifier's features and its share of
-confidently recognised images; toys: the distance to the true distribution).
+Two to four runs with the same seed, data, model and budget, differing only in the loss weighting, trained side by
+side (a stretch of each in turn), so every curve grows at once. The claim of the paper, to check live: Min-SNR-γ
+reaches a given Fréchet distance in fewer steps than the plain loss of the target. Measured on MNIST
+(docs/results.md, 2000 steps, 5 paired seeds, FD on 1000 samples): ε 1.97× sooner (95 % interval 1.66–2.33×); x0
+1.37× (1.09–1.74×, not established after Holm's correction, p = 0.057); for v a difference was not detected (ΔFD +0.0
+[−4.4, +4.4]); on a 2-core CPU a few hundred steps show only the first phase, where the ε models still draw noise.
+The quality is measured on fresh samples (MNIST and CIFAR-10: the Fréchet distance in a small classifier's features
+and its share of confidently recognised images; toys: the distance to the true distribution).
 """
 # The settings of docs/results.md (minsnr-experiment), so the class reproduces what the report shows.
 # The first phase of docs/results.md (section 3). Constant-x0 is left out: in ε space it puts almost all of the loss
@@ -95,6 +95,8 @@ def status_text(manager: JobManager, job: Job | None) -> str:
         wait = manager.expected_wait_s(job)
         expected = f", expected wait about {wait:,.0f} s" if wait is not None else ", expected wait unknown (step budgets)"
         return f"Waiting in the queue: position **{manager.queue_position(job)}**{expected}."
+    if job.side_by_side:
+        return _side_by_side_status(job)
     history = job.histories[job.current]
     label = f"run {job.current + 1} of {len(job.configs)} ({job.labels[job.current]}) · " if len(job.configs) > 1 else ""
     parts = [f"**{job.status}** · {label}step **{history.step}**" + (f" / {history.total_steps}" if history.total_steps else "")]
@@ -113,6 +115,34 @@ def status_text(manager: JobManager, job: Job | None) -> str:
         parts.append(", ".join(f"{METRIC_NAMES.get(k, k)} {v:.3g}" for k, v in history.metrics[-1].items())
                      + f" (quality on {config.metric_samples} samples)")
     text = " · ".join(parts)
+    if job.message and job.finished:
+        text += f"\n\n{'⚠️ ' if job.status == 'error' else ''}{job.message}"
+    return text
+
+
+def _side_by_side_status(job: Job) -> str:
+    """A comparison's status: the job, then each run's step, latest quality and what it is doing."""
+    first = job.histories[0]
+    parts = [f"**{job.status}** · {len(job.configs)} runs side by side, a stretch of each in turn"]
+    if first.device:
+        parts.append(f"device **{first.device}**")
+    if first.parameters:
+        parts.append(f"{first.parameters:,} parameters each")
+    remaining = job.remaining_s()
+    if remaining is not None and job.status == "running":
+        parts.append(f"ETA {remaining:,.0f} s")
+    lines = []
+    for label, history, config in zip(job.labels, job.histories, job.configs, strict=True):
+        line = f"{label}: step **{history.step}**" + (f" / {history.total_steps}" if history.total_steps else "")
+        if history.metrics:
+            line += ", " + ", ".join(f"{METRIC_NAMES.get(k, k)} {v:.3g}" for k, v in history.metrics[-1].items())
+            line += f" (on {config.metric_samples} samples)"
+        if history.activity and job.status == "running":
+            line += f" · *{history.activity}…*"
+        elif history.status in ("done", "stopped", "error") and job.status == "running":
+            line += f" · {history.status}"
+        lines.append(f"- {line}")
+    text = " · ".join(parts) + "\n\n" + "\n".join(lines)
     if job.message and job.finished:
         text += f"\n\n{'⚠️ ' if job.status == 'error' else ''}{job.message}"
     return text
@@ -363,7 +393,8 @@ def follow(manager: JobManager, job: Job, render):
         finished = job.finished
         history = job.histories[job.current]
         key = (job.status, job.current, history.step, history.samples_step, len(history.metrics),
-               *(h.step for h in job.histories), manager.queue_position(job), manager.expected_wait_s(job) is None)
+               *((h.step, h.samples_step, len(h.metrics), h.activity, h.status) for h in job.histories),
+               manager.queue_position(job), manager.expected_wait_s(job) is None)
         if key != shown:
             shown = key
             yield render(job)

@@ -20,12 +20,13 @@ import torch
 
 from .checkpoint import CHECKPOINT_NAME, remove_orphans, save_checkpoint
 from .config import TrainConfig, continued_config  # noqa: F401 - continued_config re-exported
-from .data import TOY_DATASETS, sample_clip
+from .data import TOY_DATASETS, load_dataset, load_labels, sample_clip
 from .models import count_parameters
 from .sampling import SamplingStopped, balanced_labels, ddim_sample
 from .steps import NonFiniteLoss, RunState, _lr_at, draw_batch, prepare_run, stepper, weight_curves
 
 METRIC_SAMPLE_STEPS = 50  # the quality metric scores DDIM-50 samples
+Clock = Callable[[], float]  # seconds, as time.perf_counter counts them
 
 
 @dataclass
@@ -57,13 +58,13 @@ class _LossMeter:
     space: comparable across weightings of one target) and per timestep bucket; the training rate, without the time
     spent on previews and metrics, and its running average (what the ETA uses, so it does not jump)."""
 
-    def __init__(self, buckets: int, timesteps: int, device: torch.device) -> None:
-        self.buckets, self.timesteps = buckets, timesteps
+    def __init__(self, buckets: int, timesteps: int, device: torch.device, clock: Clock = time.perf_counter) -> None:
+        self.buckets, self.timesteps, self.clock = buckets, timesteps, clock
         self.bucket_sum = torch.zeros(buckets, device=device)
         self.bucket_count = torch.zeros(buckets, device=device)
         self.loss_sum = torch.zeros((), device=device)
         self.unweighted_sum = torch.zeros((), device=device)
-        self.steps, self.started, self.paused_s = 0, time.perf_counter(), 0.0
+        self.steps, self.started, self.paused_s = 0, clock(), 0.0
         self.smoothed_rate: float | None = None
 
     def add(self, t: torch.Tensor, loss: torch.Tensor, per_sample: torch.Tensor) -> None:
@@ -81,7 +82,7 @@ class _LossMeter:
 
     def read(self, batch_size: int) -> dict[str, Any]:
         """The log event's fields; then starts a new interval."""
-        now = time.perf_counter()
+        now = self.clock()
         rate = self.steps * batch_size / max(now - self.started - self.paused_s, 1e-9)
         self.smoothed_rate = rate if self.smoothed_rate is None else 0.7 * self.smoothed_rate + 0.3 * rate
         counts = self.bucket_count.cpu()
@@ -119,13 +120,15 @@ class ReportSchedule:
     every: dict[str, int | None]
     took_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(REPORTS, 0.0))
     shown_at: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REPORTS, -1))  # the step each last showed
+    clock: Clock = time.perf_counter  # the run's time, which ``started``, ``deadline`` and ``now`` are read on
 
     @classmethod
-    def of(cls, config: TrainConfig, started: float) -> ReportSchedule:
-        """The schedule of a resolved ``config`` whose run started at ``started`` (``time.perf_counter``)."""
+    def of(cls, config: TrainConfig, started: float, clock: Clock = time.perf_counter) -> ReportSchedule:
+        """The schedule of a resolved ``config`` whose run started at ``started`` (read on ``clock``)."""
         every = {"log": config.log_every, "preview": config.preview_every, "metric": config.metric_every,
                  "checkpoint": config.checkpoint_every}
-        return cls(started, config.steps, started + config.minutes * 60 if config.minutes else None, every)
+        return cls(started, config.steps, started + config.minutes * 60 if config.minutes else None, every,
+                   clock=clock)
 
     def due(self, kind: str, step: int) -> bool:
         """Whether ``step`` is on ``kind``'s interval."""
@@ -191,11 +194,13 @@ def train(
     resume: str | Path | None = None,
     data: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
+    clock: Clock = time.perf_counter,
 ) -> Iterator[TrainEvent]:
     """Train and yield events. ``stop`` ends the run between steps; ``resume`` continues from a checkpoint
     (its model, EMA, optimizer, step and random state; ``config`` supplies the new budget); ``data`` skips
     loading when the caller already holds the training tensor (and ``labels`` its class labels, for a
-    class-conditional run).
+    class-conditional run). ``clock``: the run's time in seconds (its budget, ``elapsed_s``, rates and ETA);
+    :func:`train_side_by_side` gives each run one that stands still while the other runs train.
 
     The rules, in order: each step first honours ``stop``, then the budget (steps, or minutes of wall-clock time
     since the start, previews and metrics included); a spent budget ends with a last preview and metric of the
@@ -208,7 +213,7 @@ def train(
     starts."""
     config = config.resolved()
     stop = stop or threading.Event()
-    schedule = ReportSchedule.of(config, time.perf_counter())
+    schedule = ReportSchedule.of(config, clock(), clock)
     run = prepare_run(config, data, labels, resume)
     out_dir = Path(config.out_dir) if config.out_dir else None
     if out_dir is not None:
@@ -222,17 +227,17 @@ def train(
             for kind in REPORTS:
                 if schedule.every[kind]:
                     schedule.took_s[kind] = _first_report_s(run, kind, stop.is_set)
-        meter = _LossMeter(config.buckets, config.timesteps, run.device)
+        meter = _LossMeter(config.buckets, config.timesteps, run.device, clock)
         while True:
             if stop.is_set():
                 yield _event(run, schedule, "stopped", message="stopped on request", checkpoint=_save(run, out_dir))
                 return
-            if schedule.ends(run.step, time.perf_counter()):
+            if schedule.ends(run.step, clock()):
                 yield from _reports(run, schedule, meter, stop, final=True)
                 yield _event(run, schedule, "done", message=f"finished after {run.step} steps",
                              checkpoint=_save(run, out_dir))
                 return
-            lr = _lr_at(config, run.step, schedule.progress(run.step, time.perf_counter()))
+            lr = _lr_at(config, run.step, schedule.progress(run.step, clock()))
             batch = draw_batch(run)
             check = run.device.type == "cpu" or (run.step + 1) % config.log_every == 0  # a check syncs a GPU
             try:
@@ -243,7 +248,7 @@ def train(
             meter.add(batch.t, loss, per_sample)
             if schedule.due("log", run.step):
                 fields = meter.read(config.batch_size)
-                eta_s = schedule.eta_s(run.step, meter.smoothed_rate, config.batch_size, time.perf_counter())
+                eta_s = schedule.eta_s(run.step, meter.smoothed_rate, config.batch_size, clock())
                 yield _event(run, schedule, "log", eta_s=eta_s, **fields)
             yield from _reports(run, schedule, meter, stop, final=False)
             if out_dir is not None and schedule.due("checkpoint", run.step):
@@ -252,9 +257,70 @@ def train(
         yield _event(run, schedule, "stopped", message="stopped on request", checkpoint=_save(run, out_dir))
 
 
+class _ArmClock:
+    """One run's time in :func:`train_side_by_side`: the wall clock less the time the run waited while the others
+    trained (and while its events were handled)."""
+
+    def __init__(self) -> None:
+        self.waited, self.since = 0.0, None
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.waited
+
+    def resume(self) -> None:
+        if self.since is not None:
+            self.waited += time.perf_counter() - self.since
+
+    def suspend(self) -> None:
+        self.since = time.perf_counter()
+
+
+def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None = None) -> Iterator[tuple[int, TrainEvent]]:
+    """Train several runs together in one process, a stretch of each in turn, and yield ``(index, event)``: every
+    run's curves grow at once (the Compare tab) instead of one run after the other.
+
+    Each run is :func:`train` of its config, with its own model, optimizer, EMA and seeded generator, so it computes
+    what it would compute alone (on the CPU the same numbers, tested). The runs take turns one event at a time, so
+    runs with the same intervals stay within one log interval of each other. Each budget counts the run's own time
+    (:class:`_ArmClock`): m minutes give every run m minutes of its own training, as one after the other would.
+    Runs that read the same data (dataset, folder, image size, toy size and seed) share one copy of it. ``stop``
+    stops every run."""
+    configs = [config.resolved() for config in configs]
+    stop = stop or threading.Event()
+    shared: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    runs = {}
+    clocks = [_ArmClock() for _ in configs]
+    for index, config in enumerate(configs):
+        key = (config.dataset, config.data_root, config.download, config.toy_size, config.seed, config.image_size)
+        if key not in shared:
+            shared[key] = (load_dataset(config.dataset, config.data_root, download=config.download,
+                                        toy_size=config.toy_size, seed=config.seed, image_size=config.image_size), None)
+        data, labels = shared[key]
+        if config.class_conditional and labels is None:
+            labels = load_labels(config.dataset, config.data_root)
+            shared[key] = (data, labels)
+        runs[index] = train(config, stop, data=data, labels=labels if config.class_conditional else None,
+                            clock=clocks[index])
+    try:
+        while runs:
+            for index in list(runs):
+                clocks[index].resume()
+                try:
+                    event = next(runs[index])
+                except StopIteration:
+                    del runs[index]
+                    continue
+                finally:
+                    clocks[index].suspend()
+                yield index, event
+    finally:
+        for run in runs.values():  # the consumer stopped early, or a run raised: end the others' generators
+            run.close()
+
+
 def _event(run: RunState, schedule: ReportSchedule, kind: str, **fields: Any) -> TrainEvent:
     """An event of ``kind`` at the run's current step."""
-    return TrainEvent(kind, run.step, time.perf_counter() - schedule.started, schedule.steps, device=str(run.device),
+    return TrainEvent(kind, run.step, schedule.clock() - schedule.started, schedule.steps, device=str(run.device),
                       parameters=count_parameters(run.model), **fields)
 
 
@@ -267,9 +333,9 @@ def _reports(run: RunState, schedule: ReportSchedule, meter: _LossMeter, stop: t
              final: bool) -> Iterator[TrainEvent]:
     """The previews and metrics due now (:meth:`ReportSchedule.report_due`). Their time is not training time."""
     for kind in REPORTS:
-        if not schedule.report_due(kind, run.step, time.perf_counter(), final):
+        if not schedule.report_due(kind, run.step, schedule.clock(), final):
             continue
-        began = time.perf_counter()
+        began = schedule.clock()  # the "measuring" event below may wait while other runs train
         if kind == "preview":
             report = _event(run, schedule, "preview", samples=preview_samples(run, stop.is_set),
                             weight_curves=weight_curves(run))
@@ -277,7 +343,7 @@ def _reports(run: RunState, schedule: ReportSchedule, meter: _LossMeter, stop: t
             yield _event(run, schedule, "measuring",
                          message=f"measuring sample quality on {run.config.metric_samples} samples")
             report = _event(run, schedule, "metric", metric=evaluate_quality(run, stop.is_set))
-        took = time.perf_counter() - began
+        took = schedule.clock() - began
         schedule.reported(kind, run.step, took)
         meter.pause(took)
         yield report

@@ -1,0 +1,132 @@
+"""Runs trained side by side (train_side_by_side, the Compare tab): each run computes what it computes alone, the
+runs advance together, each time budget counts the run's own time, and Stop stops them all. Real training steps."""
+
+import threading
+import time
+
+import pytest
+import torch
+
+from app.jobs import JobManager
+from minsnr_core.checkpoint import load_checkpoint
+from minsnr_core.training import TrainConfig, train, train_side_by_side
+
+WEIGHTINGS = ["snr", "min_snr", "p2"]
+
+
+def toy(weighting, **extra):
+    settings = {"dataset": "moons", "weighting": weighting, "target": "eps", "steps": 60, "toy_size": 256,
+                "batch_size": 32, "log_every": 10, "preview_every": 30, "metric_every": 30, "metric_samples": 64,
+                "preview_sample_steps": 5, "checkpoint_every": 0, "seed": 3, "device": "cpu", **extra}
+    return TrainConfig(**settings)
+
+
+def numbers(event):
+    """What an event says about the run's computation (not its timing)."""
+    return (event.kind, event.step, event.loss, event.unweighted_loss, event.bucket_losses, event.metric)
+
+
+def same_tensors(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_tensors(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same_tensors(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_each_run_side_by_side_computes_what_it_computes_alone(tmp_path):
+    alone = []
+    for index, weighting in enumerate(WEIGHTINGS):
+        alone.append(list(train(toy(weighting, out_dir=str(tmp_path / f"alone{index}")))))
+    together = [[] for _ in WEIGHTINGS]
+    order = []
+    configs = [toy(w, out_dir=str(tmp_path / f"together{i}")) for i, w in enumerate(WEIGHTINGS)]
+    for index, event in train_side_by_side(configs):
+        together[index].append(event)
+        order.append((index, event.kind, event.step))
+    for index in range(len(WEIGHTINGS)):
+        assert [numbers(e) for e in together[index]] == [numbers(e) for e in alone[index]]
+        samples = [(e.samples, t.samples) for e, t in zip(alone[index], together[index], strict=True) if e.samples is not None]
+        assert len(samples) == 2 and all(torch.equal(a, b) for a, b in samples)
+        kept_alone = load_checkpoint(tmp_path / f"alone{index}" / "checkpoint.pt")
+        kept_together = load_checkpoint(tmp_path / f"together{index}" / "checkpoint.pt")
+        for part in ("model", "ema", "optimizer", "generator", "step"):
+            assert same_tensors(kept_alone[part], kept_together[part]), part
+    # The runs are different runs (a test of the above that cannot pass by comparing a run with itself).
+    assert together[0][-2].metric != together[1][-2].metric
+    # They advance together: no run logs a step while another has not yet logged the step before it.
+    logged = {index: 0 for index in range(len(WEIGHTINGS))}
+    for index, kind, step in order:
+        if kind == "log":
+            assert all(last >= step - 10 for last in logged.values()), order
+            logged[index] = step
+    first_done = next(i for i, (_, kind, _) in enumerate(order) if kind == "done")
+    assert all((index, "log", 60) in order[:first_done + len(WEIGHTINGS)] for index in range(len(WEIGHTINGS)))
+
+
+def test_each_time_budget_counts_the_runs_own_time():
+    budget_s = 1.8
+    configs = [toy(w, steps=None, minutes=budget_s / 60, preview_every=0, metric_every=0) for w in WEIGHTINGS[:2]]
+    began = time.perf_counter()
+    ends = {index: event for index, event in train_side_by_side(configs) if event.kind == "done"}
+    wall = time.perf_counter() - began
+    assert sorted(ends) == [0, 1]
+    # Each run had its own budget (as one after the other would), not a share of one.
+    assert all(budget_s <= end.elapsed_s <= budget_s + 1.5 for end in ends.values()), ends
+    assert wall >= 2 * budget_s
+    assert all(end.step > 10 for end in ends.values())
+
+
+def test_stop_stops_every_run_side_by_side():
+    stop = threading.Event()
+    last = {}
+    for index, event in train_side_by_side([toy(w, steps=100_000) for w in WEIGHTINGS], stop=stop):
+        last[index] = event
+        if event.kind == "log" and event.step >= 20:
+            stop.set()
+    assert [last[i].kind for i in range(len(WEIGHTINGS))] == ["stopped"] * len(WEIGHTINGS)
+
+
+def test_a_comparison_grows_every_runs_curve_at_once(tmp_path):
+    """The app's Compare job: the second weighting has logged steps before the first has finished, each run's
+    metrics are in its own folder, and the job ends done."""
+    manager = JobManager(1, tmp_path)
+    job = manager.submit("owner-token-0000000000000000", [toy(w, steps=200) for w in WEIGHTINGS[:2]],
+                         kind="compare")
+    seen = []
+    deadline = time.time() + 120
+    while not job.finished and time.time() < deadline:
+        seen.append((job.histories[0].status, job.histories[1].step))
+        time.sleep(0.005)
+    assert job.status == "done", job.message
+    assert any(status == "running" and step > 0 for status, step in seen), "the runs trained one after the other"
+    assert all(h.status == "done" and h.step == 200 for h in job.histories)
+    assert all((run_dir / "metrics.jsonl").stat().st_size > 0 for run_dir in job.run_dirs)
+    manager.close()
+
+
+@pytest.mark.parametrize("fails", [0, 1])
+def test_a_run_that_diverges_side_by_side_leaves_the_other_running(tmp_path, monkeypatch, fails):
+    from minsnr_core import training
+
+    real = training.load_dataset
+
+    def poisoned_for_seed_99(*args, **kwargs):  # the run with seed 99 trains on NaN points: its loss is NaN
+        data = real(*args, **kwargs)
+        return torch.full_like(data, float("nan")) if kwargs.get("seed") == 99 else data
+
+    monkeypatch.setattr(training, "load_dataset", poisoned_for_seed_99)
+    manager = JobManager(1, tmp_path)
+    configs = [toy("min_snr", steps=60), toy("snr", steps=60)]
+    configs[fails] = toy("snr", steps=60, seed=99)
+    job = manager.submit("owner-token-0000000000000001", configs, ["first", "second"], kind="compare")
+    deadline = time.time() + 120
+    while not job.finished and time.time() < deadline:
+        time.sleep(0.02)
+    assert job.status == "error"
+    assert job.histories[fails].status == "error" and job.histories[1 - fails].status == "done"
+    assert job.histories[1 - fails].step == 60
+    assert job.message.startswith(["first", "second"][fails] + ": loss became"), job.message
+    manager.close()
