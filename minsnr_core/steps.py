@@ -135,6 +135,18 @@ def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
 
 
+def training_memory_format(config: TrainConfig, device: torch.device) -> torch.memory_format:
+    """Images train channels-last on the CPU (faster convolutions there); points have no memory format."""
+    return torch.channels_last if config.kind == "image" and device.type == "cpu" else torch.preserve_format
+
+
+def place_data(config: TrainConfig, data: torch.Tensor) -> torch.Tensor:
+    """The training tensor on the run's device in the layout it trains in (a no-op for data already placed, which
+    lets runs side by side share one copy)."""
+    device = resolve_device(config.device)
+    return data.to(device).contiguous(memory_format=training_memory_format(config, device))
+
+
 def prepare_run(
     config: TrainConfig,
     data: torch.Tensor | None = None,
@@ -162,9 +174,8 @@ def prepare_run(
     else:
         labels = None
     num_classes = int(labels.max()) + 1 if labels is not None else 0
-    # Images train channels-last on the CPU (faster convolutions there); points have no memory format.
-    memory_format = torch.channels_last if config.kind == "image" and device.type == "cpu" else torch.preserve_format
-    data = data.to(device).contiguous(memory_format=memory_format)
+    data = place_data(config, data)
+    memory_format = training_memory_format(config, device)
     if model is None:
         with global_generator(config.seed):
             model = build_model(config.model, data.shape[1], num_classes, tuple(data.shape[2:]) or None)

@@ -19,11 +19,21 @@ from typing import Any
 import torch
 
 from .checkpoint import CHECKPOINT_NAME, remove_orphans, save_checkpoint
-from .config import TrainConfig, continued_config  # noqa: F401 - continued_config re-exported
+from .config import TrainConfig, continued_config, resolve_device  # noqa: F401 - continued_config re-exported
 from .data import TOY_DATASETS, load_dataset, load_labels, sample_clip
 from .models import count_parameters
 from .sampling import SamplingStopped, balanced_labels, ddim_sample
-from .steps import NonFiniteLoss, RunState, _lr_at, draw_batch, prepare_run, stepper, weight_curves
+from .steps import (
+    NonFiniteLoss,
+    RunState,
+    _lr_at,
+    draw_batch,
+    place_data,
+    prepare_run,
+    stepper,
+    training_memory_format,
+    weight_curves,
+)
 
 METRIC_SAMPLE_STEPS = 50  # the quality metric scores DDIM-50 samples
 Clock = Callable[[], float]  # seconds, as time.perf_counter counts them
@@ -262,7 +272,7 @@ class _ArmClock:
     trained (and while its events were handled)."""
 
     def __init__(self) -> None:
-        self.waited, self.since = 0.0, None
+        self.waited, self.since, self.began = 0.0, None, time.perf_counter()
 
     def __call__(self) -> float:
         return time.perf_counter() - self.waited
@@ -283,24 +293,28 @@ def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None 
     what it would compute alone (on the CPU the same numbers, tested). The runs take turns one event at a time, so
     runs with the same intervals stay within one log interval of each other. Each budget counts the run's own time
     (:class:`_ArmClock`): m minutes give every run m minutes of its own training, as one after the other would.
-    Runs that read the same data (dataset, folder, image size, toy size and seed) share one copy of it. ``stop``
-    stops every run."""
+    Runs that read the same data (dataset, folder, image size, toy size and seed) on the same device share one copy
+    of it. A run that fails ends alone with an error event (a diverged loss, or an exception, named by its type);
+    the others go on. ``stop`` stops every run."""
     configs = [config.resolved() for config in configs]
     stop = stop or threading.Event()
-    shared: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
-    runs = {}
-    clocks = [_ArmClock() for _ in configs]
+    shared: dict[tuple, torch.Tensor] = {}
+    runs, clocks, last = {}, [_ArmClock() for _ in configs], {}
     for index, config in enumerate(configs):
-        key = (config.dataset, config.data_root, config.download, config.toy_size, config.seed, config.image_size)
+        device = resolve_device(config.device)
+        key = (config.dataset, config.data_root, config.download, config.toy_size, config.seed, config.image_size,
+               str(device), str(training_memory_format(config, device)))
         if key not in shared:
-            shared[key] = (load_dataset(config.dataset, config.data_root, download=config.download,
-                                        toy_size=config.toy_size, seed=config.seed, image_size=config.image_size), None)
-        data, labels = shared[key]
-        if config.class_conditional and labels is None:
-            labels = load_labels(config.dataset, config.data_root)
-            shared[key] = (data, labels)
-        runs[index] = train(config, stop, data=data, labels=labels if config.class_conditional else None,
-                            clock=clocks[index])
+            shared[key] = place_data(config, load_dataset(
+                config.dataset, config.data_root, download=config.download, toy_size=config.toy_size, seed=config.seed,
+                image_size=config.image_size))
+        labels = None
+        if config.class_conditional:
+            if (*key, "labels") not in shared:
+                shared[(*key, "labels")] = load_labels(config.dataset, config.data_root).to(device=device, dtype=torch.long)
+            labels = shared[(*key, "labels")]
+        runs[index] = train(config, stop, data=shared[key], labels=labels, clock=clocks[index])
+    del shared  # each run holds what it uses: a run that ends frees what no other run shares
     try:
         while runs:
             for index in list(runs):
@@ -310,11 +324,18 @@ def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None 
                 except StopIteration:
                     del runs[index]
                     continue
+                except Exception as error:  # noqa: BLE001 - this run ends; the others go on
+                    del runs[index]
+                    previous = last.get(index)
+                    event = TrainEvent("error", previous.step if previous else 0, clocks[index]() - clocks[index].began,
+                                       previous.total_steps if previous else configs[index].steps,
+                                       message=f"{type(error).__name__}: {error}")
                 finally:
                     clocks[index].suspend()
+                last[index] = event
                 yield index, event
     finally:
-        for run in runs.values():  # the consumer stopped early, or a run raised: end the others' generators
+        for run in runs.values():  # the consumer stopped early: end the others' generators
             run.close()
 
 

@@ -130,3 +130,23 @@ def test_a_run_that_diverges_side_by_side_leaves_the_other_running(tmp_path, mon
     assert job.histories[1 - fails].step == 60
     assert job.message.startswith(["first", "second"][fails] + ": loss became"), job.message
     manager.close()
+
+
+def test_a_run_that_raises_side_by_side_ends_alone_with_its_error(monkeypatch):
+    """An exception in one run (here its preview fails) ends that run with an error event naming it; the other run
+    trains to its end."""
+    from minsnr_core import training
+
+    real = training.preview_samples
+
+    def failing_for_seed_99(run, stop=None):
+        if run.config.seed == 99:
+            raise RuntimeError("the preview failed")
+        return real(run, stop)
+
+    monkeypatch.setattr(training, "preview_samples", failing_for_seed_99)
+    ends = {}
+    for index, event in train_side_by_side([toy("min_snr"), toy("snr", seed=99)]):
+        ends[index] = event
+    assert ends[0].kind == "done" and ends[0].step == 60
+    assert ends[1].kind == "error" and ends[1].message == "RuntimeError: the preview failed" and ends[1].step == 30
