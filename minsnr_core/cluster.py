@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .data import load_dataset
 from .experiment import ExperimentSpec, run_rows, write_record
 
 INSTALL = 'pip install "minsnr[cluster]" (or pip install "ray>=2.9")'
@@ -101,11 +102,38 @@ def task_device(requested: str, gpu_ids: list[Any], visible: str | None) -> str:
     return f"cuda:{listed.index(first) if first in listed else int(first)}"
 
 
-def train_run_task(spec: ExperimentSpec, run: dict[str, Any]) -> list[dict[str, Any]]:
-    """A run of the grid as a Ray task: its device from the GPUs Ray assigned, its torch threads from its CPUs,
-    then the same computation as the local backend's."""
+def scorer_files(spec: ExperimentSpec) -> dict[str, bytes]:
+    """The quality metric's classifier as the driver has it (trained there once, or read from its cache): each task
+    scores with these very weights, so scores from different machines compare (a classifier trained on each machine
+    would differ with its CPU and threads). Empty for datasets scored without one."""
+    from . import metrics
+
+    if spec.dataset not in metrics.CLASSIFIERS or not spec.data_root:
+        return {}
+    metrics.classifier(spec.dataset, spec.data_root)  # trained and cached here if it is not yet
+    path = metrics.classifier_path(spec.dataset, load_dataset(spec.dataset, spec.data_root, download=False))
+    return {path.name: path.read_bytes()}
+
+
+def install_scorer(files: dict[str, bytes]) -> None:
+    """Put the driver's classifier into this machine's cache, where the metric looks for it (written whole)."""
+    from . import metrics
+
+    folder = metrics.cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        if not (folder / name).exists():
+            temporary = folder / f".{name}.{os.getpid()}.tmp"
+            temporary.write_bytes(content)
+            temporary.replace(folder / name)
+
+
+def train_run_task(spec: ExperimentSpec, run: dict[str, Any], scorer: dict[str, bytes] | None = None) -> list[dict[str, Any]]:
+    """A run of the grid as a Ray task: its device from the GPUs Ray assigned, its torch threads from its CPUs, the
+    driver's classifier for its quality metric, then the same computation as the local backend's."""
     import ray
 
+    install_scorer(scorer or {})
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
     device = task_device(spec.device, ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -190,11 +218,14 @@ def run_on_ray(spec: ExperimentSpec, pending: list[dict[str, Any]], paths: dict[
     started = _connect(ray, options.address)
     try:
         _check_resources(ray, options, RESOURCE_WAIT_S if options.address is not None else 0.0)
-        task = ray.remote(train_run_task)
-        placing = {"num_cpus": options.cpus_per_run, "num_gpus": options.gpus_per_run, "max_retries": MAX_RETRIES,
-                   "retry_exceptions": False}
-        spec_ref = ray.put(spec)
-        refs = {task.options(**placing, name=f"minsnr:{run['key']}").remote(spec_ref, run): run for run in pending}
+        # A GPU task gets a fresh worker (max_calls=1): a reused one would keep the CUDA context of the GPU its
+        # previous task was given. Ray sets that only when num_gpus is given here, not through .options().
+        task = ray.remote(num_cpus=options.cpus_per_run, num_gpus=options.gpus_per_run,
+                          max_calls=1 if options.gpus_per_run else 0)(train_run_task)
+        placing = {"max_retries": MAX_RETRIES, "retry_exceptions": False}
+        spec_ref, scorer_ref = ray.put(spec), ray.put(scorer_files(spec))
+        refs = {task.options(**placing, name=f"minsnr:{run['key']}").remote(spec_ref, run, scorer_ref): run
+                for run in pending}
         try:
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1)
@@ -207,7 +238,17 @@ def run_on_ray(spec: ExperimentSpec, pending: list[dict[str, Any]], paths: dict[
                     write_record(paths[run["key"]], run, rows)
                     finished(run)
         except BaseException:
-            for ref in refs:  # a failed run or Ctrl-C: nothing new starts; what finished is kept
+            # A failed run or Ctrl-C: what finished is kept (runs done but not yet collected too), nothing new starts.
+            done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0) if refs else ([], [])
+            for ref in done:
+                run = refs.pop(ref)
+                try:
+                    rows = ray.get(ref)
+                except ray.exceptions.RayError:
+                    continue
+                write_record(paths[run["key"]], run, rows)
+                finished(run)
+            for ref in refs:
                 ray.cancel(ref)
             raise
     finally:

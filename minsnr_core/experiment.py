@@ -306,44 +306,48 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
     paths = {run["key"]: out / "runs" / f"{run['key']}.json" for run in runs}
     table = ResultsTable(out, [run["key"] for run in runs])
     table.rebuild()
-    pending = []
-    for index, run in enumerate(runs):
-        done = paths[run["key"]].exists()
-        if progress and (done or (workers == 1 and backend == "local")):
-            progress(index, len(runs), run, done)
-        if done:
-            continue
-        if workers == 1 and backend == "local":
-            _train_run(spec, run, paths[run["key"]])
+    try:
+        pending = []
+        for index, run in enumerate(runs):
+            done = paths[run["key"]].exists()
+            if progress and (done or (workers == 1 and backend == "local")):
+                progress(index, len(runs), run, done)
+            if done:
+                continue
+            if workers == 1 and backend == "local":
+                _train_run(spec, run, paths[run["key"]])
+                table.add(run["key"])
+            else:
+                pending.append(run)
+        finished = len(runs) - len(pending)
+
+        def finished_run(run: dict[str, Any]) -> None:
+            nonlocal finished
             table.add(run["key"])
-        else:
-            pending.append(run)
-    finished = len(runs) - len(pending)
+            finished += 1
+            if progress:
+                progress(finished, len(runs), run, False)
 
-    def finished_run(run: dict[str, Any]) -> None:
-        nonlocal finished
-        table.add(run["key"])
-        finished += 1
-        if progress:
-            progress(finished, len(runs), run, False)
+        if pending and backend == "ray":
+            from .cluster import run_on_ray
 
-    if pending and backend == "ray":
-        from .cluster import run_on_ray
-
-        run_on_ray(spec, pending, paths, ray_options, finished_run)
-    elif pending:
-        threads = max(1, torch.get_num_threads() // workers)
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
-            futures = {pool.submit(_train_run, spec, run, paths[run["key"]]): run for run in pending}
-            try:
-                for future in as_completed(futures):
-                    future.result()
-                    finished_run(futures[future])
-            except BaseException:
-                for future in futures:  # a failed run or Ctrl-C: start nothing new; runs in flight still finish
-                    future.cancel()
-                raise
+            run_on_ray(spec, pending, paths, ray_options, finished_run)
+        elif pending:
+            threads = max(1, torch.get_num_threads() // workers)
+            context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
+                futures = {pool.submit(_train_run, spec, run, paths[run["key"]]): run for run in pending}
+                try:
+                    for future in as_completed(futures):
+                        future.result()
+                        finished_run(futures[future])
+                except BaseException:
+                    for future in futures:  # a failed run or Ctrl-C: start nothing new; runs in flight still finish
+                        future.cancel()
+                    raise
+    except BaseException:
+        table.rebuild()  # a failed run or Ctrl-C: the table holds every run whose record was written, in grid order
+        raise
     if progress:
         progress(len(runs), len(runs), {}, True)
     return table.rebuild()

@@ -165,12 +165,17 @@ def _check_dataset(dataset: str) -> ClassifierSetup:
     return CLASSIFIERS[dataset]
 
 
+def classifier_path(dataset: str, images: torch.Tensor) -> Path:
+    """Where the classifier of ``dataset`` trained on ``images`` (its training set) is cached."""
+    return cache_dir() / f"{dataset}-classifier-{_cache_key(dataset, images)}.pt"
+
+
 @functools.lru_cache(maxsize=4)
 def classifier(dataset: str, data_root: str) -> Classifier:
     """The cached classifier for ``dataset`` (mnist or cifar10) under ``data_root``; trained and saved on first use."""
     setup = _check_dataset(dataset)
     images = load_dataset(dataset, data_root, download=False)
-    path = cache_dir() / f"{dataset}-classifier-{_cache_key(dataset, images)}.pt"
+    path = classifier_path(dataset, images)
     if path.exists():
         with global_generator():  # the saved weights replace these
             model = setup.build()

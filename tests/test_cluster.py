@@ -271,3 +271,22 @@ def test_a_task_trains_on_the_gpu_ray_gave_it_else_on_the_cpu():
     assert task_device("auto", ["2"], None) == "cuda:2"  # where Ray was told not to set it
     with pytest.raises(RuntimeError, match="no GPU"):
         task_device("cuda", [], None)
+
+
+def test_every_task_scores_with_the_drivers_classifier(monkeypatch, tmp_path):
+    """The MNIST metric's classifier travels from the driver to each task's machine, into the cache where the metric
+    looks for it, so no machine trains its own (whose scores would differ with its CPU and threads)."""
+    from minsnr_core import metrics
+    from minsnr_core.cluster import install_scorer, scorer_files
+    from minsnr_core.data import load_dataset
+    from tests.conftest import DATA_ROOT
+
+    spec = ExperimentSpec(**{**GRID, "dataset": "mnist", "data_root": str(DATA_ROOT)})
+    files = scorer_files(spec)
+    images = load_dataset("mnist", DATA_ROOT, download=False)
+    driver_path = metrics.classifier_path("mnist", images)
+    assert files == {driver_path.name: driver_path.read_bytes()}
+    monkeypatch.setenv("MINSNR_CACHE", str(tmp_path / "worker-cache"))
+    install_scorer(files)
+    assert metrics.classifier_path("mnist", images).read_bytes() == driver_path.read_bytes()
+    assert scorer_files(ExperimentSpec(**GRID)) == {}  # the toys are scored without a classifier
