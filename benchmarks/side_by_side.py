@@ -18,7 +18,8 @@ import time
 import torch
 
 from minsnr_core.data import load_dataset, load_labels
-from minsnr_core.training import TrainConfig, train, train_side_by_side
+from minsnr_core.side_by_side import train_side_by_side
+from minsnr_core.training import TrainConfig, train
 
 WEIGHTINGS = ["snr", "min_snr", "soft_min_snr", "p2"]
 

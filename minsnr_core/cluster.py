@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from .data import load_dataset
-from .experiment import ExperimentSpec, run_rows, write_record
+from .experiment import ExperimentSpec, run_rows
+from .results_files import write_record
 
 INSTALL = 'pip install "minsnr[cluster]" (or pip install "ray>=2.9")'
 # A task whose worker dies is tried again this many times before the grid stops with an error.

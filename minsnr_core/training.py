@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from .checkpoint import CHECKPOINT_NAME, remove_orphans, save_checkpoint
-from .config import TrainConfig, continued_config, resolve_device  # noqa: F401 - continued_config re-exported
-from .data import TOY_DATASETS, load_dataset, load_labels, sample_clip
+from .config import TrainConfig, continued_config  # noqa: F401 - continued_config re-exported
+from .data import TOY_DATASETS, sample_clip
 from .models import count_parameters
 from .sampling import SamplingStopped, balanced_labels, ddim_sample
 from .steps import (
@@ -28,10 +28,8 @@ from .steps import (
     RunState,
     _lr_at,
     draw_batch,
-    place_data,
     prepare_run,
     stepper,
-    training_memory_format,
     weight_curves,
 )
 
@@ -210,7 +208,7 @@ def train(
     (its model, EMA, optimizer, step and random state; ``config`` supplies the new budget); ``data`` skips
     loading when the caller already holds the training tensor (and ``labels`` its class labels, for a
     class-conditional run). ``clock``: the run's time in seconds (its budget, ``elapsed_s``, rates and ETA);
-    :func:`train_side_by_side` gives each run one that stands still while the other runs train.
+    :func:`minsnr_core.side_by_side.train_side_by_side` gives each run one that stands still while the other runs train.
 
     The rules, in order: each step first honours ``stop``, then the budget (steps, or minutes of wall-clock time
     since the start, previews and metrics included); a spent budget ends with a last preview and metric of the
@@ -265,78 +263,6 @@ def train(
                 yield _event(run, schedule, "checkpoint", checkpoint=_save(run, out_dir))
     except SamplingStopped:  # Stop pressed during a preview or metric
         yield _event(run, schedule, "stopped", message="stopped on request", checkpoint=_save(run, out_dir))
-
-
-class _ArmClock:
-    """One run's time in :func:`train_side_by_side`: the wall clock less the time the run waited while the others
-    trained (and while its events were handled)."""
-
-    def __init__(self) -> None:
-        self.waited, self.since, self.began = 0.0, None, time.perf_counter()
-
-    def __call__(self) -> float:
-        return time.perf_counter() - self.waited
-
-    def resume(self) -> None:
-        if self.since is not None:
-            self.waited += time.perf_counter() - self.since
-
-    def suspend(self) -> None:
-        self.since = time.perf_counter()
-
-
-def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None = None) -> Iterator[tuple[int, TrainEvent]]:
-    """Train several runs together in one process, a stretch of each in turn, and yield ``(index, event)``: every
-    run's curves grow at once (the Compare tab) instead of one run after the other.
-
-    Each run is :func:`train` of its config, with its own model, optimizer, EMA and seeded generator, so it computes
-    what it would compute alone (on the CPU the same numbers, tested). The runs take turns one event at a time, so
-    runs with the same intervals stay within one log interval of each other. Each budget counts the run's own time
-    (:class:`_ArmClock`): m minutes give every run m minutes of its own training, as one after the other would.
-    Runs that read the same data (dataset, folder, image size, toy size and seed) on the same device share one copy
-    of it. A run that fails ends alone with an error event (a diverged loss, or an exception, named by its type);
-    the others go on. ``stop`` stops every run."""
-    configs = [config.resolved() for config in configs]
-    stop = stop or threading.Event()
-    shared: dict[tuple, torch.Tensor] = {}
-    runs, clocks, last = {}, [_ArmClock() for _ in configs], {}
-    for index, config in enumerate(configs):
-        device = resolve_device(config.device)
-        key = (config.dataset, config.data_root, config.download, config.toy_size, config.seed, config.image_size,
-               str(device), str(training_memory_format(config, device)))
-        if key not in shared:
-            shared[key] = place_data(config, load_dataset(
-                config.dataset, config.data_root, download=config.download, toy_size=config.toy_size, seed=config.seed,
-                image_size=config.image_size))
-        labels = None
-        if config.class_conditional:
-            if (*key, "labels") not in shared:
-                shared[(*key, "labels")] = load_labels(config.dataset, config.data_root).to(device=device, dtype=torch.long)
-            labels = shared[(*key, "labels")]
-        runs[index] = train(config, stop, data=shared[key], labels=labels, clock=clocks[index])
-    del shared  # each run holds what it uses: a run that ends frees what no other run shares
-    try:
-        while runs:
-            for index in list(runs):
-                clocks[index].resume()
-                try:
-                    event = next(runs[index])
-                except StopIteration:
-                    del runs[index]
-                    continue
-                except Exception as error:  # noqa: BLE001 - this run ends; the others go on
-                    del runs[index]
-                    previous = last.get(index)
-                    event = TrainEvent("error", previous.step if previous else 0, clocks[index]() - clocks[index].began,
-                                       previous.total_steps if previous else configs[index].steps,
-                                       message=f"{type(error).__name__}: {error}")
-                finally:
-                    clocks[index].suspend()
-                last[index] = event
-                yield index, event
-    finally:
-        for run in runs.values():  # the consumer stopped early: end the others' generators
-            run.close()
 
 
 def _event(run: RunState, schedule: ReportSchedule, kind: str, **fields: Any) -> TrainEvent:

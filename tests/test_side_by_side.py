@@ -9,7 +9,8 @@ import torch
 
 from app.jobs import JobManager
 from minsnr_core.checkpoint import load_checkpoint
-from minsnr_core.training import TrainConfig, train, train_side_by_side
+from minsnr_core.side_by_side import train_side_by_side
+from minsnr_core.training import TrainConfig, train
 
 WEIGHTINGS = ["snr", "min_snr", "p2"]
 
@@ -109,15 +110,15 @@ def test_a_comparison_grows_every_runs_curve_at_once(tmp_path):
 
 @pytest.mark.parametrize("fails", [0, 1])
 def test_a_run_that_diverges_side_by_side_leaves_the_other_running(tmp_path, monkeypatch, fails):
-    from minsnr_core import training
+    from minsnr_core import side_by_side
 
-    real = training.load_dataset
+    real = side_by_side.load_dataset
 
     def poisoned_for_seed_99(*args, **kwargs):  # the run with seed 99 trains on NaN points: its loss is NaN
         data = real(*args, **kwargs)
         return torch.full_like(data, float("nan")) if kwargs.get("seed") == 99 else data
 
-    monkeypatch.setattr(training, "load_dataset", poisoned_for_seed_99)
+    monkeypatch.setattr(side_by_side, "load_dataset", poisoned_for_seed_99)
     manager = JobManager(1, tmp_path)
     configs = [toy("min_snr", steps=60), toy("snr", steps=60)]
     configs[fails] = toy("snr", steps=60, seed=99)
