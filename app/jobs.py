@@ -1,7 +1,7 @@
 """Training jobs of the app: one shared first-come-first-served queue with a concurrency limit, one job slot per owner.
 
 A job is a list of training configs: one for the Train tab; two to four for Compare, trained side by side (a stretch
-of each in turn, :func:`minsnr_core.training.train_side_by_side`), so every run's curves grow at once.
+of each in turn, :func:`minsnr_core.side_by_side.train_side_by_side`), so every run's curves grow at once.
 A job belongs to an *owner*: a random token the server gives each browser (kept in its localStorage) or that an
 API client picks. Only the owner sees, stops, continues or samples its job; Gradio's session hash, which a client
 chooses freely, decides nothing. Submitting a new job replaces the owner's previous one (and deletes its files).
@@ -12,9 +12,6 @@ the same token back and finds its run); only then is it stopped and deleted.
 from __future__ import annotations
 
 import copy
-import ctypes
-import ctypes.util
-import gc
 import re
 import secrets
 import shutil
@@ -23,14 +20,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from minsnr_core.checkpoint import CHECKPOINT_NAME, CheckpointSaveError
 from minsnr_core.data import DataUnavailableError
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder, read_metrics, write_metrics_csv
-from minsnr_core.training import TrainConfig, train, train_side_by_side
+from minsnr_core.side_by_side import train_side_by_side
+from minsnr_core.training import TrainConfig, train
 
 from .job_text import metrics_csv_name, without_paths
+from .memory import release_memory
 from .server_files import ServerFiles
 
 GRACE_S = 90.0  # how long a job outlives its owner's last page
@@ -42,38 +39,6 @@ def check_owner(owner: object) -> str:
     if not isinstance(owner, str) or not OWNER_PATTERN.fullmatch(owner):
         raise ValueError("owner must be the page's token: 16 to 64 letters, digits, '-' or '_'")
     return owner
-
-
-def warm_up() -> None:
-    """Two training steps of a toy and of the MNIST UNet on made-up data, each with a preview and a metric, before
-    the server opens: the first run of a class then starts as fast as the rest, and the one-time memory of loading
-    kernels and thread pools is part of the server's start,
-    not of a student's run (docs/performance.md, soak benchmark)."""
-    toy = TrainConfig(dataset="moons", steps=2, toy_size=64, batch_size=16, preview_every=2, metric_every=2,
-                      metric_samples=16, preview_sample_steps=2, checkpoint_every=0, log_every=1)
-    digits = TrainConfig(dataset="mnist", steps=2, batch_size=4, preview_every=2, preview_count=2,
-                         preview_sample_steps=2, checkpoint_every=0, log_every=1, class_conditional=False)
-    for _ in train(toy):
-        pass
-    for _ in train(digits, data=torch.zeros(8, 1, 32, 32)):
-        pass
-
-
-def release_memory() -> None:
-    """Give freed memory back to the operating system once sessions have ended.
-
-    glibc's allocator keeps freed blocks (training batches, figures, session state) mapped for reuse, so the server's
-    resident memory stays at its peak long after the sessions that used it are gone; ``malloc_trim`` returns the free
-    pages (docs/performance.md, soak benchmark). Elsewhere than glibc only the garbage collector runs."""
-    gc.collect()
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        return
-    trim(0)
 
 
 @dataclass(frozen=True)

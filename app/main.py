@@ -23,7 +23,8 @@ from .explorer_js import GAMMA_LOG_CSS
 from .explorer_tab import build_explorer_tab, explorer_fields, linked_explorer, update_explorer
 from .first_paint import FIRST_PAINT_CSS, early_paint_middleware
 from .help import explain_controls
-from .jobs import GRACE_S, ClassLimits, JobManager, check_owner, release_memory, warm_up
+from .jobs import GRACE_S, ClassLimits, JobManager, check_owner
+from .memory import release_memory, warm_up
 from .phone import PHONE_HEAD, fold_narrow
 from .server_files import SESSION_IDLE_S, ServerFiles, expire_idle_sessions
 from .settings import source_names, train_link_fields, train_link_settings

@@ -2,7 +2,7 @@
 
 Python's own small-object allocator keeps a memory arena as long as one object in it lives, so the state of many
 short sessions, freed once they expire, stays in the server's memory; with ``PYTHONMALLOC=malloc`` the freed memory
-can be handed back (``app.jobs.release_memory``). The setting is read when Python starts, hence this small
+can be handed back (``app.memory.release_memory``). The setting is read when Python starts, hence this small
 module: it sets it and starts ``python -m app.main`` in its place, before gradio or torch are imported.
 """
 

@@ -35,6 +35,7 @@ from .figures import (
     scatter_figure,
     weight_figure,
 )
+from .job_text import status_text
 from .jobs import Job, JobManager, check_owner
 from .measured import budget_note, build_measured_view
 from .settings import config_controls, default_settings, make_config, params_of, setting_names
@@ -86,66 +87,6 @@ del PAPER_PRESET["data_root"]  # the server's own folder stays chosen
 def rest(outputs: list) -> list:
     """Nothing for each output but the first (the status line, which says why)."""
     return [gr.skip()] * (len(outputs) - 1)
-
-
-def status_text(manager: JobManager, job: Job | None) -> str:
-    if job is None:
-        return "No run yet. Press **Start**."
-    if job.status == "queued":
-        wait = manager.expected_wait_s(job)
-        expected = f", expected wait about {wait:,.0f} s" if wait is not None else ", expected wait unknown (step budgets)"
-        return f"Waiting in the queue: position **{manager.queue_position(job)}**{expected}."
-    if job.side_by_side:
-        return _side_by_side_status(job)
-    history = job.histories[job.current]
-    label = f"run {job.current + 1} of {len(job.configs)} ({job.labels[job.current]}) · " if len(job.configs) > 1 else ""
-    parts = [f"**{job.status}** · {label}step **{history.step}**" + (f" / {history.total_steps}" if history.total_steps else "")]
-    if history.images_per_sec:
-        parts.append(f"{history.images_per_sec[-1]:,.0f} images/s")
-    if history.device:
-        parts.append(f"device **{history.device}**")
-    if history.parameters:
-        parts.append(f"{history.parameters:,} parameters")
-    if history.eta_s is not None and job.status == "running":
-        parts.append(f"ETA {history.eta_s:,.0f} s")
-    if history.activity and job.status == "running":
-        parts.append(f"**{history.activity}…**")
-    if history.metrics:
-        config = job.configs[job.current]
-        parts.append(", ".join(f"{METRIC_NAMES.get(k, k)} {v:.3g}" for k, v in history.metrics[-1].items())
-                     + f" (quality on {config.metric_samples} samples)")
-    text = " · ".join(parts)
-    if job.message and job.finished:
-        text += f"\n\n{'⚠️ ' if job.status == 'error' else ''}{job.message}"
-    return text
-
-
-def _side_by_side_status(job: Job) -> str:
-    """A comparison's status: the job, then each run's step, latest quality and what it is doing."""
-    first = job.histories[0]
-    parts = [f"**{job.status}** · {len(job.configs)} runs side by side, a stretch of each in turn"]
-    if first.device:
-        parts.append(f"device **{first.device}**")
-    if first.parameters:
-        parts.append(f"{first.parameters:,} parameters each")
-    remaining = job.remaining_s()
-    if remaining is not None and job.status == "running":
-        parts.append(f"ETA {remaining:,.0f} s")
-    lines = []
-    for label, history, config in zip(job.labels, job.histories, job.configs, strict=True):
-        line = f"{label}: step **{history.step}**" + (f" / {history.total_steps}" if history.total_steps else "")
-        if history.metrics:
-            line += ", " + ", ".join(f"{METRIC_NAMES.get(k, k)} {v:.3g}" for k, v in history.metrics[-1].items())
-            line += f" (on {config.metric_samples} samples)"
-        if history.activity and job.status == "running":
-            line += f" · *{history.activity}…*"
-        elif history.status in ("done", "stopped", "error") and job.status == "running":
-            line += f" · {history.status}"
-        lines.append(f"- {line}")
-    text = " · ".join(parts) + "\n\n" + "\n".join(lines)
-    if job.message and job.finished:
-        text += f"\n\n{'⚠️ ' if job.status == 'error' else ''}{job.message}"
-    return text
 
 
 def _samples_outputs(job: Job, index: int) -> tuple[Any, Any, Any]:

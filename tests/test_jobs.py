@@ -119,7 +119,7 @@ def test_release_memory_gives_freed_heap_back_to_the_system(tmp_path):
     # In a fresh process, so the numbers are its own: 400 MB of small tensors (heap, not mmap) freed, then released.
     script = """
 import sys, torch
-from app.jobs import release_memory
+from app.memory import release_memory
 def rss():
     return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmRSS')) / 1024
 blocks = [torch.ones(1000) for _ in range(100_000)]
