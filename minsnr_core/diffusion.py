@@ -132,9 +132,21 @@ class Diffusion:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Noise x0 at steps t, run the model (given class ``labels`` if any), return (weighted mean, per-sample
         unweighted MSE). ``loss_factor`` multiplies each sample's weight (an importance sampler's 1/(T·p_t))."""
-        alpha, sigma = self.alphas[t], self.sigmas[t]
-        x_t = q_sample(x0, noise, alpha, sigma)
+        x_t = self.noised(x0, t, noise)
         prediction = model(x_t, t) if labels is None else model(x_t, t, labels)
+        return self.prediction_loss(prediction, x0, t, noise, loss_factor)
+
+    def noised(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The model's input x_t at steps t (:func:`q_sample`)."""
+        return q_sample(x0, noise, self.alphas[t], self.sigmas[t])
+
+    def prediction_loss(
+        self, prediction: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+        loss_factor: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss of :meth:`loss` for a model's ``prediction`` of x_t = :meth:`noised` (several runs' models can
+        then predict in one batched call): (weighted mean, per-sample unweighted MSE)."""
+        alpha, sigma = self.alphas[t], self.sigmas[t]
         target = training_target(self.target, x0, noise, alpha, sigma, self.schedule.process)
         weights = self.weights[t] if loss_factor is None else self.weights[t] * loss_factor
         return weighted_mse(prediction, target, weights)

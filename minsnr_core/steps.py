@@ -222,34 +222,55 @@ def train_step(run: RunState, batch: Batch, lr: float, check_finite: bool = True
     loss is the reweighted one without EDM2's u(t) term (that term trains u but makes the objective negative).
     With ``check_finite`` a NaN or infinite loss raises :class:`NonFiniteLoss` before any update (it costs a device
     sync, so a GPU run checks only at its log steps)."""
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
-                else contextlib.nullcontext())
+    with autocast(run.device):
+        loss, per_sample, objective = step_losses(run, batch)
+    if check_finite and not torch.isfinite(objective).item():
+        raise NonFiniteLoss(float(objective.item()))
+    run.optimizer.zero_grad(set_to_none=True)
+    objective.backward()
+    finish_step(run, batch, lr, per_sample)
+    return loss.detach(), per_sample.detach()
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; nothing on the CPU (fp32, so a CPU run is deterministic)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def step_losses(run: RunState, batch: Batch, prediction: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A step's (weighted loss, per-sample losses, objective): the objective adds EDM2's u(t) term to the loss of an
+    adaptive weighting. ``prediction``: the model's output for the batch's x_t when a grouped step
+    (:mod:`minsnr_core.grouped`) computed it for several runs at once; else the run's model is called here."""
     adapting = run.config.adaptive_weighting != "none"
     factor = batch.loss_factor
     if adapting:
         learned = run.adaptive.factor(batch.t)
         factor = learned if factor is None else factor * learned
-    with autocast:
+    if prediction is None:
         loss, per_sample = run.diffusion.loss(run.forward, batch.x0, batch.t, batch.noise, batch.labels, factor)
+    else:
+        loss, per_sample = run.diffusion.prediction_loss(prediction, batch.x0, batch.t, batch.noise, factor)
     objective = loss
     if adapting:  # EDM2's + u(t), reweighted like the loss so an importance sampler keeps its optimum e^u = E[w·ℓ]
         regulariser = run.adaptive.regulariser(batch.t)
         if batch.loss_factor is not None:
             regulariser = regulariser * batch.loss_factor
         objective = loss + regulariser.mean()
-    if check_finite and not torch.isfinite(objective).item():
-        raise NonFiniteLoss(float(objective.item()))
+    return loss, per_sample, objective
+
+
+def finish_step(run: RunState, batch: Batch, lr: float, per_sample: torch.Tensor) -> None:
+    """A step after its backward pass: :func:`apply_gradients` at ``lr``, then what the timestep sampler and the
+    adaptive weighting learn from the step's per-sample losses, and the step count."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    run.optimizer.zero_grad(set_to_none=True)
-    objective.backward()
     apply_gradients(run)
     if run.timesteps.entry.adaptive:  # it learns from the weighted loss at each t (a device sync on a GPU)
         run.timesteps.observe(batch.t, per_sample.detach() * run.diffusion.weights[batch.t])
-    if adapting:
+    if run.config.adaptive_weighting != "none":
         run.adaptive.observe(batch.t, per_sample.detach() * run.diffusion.weights[batch.t])
     run.step += 1
-    return loss.detach(), per_sample.detach()
 
 
 def apply_gradients(run: RunState, ema_count: torch.Tensor | None = None) -> None:

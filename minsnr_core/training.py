@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from .data import TOY_DATASETS, sample_clip
 from .models import count_parameters
 from .sampling import SamplingStopped, balanced_labels, ddim_sample
 from .steps import (
+    Batch,
     NonFiniteLoss,
     RunState,
     _lr_at,
@@ -196,6 +197,18 @@ class ReportSchedule:
         return min(remaining) if remaining else None
 
 
+@dataclass
+class StepDue:
+    """What :func:`training_loop` asks of whoever drives it: one optimisation step of ``run`` on ``batch`` at
+    ``lr`` (``check``: raise on a non-finite loss, as :func:`~minsnr_core.steps.train_step` takes it). The driver
+    sends back the step's (loss, per-sample losses), or throws :class:`~minsnr_core.steps.NonFiniteLoss` in."""
+
+    run: RunState
+    batch: Batch
+    lr: float
+    check: bool
+
+
 def train(
     config: TrainConfig,
     stop: threading.Event | None = None,
@@ -204,7 +217,41 @@ def train(
     labels: torch.Tensor | None = None,
     clock: Clock = time.perf_counter,
 ) -> Iterator[TrainEvent]:
-    """Train and yield events. ``stop`` ends the run between steps; ``resume`` continues from a checkpoint
+    """Train and yield events: :func:`training_loop`, each step taken by the run's own step
+    (:func:`~minsnr_core.steps.stepper`: eager, or on CUDA one CUDA graph)."""
+    loop = training_loop(config, stop, resume, data, labels, clock)
+    step = None
+    try:
+        item = next(loop)
+        while True:
+            if isinstance(item, StepDue):
+                step = step or stepper(item.run)
+                try:
+                    result = step(item.batch, item.lr, item.check)
+                except NonFiniteLoss as error:
+                    item = loop.throw(error)
+                else:
+                    item = loop.send(result)
+            else:
+                yield item
+                item = next(loop)
+    except StopIteration:
+        return
+    finally:
+        loop.close()
+
+
+def training_loop(
+    config: TrainConfig,
+    stop: threading.Event | None = None,
+    resume: str | Path | None = None,
+    data: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    clock: Clock = time.perf_counter,
+) -> Generator[TrainEvent | StepDue, Any, None]:
+    """The one training loop: it yields events, and a :class:`StepDue` where a step is to be taken, which
+    :func:`train` takes with the run's own step and :func:`minsnr_core.side_by_side.train_side_by_side` with one
+    batched step for several runs. ``stop`` ends the run between steps; ``resume`` continues from a checkpoint
     (its model, EMA, optimizer, step and random state; ``config`` supplies the new budget); ``data`` skips
     loading when the caller already holds the training tensor (and ``labels`` its class labels, for a
     class-conditional run). ``clock``: the run's time in seconds (its budget, ``elapsed_s``, rates and ETA);
@@ -212,8 +259,8 @@ def train(
 
     The rules, in order: each step first honours ``stop``, then the budget (steps, or minutes of wall-clock time
     since the start, previews and metrics included); a spent budget ends with a last preview and metric of the
-    final state (unless this step already had them) and a checkpoint. Then one step (:func:`stepper`); every
-    ``log_every`` steps a log event, and previews, metrics and checkpoints at their intervals.
+    final state (unless this step already had them) and a checkpoint. Then one step; every ``log_every`` steps a
+    log event, and previews, metrics and checkpoints at their intervals.
 
     A time budget keeps room for the final preview and metric (:class:`ReportSchedule`; before the first, one of its
     sampling steps is timed at the start and multiplied by its steps, plus a metric's scoring). ``stop`` is also
@@ -229,7 +276,6 @@ def train(
     yield _event(run, schedule, "start", message=f"{config.dataset}: {len(run.data)} examples, "
                  f"{count_parameters(run.model):,} parameters on {run.device}")
     run.model.train()
-    step = stepper(run)
     try:
         if schedule.deadline is not None:  # a final report that comes before any periodic one must not overshoot
             for kind in REPORTS:
@@ -249,7 +295,7 @@ def train(
             batch = draw_batch(run)
             check = run.device.type == "cpu" or (run.step + 1) % config.log_every == 0  # a check syncs a GPU
             try:
-                loss, per_sample = step(batch, lr, check)
+                loss, per_sample = yield StepDue(run, batch, lr, check)
             except NonFiniteLoss as error:
                 yield _non_finite(run, schedule, out_dir, error.args[0])
                 return

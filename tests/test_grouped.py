@@ -1,0 +1,115 @@
+"""Runs trained in one batched step (minsnr_core.grouped, through train_side_by_side): each run's losses stay within
+float tolerance of the same run trained alone over 50 steps, its checkpoint is its own and resumes alone, a run that
+cannot be grouped trains exactly as alone, and a diverging run leaves the others stepping. Real MNIST, real steps."""
+
+import threading
+
+import pytest
+import torch
+
+from minsnr_core.checkpoint import load_checkpoint
+from minsnr_core.grouped import group_key, why_not_grouped
+from minsnr_core.side_by_side import train_side_by_side
+from minsnr_core.steps import prepare_run
+from minsnr_core.training import TrainConfig, train
+
+TOLERANCE = 1e-5  # relative, fp32 on the CPU, over 50 steps (the issue's bound)
+
+
+def mnist(data_root, **extra):
+    settings = {"dataset": "mnist", "data_root": str(data_root), "steps": 50, "log_every": 1, "preview_every": 0,
+                "metric_every": 0, "checkpoint_every": 0, "batch_size": 16, "device": "cpu", **extra}
+    return TrainConfig(**settings)
+
+
+def losses(events):
+    return torch.tensor([[e.loss, e.unweighted_loss] for e in events if e.kind == "log"], dtype=torch.float64)
+
+
+def relative_gap(a, b):
+    return ((a - b).abs() / b.abs().clamp(min=1e-12)).max().item()
+
+
+def test_each_run_in_a_batched_step_matches_itself_alone_over_50_steps(data_root, tmp_path):
+    # Four arms that share only the model: other weightings, targets, samplers, seeds and learning rates.
+    arms = [dict(weighting="snr", target="eps", seed=0), dict(weighting="min_snr", target="eps", seed=1),
+            dict(weighting="min_snr", target="x0", seed=2, lr=2e-3),
+            dict(weighting="min_snr", target="v", seed=3, timestep_sampling="laplace")]
+    configs = [mnist(data_root, out_dir=str(tmp_path / f"grouped{i}"), **arm) for i, arm in enumerate(arms)]
+    together = [[] for _ in arms]
+    for index, event in train_side_by_side(configs):
+        together[index].append(event)
+    for index, arm in enumerate(arms):
+        alone = list(train(mnist(data_root, out_dir=str(tmp_path / f"alone{index}"), **arm)))
+        assert [e.kind for e in together[index]] == [e.kind for e in alone]
+        grouped_losses, alone_losses = losses(together[index]), losses(alone)
+        assert grouped_losses.shape == (50, 2)
+        assert relative_gap(grouped_losses, alone_losses) <= TOLERANCE, index
+        # The same checkpoint, up to the same rounding.
+        kept_grouped = load_checkpoint(tmp_path / f"grouped{index}" / "checkpoint.pt")
+        kept_alone = load_checkpoint(tmp_path / f"alone{index}" / "checkpoint.pt")
+        assert kept_grouped["step"] == kept_alone["step"] == 50
+        assert torch.equal(kept_grouped["generator"], kept_alone["generator"])  # the same batches and noise drawn
+        for name, tensor in kept_alone["model"].items():
+            assert torch.allclose(kept_grouped["model"][name], tensor, rtol=1e-4, atol=1e-6), name
+        assert {**kept_grouped["config"], "out_dir": None} == {**kept_alone["config"], "out_dir": None}
+    # The arms are different runs: a test that compared a run with itself could not fail.
+    finals = [losses(events)[-1, 0].item() for events in together]
+    assert len(set(finals)) == len(finals)
+
+
+def test_a_grouped_runs_checkpoint_resumes_alone(data_root, tmp_path):
+    """Stopped at step 20 of 30 in a group, the first arm resumes alone and continues its own curve."""
+    arms = [dict(weighting="min_snr", seed=4), dict(weighting="snr", seed=5)]
+    configs = [mnist(data_root, steps=30, out_dir=str(tmp_path / f"arm{i}"), **arm) for i, arm in enumerate(arms)]
+    stop, first = threading.Event(), []
+    for index, event in train_side_by_side(configs, stop=stop):
+        if index == 0:
+            first.append(event)
+            if event.kind == "log" and event.step == 20:
+                stop.set()
+    assert first[-1].kind == "stopped" and load_checkpoint(tmp_path / "arm0")["step"] == 20
+    continued = list(train(configs[0], resume=tmp_path / "arm0"))
+    straight = list(train(mnist(data_root, steps=30, **arms[0])))
+    assert continued[-1].kind == "done" and continued[-1].step == 30
+    assert relative_gap(losses(first + continued), losses(straight)) <= TOLERANCE
+
+
+def test_a_run_that_cannot_be_grouped_trains_exactly_as_alone(data_root, tmp_path):
+    """Another batch size: that arm takes its own steps (the same numbers as alone, bit for bit); the two arms that
+    share a model still step together, and the reasons read so."""
+    arms = [dict(seed=0), dict(seed=1), dict(seed=2, batch_size=8)]
+    configs = [mnist(data_root, steps=12, **arm) for arm in arms]
+    runs = [prepare_run(config.resolved()) for config in configs]
+    assert group_key(runs[0]) == group_key(runs[1]) != group_key(runs[2])
+    reasons = why_not_grouped(runs)
+    assert reasons[:2] == ["", ""] and "batch size" in reasons[2]
+    together = [[] for _ in arms]
+    for index, event in train_side_by_side(configs):
+        together[index].append(event)
+    alone = list(train(configs[2]))
+    assert torch.equal(losses(together[2]), losses(alone))
+    assert relative_gap(losses(together[0]), losses(list(train(configs[0])))) <= TOLERANCE
+
+
+@pytest.mark.parametrize("adaptive", ["edm2", "loss_ema"])
+def test_adaptive_weightings_in_a_batched_step_match_alone(adaptive):
+    """EDM2's u(t) trains in each run's own optimizer beside the stacked model; its gradient must survive."""
+    configs = [TrainConfig(dataset="moons", toy_size=256, steps=50, log_every=1, preview_every=0, metric_every=0,
+                           checkpoint_every=0, batch_size=32, device="cpu", seed=seed, adaptive_weighting=adaptive)
+               for seed in (0, 1)]
+    together = [[] for _ in configs]
+    for index, event in train_side_by_side(configs):
+        together[index].append(event)
+    for index, config in enumerate(configs):
+        assert relative_gap(losses(together[index]), losses(list(train(config)))) <= TOLERANCE
+
+
+def test_a_vit_and_class_labels_train_in_a_batched_step(data_root):
+    configs = [mnist(data_root, steps=10, model="vit-mnist", seed=seed) for seed in (0, 1)]
+    assert configs[0].resolved().class_conditional
+    together = [[] for _ in configs]
+    for index, event in train_side_by_side(configs):
+        together[index].append(event)
+    for index, config in enumerate(configs):
+        assert relative_gap(losses(together[index]), losses(list(train(config)))) <= TOLERANCE
