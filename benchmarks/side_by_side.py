@@ -1,12 +1,16 @@
-"""Compare's arms one after the other against side by side (``train_side_by_side``), as a class watches them: the
-MNIST default (its UNet, batch 32) with the Compare preset's four weightings, on this machine (run by hand).
+"""Compare's arms three ways, as a class watches them: one after the other; side by side, each arm taking its own
+steps in turn (``train_side_by_side(group=False)``); and in one batched step (``train_side_by_side``, the arms' models
+stacked and called once: :mod:`minsnr_core.grouped`). The MNIST default (its UNet, batch 32) with the Compare preset's
+four weightings, on this machine (run by hand).
 
     python benchmarks/side_by_side.py --data-root ../shared/data [--steps 100] [--log-every 10] [--repeats 2]
+        [--model mnist-small] [--arms 4]
 
 Prints, per way and repeat: the wall time until every arm has drawn its first point of the loss curve (its first
-log), until every arm has reached step ``--steps`` (the whole comparison), and the arms' final losses, which must be
-equal between the two ways (the same computation, the same numbers on the CPU). Previews and quality metrics are
-off so that only training steps are timed.
+log), until every arm has reached step ``--steps`` (the whole comparison), and the arms' final losses: equal between
+the first two ways (the same computation, the same numbers on the CPU), and within float rounding in the batched
+step (the largest relative difference is printed). Previews and quality metrics are off so that only training steps
+are timed.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ WEIGHTINGS = ["snr", "min_snr", "soft_min_snr", "p2"]
 
 
 def configs(args: argparse.Namespace) -> list[TrainConfig]:
+    names = [WEIGHTINGS[index % len(WEIGHTINGS)] for index in range(args.arms)]
     return [TrainConfig(dataset="mnist", data_root=args.data_root, weighting=name, target="eps", steps=args.steps,
-                        log_every=args.log_every, preview_every=0, metric_every=0, checkpoint_every=0, seed=0,
-                        device="cpu", download=False) for name in WEIGHTINGS]
+                        log_every=args.log_every, preview_every=0, metric_every=0, checkpoint_every=0,
+                        seed=index // len(WEIGHTINGS), model=args.model, device="cpu", download=False)
+            for index, name in enumerate(names)]
 
 
 def in_turn(args: argparse.Namespace, data: torch.Tensor, labels: torch.Tensor | None) -> tuple[float, float, list]:
@@ -42,9 +48,9 @@ def in_turn(args: argparse.Namespace, data: torch.Tensor, labels: torch.Tensor |
     return max(first_points), time.perf_counter() - began, finals
 
 
-def together(args: argparse.Namespace) -> tuple[float, float, list]:
+def together(args: argparse.Namespace, group: bool) -> tuple[float, float, list]:
     began, first_points, finals = time.perf_counter(), {}, {}
-    for index, event in train_side_by_side(configs(args)):
+    for index, event in train_side_by_side(configs(args), group=group):
         if event.kind == "log":
             first_points.setdefault(index, time.perf_counter() - began)
             if event.step == args.steps:
@@ -58,16 +64,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--model", default=None, help="model preset (default: MNIST's)")
+    parser.add_argument("--arms", type=int, default=len(WEIGHTINGS), help="arms (the preset's weightings in turn)")
     args = parser.parse_args()
     first = configs(args)[0].resolved()
     data = load_dataset("mnist", args.data_root, download=False, image_size=first.image_size)
     labels = load_labels("mnist", args.data_root) if first.class_conditional else None
-    print(f"{len(WEIGHTINGS)} arms: {first.model}, batch {first.batch_size}, {args.steps} steps, log every "
+    print(f"{args.arms} arms: {first.model}, batch {first.batch_size}, {args.steps} steps, log every "
           f"{args.log_every}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    results = {"one after the other": [], "side by side": []}
+    results = {"one after the other": [], "side by side": [], "batched step": []}
     for repeat in range(args.repeats):
-        for way in (results if repeat % 2 == 0 else reversed(results)):  # alternate the order against drift
-            outcome = in_turn(args, data, labels) if way == "one after the other" else together(args)
+        for way in (list(results) if repeat % 2 == 0 else list(reversed(results))):  # alternate the order: drift
+            outcome = (in_turn(args, data, labels) if way == "one after the other"
+                       else together(args, group=way == "batched step"))
             results[way].append(outcome)
             print(f"repeat {repeat + 1}, {way}: every arm's first point after {outcome[0]:.1f} s, all {args.steps} "
                   f"steps after {outcome[1]:.1f} s; final losses {', '.join(f'{x:.6f}' for x in outcome[2])}")
@@ -75,7 +84,10 @@ def main() -> None:
         print(f"{way}: first point of every arm median {statistics.median(o[0] for o in outcomes):.1f} s, whole "
               f"comparison median {statistics.median(o[1] for o in outcomes):.1f} s")
     same = all(a[2] == b[2] for a, b in zip(results["one after the other"], results["side by side"], strict=True))
-    print("final losses equal between the two ways:", same)
+    print("final losses equal, one after the other and side by side:", same)
+    gap = max(abs(b - a) / abs(a) for alone, grouped in zip(results["one after the other"], results["batched step"],
+                                                              strict=True) for a, b in zip(alone[2], grouped[2], strict=True))
+    print(f"final losses in the batched step: largest relative difference from one after the other {gap:.1e}")
 
 
 if __name__ == "__main__":

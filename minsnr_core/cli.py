@@ -282,6 +282,10 @@ def experiment_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", choices=MODEL_PRESETS.names(), default=None, help="model preset (default: the dataset's)")
     parser.add_argument("--workers", type=int, default=None,
                         help="local backend: runs trained at once in separate processes (worth it on a GPU; default 1)")
+    parser.add_argument("--group-runs", type=int, default=1,
+                        help="local backend: runs trained together in one batched step (default 1: on a 2-core CPU "
+                             "a batched step of 4 MNIST UNets measured no faster than their steps in turn; see "
+                             "docs/performance.md)")
     parser.add_argument("--backend", choices=["local", "ray"], default="local",
                         help="local: this machine (--workers processes); ray: each run a Ray task, on this machine or "
                              'a Ray cluster (needs pip install "minsnr[cluster]"; docs/cluster.md) (default: local)')
@@ -339,7 +343,7 @@ def experiment_main(argv: list[str] | None = None) -> int:
             bar.refresh()
 
         rows = run_experiment(spec, args.out, progress, 1 if args.workers is None else args.workers,
-                              backend=args.backend, ray_options=ray_options)
+                              backend=args.backend, ray_options=ray_options, group_runs=args.group_runs)
         bar.close()
         floor = None
         if spec.dataset in CLASSIFIERS and CLASSIFIERS[spec.dataset].floor and spec.data_root:

@@ -24,9 +24,10 @@ import torch
 
 from .adaptive import ADAPTIVE_WEIGHTINGS
 from .results_files import ResultsTable, load_rows, read_csv, write_csv, write_record  # noqa: F401 - re-exported
+from .side_by_side import train_side_by_side
 from .stats import steps_to_reach
 from .timesteps import TIMESTEP_SAMPLERS
-from .training import TrainConfig, train
+from .training import TrainConfig, TrainEvent, train
 from .weighting import STRATEGIES, check_target
 
 if TYPE_CHECKING:
@@ -192,25 +193,42 @@ def _check_same_settings(spec: ExperimentSpec, path: Path) -> None:
                              f"{name}={getattr(spec, name)!r}; use another results folder (--out)")
 
 
+def _metric_row(spec: ExperimentSpec, run: dict[str, Any], event: TrainEvent) -> dict[str, Any]:
+    """The row of the table that a run's metric event gives."""
+    return {**{k: run[k] for k in ("group", "weighting", "gamma", "target", "seed")},
+            "lr": run.get("lr", spec.lr), "dataset": spec.dataset,
+            "model": report_model(spec.dataset, spec.model), "step": event.step,
+            "samples": spec.eval_samples, "elapsed_s": round(event.elapsed_s, 2), **event.metric}
+
+
 def run_rows(spec: ExperimentSpec, run: dict[str, Any]) -> list[dict[str, Any]]:
     """Train one run of the grid and return its rows of the table: the one computation both backends run (the local
-    pool through :func:`_train_run`, Ray through ``cluster.train_run_task``)."""
+    pool through :func:`_train_runs`, Ray through ``cluster.train_run_task``)."""
     rows = []
     for event in train(spec.config(run)):
         if event.kind == "metric":
-            rows.append({**{k: run[k] for k in ("group", "weighting", "gamma", "target", "seed")},
-                         "lr": run.get("lr", spec.lr), "dataset": spec.dataset,
-                         "model": report_model(spec.dataset, spec.model), "step": event.step,
-                         "samples": spec.eval_samples, "elapsed_s": round(event.elapsed_s, 2), **event.metric})
+            rows.append(_metric_row(spec, run, event))
         elif event.kind == "error":
             raise RuntimeError(f"run {run['key']} failed: {event.message}")
     return rows
 
 
-def _train_run(spec: ExperimentSpec, run: dict[str, Any], path: Path) -> str:
-    """Train one run of the grid and write its record (the local backend: in the driver or a pool worker)."""
-    write_record(path, run, run_rows(spec, run))
-    return run["key"]
+def _train_runs(spec: ExperimentSpec, runs: list[dict[str, Any]], paths: list[Path]) -> list[str]:
+    """Train runs of the grid and write each one's record as it ends (the local backend: in the driver or a pool
+    worker); their keys. One run trains alone; several train together, in one batched step
+    (:func:`~minsnr_core.side_by_side.train_side_by_side`), and a failing one ends them all."""
+    if len(runs) == 1:
+        write_record(paths[0], runs[0], run_rows(spec, runs[0]))
+        return [runs[0]["key"]]
+    rows: list[list[dict[str, Any]]] = [[] for _ in runs]
+    for index, event in train_side_by_side([spec.config(run) for run in runs], group=True):
+        if event.kind == "metric":
+            rows[index].append(_metric_row(spec, runs[index], event))
+        elif event.kind == "error":
+            raise RuntimeError(f"run {runs[index]['key']} failed: {event.message}")
+        elif event.kind == "done":
+            write_record(paths[index], runs[index], rows[index])
+    return [run["key"] for run in runs]
 
 
 def _worker_init(threads: int) -> None:
@@ -228,18 +246,25 @@ def grid_runs(spec: ExperimentSpec, backend: str = "local") -> list[dict[str, An
 
 def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
                    progress: Callable[[int, int, dict[str, Any], bool], None] | None = None,
-                   workers: int = 1, backend: str = "local", ray_options: RayOptions | None = None) -> list[dict[str, Any]]:
+                   workers: int = 1, backend: str = "local", ray_options: RayOptions | None = None,
+                   group_runs: int = 1) -> list[dict[str, Any]]:
     """Train every run not finished yet, then write ``results.csv``; returns the table's rows. Each run's rows are
     appended to ``results.csv`` as the run finishes (:class:`ResultsTable`).
 
     ``workers`` > 1 trains that many runs at once in separate processes: worth it on a GPU, where one small model
     leaves most of the device idle; on a CPU the cores are shared out between the workers. ``backend="ray"`` makes
     each run a Ray task instead (``ray_options``: a :class:`minsnr_core.cluster.RayOptions`; Ray is imported only
-    then): on the machines of a Ray cluster, each run with the CPUs and share of a GPU the options give it."""
+    then): on the machines of a Ray cluster, each run with the CPUs and share of a GPU the options give it.
+    ``group_runs`` > 1 (local backend) trains up to that many runs of the grid together in one batched step
+    (:mod:`minsnr_core.grouped`; every run of a grid shares its model and batch size), a group per worker."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-    if not (isinstance(workers, int) and workers >= 1):
-        raise ValueError(f"workers must be an integer ≥ 1, got {workers!r}")
+    for name, value in (("workers", workers), ("group_runs", group_runs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+    if group_runs > 1 and backend != "local":
+        raise ValueError(f"group_runs applies to the local backend (each Ray task trains one run); got {group_runs} "
+                         f"with backend {backend!r}")
     if backend == "ray":
         from .cluster import RayOptions, check_ray_backend, import_ray
 
@@ -255,18 +280,24 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
     table = ResultsTable(out, [run["key"] for run in runs])
     table.rebuild()
     try:
-        pending = []
+        pending, group = [], []
+        in_driver = workers == 1 and backend == "local"
         for index, run in enumerate(runs):
             done = paths[run["key"]].exists()
-            if progress and (done or (workers == 1 and backend == "local")):
+            if progress and (done or in_driver):
                 progress(index, len(runs), run, done)
             if done:
                 continue
-            if workers == 1 and backend == "local":
-                _train_run(spec, run, paths[run["key"]])
-                table.add(run["key"])
-            else:
+            if not in_driver:
                 pending.append(run)
+                continue
+            group.append(run)
+            if len(group) == group_runs:
+                for key in _train_runs(spec, group, [paths[member["key"]] for member in group]):
+                    table.add(key)
+                group = []
+        for key in _train_runs(spec, group, [paths[run["key"]] for run in group]) if group else []:
+            table.add(key)  # the grid's last runs, fewer than group_runs
         finished = len(runs) - len(pending)
 
         def finished_run(run: dict[str, Any]) -> None:
@@ -284,11 +315,14 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
             threads = max(1, torch.get_num_threads() // workers)
             context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(threads,)) as pool:
-                futures = {pool.submit(_train_run, spec, run, paths[run["key"]]): run for run in pending}
+                groups = [pending[start:start + group_runs] for start in range(0, len(pending), group_runs)]
+                futures = {pool.submit(_train_runs, spec, group, [paths[run["key"]] for run in group]): group
+                           for group in groups}
                 try:
                     for future in as_completed(futures):
                         future.result()
-                        finished_run(futures[future])
+                        for run in futures[future]:
+                            finished_run(run)
                 except BaseException:
                     for future in futures:  # a failed run or Ctrl-C: start nothing new; runs in flight still finish
                         future.cancel()

@@ -70,18 +70,23 @@ class GroupedStep:
         :func:`minsnr_core.steps.train_step` takes them). Per run: its detached (loss, per-sample losses), or the
         :class:`~minsnr_core.steps.NonFiniteLoss` that :func:`~minsnr_core.steps.train_step` would raise; such a run
         is not updated, and the others step as usual."""
+        # Stacked in the standard layout: the batched convolutions ran 1.2× slower on channels-last stacks (the
+        # layout a CPU run trains its own steps in) on the 2-core CPU.
         own = [dict(run.model.named_parameters()) for run in runs]
-        stacked = {name: torch.stack([tensors[name].detach() for tensors in own]).requires_grad_()
+        stacked = {name: torch.stack([tensors[name].detach() for tensors in own]).contiguous().requires_grad_()
                    for name in self.names}
         buffers = [dict(run.model.named_buffers()) for run in runs]
-        stacked_buffers = {name: torch.stack([tensors[name] for tensors in buffers]) for name in self.buffer_names}
-        x_t = torch.stack([run.diffusion.noised(batch.x0, batch.t, batch.noise) for run, batch in zip(runs, batches,
-                                                                                                       strict=True)])
-        inputs = [x_t, torch.stack([batch.t for batch in batches])]
+        stacked_buffers = {name: torch.stack([tensors[name] for tensors in buffers]).contiguous()
+                           for name in self.buffer_names}
+        # The inputs are stacked on dimension 1, (batch, run, …): a batched convolution then reads a run's channels
+        # beside the others' without a copy (1.1× faster than stacked on dimension 0 on the 2-core CPU).
+        x_t = torch.stack([run.diffusion.noised(batch.x0, batch.t, batch.noise)
+                           for run, batch in zip(runs, batches, strict=True)], dim=1).contiguous()
+        inputs = [x_t, torch.stack([batch.t for batch in batches], dim=1)]
         if batches[0].labels is not None:
-            inputs.append(torch.stack([batch.labels for batch in batches]))
+            inputs.append(torch.stack([batch.labels for batch in batches], dim=1))
         with autocast(runs[0].device):
-            predictions = vmap(self._forward)(stacked, stacked_buffers, *inputs)
+            predictions = vmap(self._forward, in_dims=(0, 0, *[1] * len(inputs)))(stacked, stacked_buffers, *inputs)
             losses = [step_losses(run, batch, prediction)
                       for run, batch, prediction in zip(runs, batches, predictions, strict=True)]
         checked = [index for index, check in enumerate(checks) if check]

@@ -118,10 +118,28 @@ def test_steps_to_threshold_interpolates_against_the_baseline():
     assert abs(table["min_snr"]["speedup"] - 300 / table["min_snr"]["steps_to_threshold"]) < 1e-9
 
 
-def test_bad_worker_count_is_refused_before_any_training(tmp_path):
-    with pytest.raises(ValueError, match="workers must be an integer ≥ 1"):
-        run_experiment(quick_spec("mnist"), tmp_path / "out", workers=0)
+@pytest.mark.parametrize(("options", "message"), [
+    ({"workers": 0}, "workers must be an integer ≥ 1"), ({"group_runs": 0}, "group_runs must be an integer ≥ 1"),
+    ({"group_runs": True}, "group_runs must be an integer ≥ 1"),
+    ({"group_runs": 2, "backend": "ray"}, "group_runs applies to the local backend")])
+def test_bad_worker_or_group_count_is_refused_before_any_training(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        run_experiment(quick_spec("mnist"), tmp_path / "out", **options)
     assert not (tmp_path / "out").exists()
+
+
+def test_grouped_runs_give_the_rows_the_runs_give_alone(tmp_path, data_root):
+    """--group-runs 2 on the quick grid's three runs: a group of two in one batched step, then the last run alone.
+    Every row is there, in grid order, with the scores of the runs trained alone up to float rounding."""
+    alone = run_experiment(quick_spec("mnist", str(data_root)), tmp_path / "alone")
+    grouped = run_experiment(quick_spec("mnist", str(data_root)), tmp_path / "grouped", group_runs=2)
+    assert [(r["weighting"], r["gamma"], r["step"]) for r in grouped] == [
+        (r["weighting"], r["gamma"], r["step"]) for r in alone]
+    assert len(alone) == 6
+    for one, other in zip(alone, grouped, strict=True):
+        for column in ("fd", "confident", "label_entropy"):
+            assert abs(float(one[column]) - float(other[column])) <= 1e-3 * max(1.0, abs(float(one[column]))), column
+    assert len({float(r["fd"]) for r in grouped}) == len(grouped)  # distinct runs and steps, not one run copied
 
 
 def test_far_runs_names_the_diverged_cifar_runs_and_not_a_slower_weighting():
