@@ -76,7 +76,10 @@ def status_text(manager: JobManager, job: Job | None) -> str:
 def _side_by_side_status(job: Job) -> str:
     """A comparison's status: the job, then each run's step, latest quality and what it is doing."""
     first = job.histories[0]
-    parts = [f"**{job.status}** · {len(job.configs)} runs side by side, a stretch of each in turn"]
+    reasons = job.alone_reasons()
+    how = ("runs that share a model in one batched step" if job.batched and "" in reasons
+           else "one step of each in turn")
+    parts = [f"**{job.status}** · {len(job.configs)} runs side by side, {how}"]
     if first.device:
         parts.append(f"device **{first.device}**")
     if first.parameters:
@@ -85,8 +88,10 @@ def _side_by_side_status(job: Job) -> str:
     if remaining is not None and job.status == "running":
         parts.append(f"ETA {remaining:,.0f} s")
     lines = []
-    for label, history, config in zip(job.labels, job.histories, job.configs, strict=True):
+    for label, history, config, reason in zip(job.labels, job.histories, job.configs, reasons, strict=True):
         line = f"{label}: step **{history.step}**" + (f" / {history.total_steps}" if history.total_steps else "")
+        if reason and job.batched:
+            line += f" (its own steps: {reason})"
         if history.metrics:
             line += ", " + latest_quality(history)
             line += f" (on {config.metric_samples} samples)"

@@ -1,7 +1,8 @@
 """Training jobs of the app: one shared first-come-first-served queue with a concurrency limit, one job slot per owner.
 
-A job is a list of training configs: one for the Train tab; two to four for Compare, trained side by side (a stretch
-of each in turn, :func:`minsnr_core.side_by_side.train_side_by_side`), so every run's curves grow at once.
+A job is a list of training configs: one for the Train tab; two to four for Compare, trained side by side (one step
+of each in turn, or one batched step, :func:`minsnr_core.side_by_side.train_side_by_side`), so every run's curves grow
+at once.
 A job belongs to an *owner*: a random token the server gives each browser (kept in its localStorage) or that an
 API client picks. Only the owner sees, stops, continues or samples its job; Gradio's session hash, which a client
 chooses freely, decides nothing. Submitting a new job replaces the owner's previous one (and deletes its files).
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from minsnr_core.checkpoint import CHECKPOINT_NAME, CheckpointSaveError
 from minsnr_core.data import DataUnavailableError
+from minsnr_core.grouped import why_not_grouped
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder, read_metrics, write_metrics_csv
 from minsnr_core.side_by_side import train_side_by_side
 from minsnr_core.training import TrainConfig, train
@@ -85,6 +87,7 @@ class Job:
     ended: float | None = None
     downloads: list[str] | None = None
     start_step: int = 0  # the step its first run starts from (a continued run's earlier steps)
+    batched: bool = False  # a comparison whose runs that share a model take one batched step (--batched-compare)
 
     @property
     def finished(self) -> bool:
@@ -95,15 +98,24 @@ class Job:
         """Whether its runs train together (a comparison) rather than one after the other."""
         return self.kind == "compare" and self.resume is None
 
+    def alone_reasons(self) -> list[str]:
+        """Per run of a batched comparison, why it takes steps of its own ("" for a run in a batched step)."""
+        return why_not_grouped(self.configs) if self.batched else [""] * len(self.configs)
+
     def remaining_s(self) -> float | None:
         """Expected time left: the running run's ETA, else the time budget; None when unknown. Runs side by side
-        share the machine, so their times left add up."""
+        share the machine, so the times left of runs taking their own steps add up; runs in one batched step train
+        at once, and the group adds its longest."""
         if self.finished:
             return 0.0
         if self.side_by_side and self.status == "running":
             left = [0.0 if h.status in ("done", "stopped", "error") else h.eta_s if h.eta_s is not None
                     else c.minutes * 60 if c.minutes else None for h, c in zip(self.histories, self.configs, strict=True)]
-            return None if None in left else sum(left)
+            if None in left:
+                return None
+            grouped = [seconds for seconds, reason in zip(left, self.alone_reasons(), strict=True) if not reason]
+            alone = [seconds for seconds, reason in zip(left, self.alone_reasons(), strict=True) if reason]
+            return sum(alone) + (max(grouped) if self.batched and grouped else sum(grouped))
         history = self.histories[self.current]
         if self.status == "running" and history.eta_s is not None:
             later = self.configs[self.current + 1:]
@@ -117,12 +129,14 @@ class Job:
 
 class JobManager:
     def __init__(self, max_concurrent: int = 1, runs_root: str | Path | None = None,
-                 limits: ClassLimits | None = None, grace_s: float = GRACE_S, files: ServerFiles | None = None) -> None:
+                 limits: ClassLimits | None = None, grace_s: float = GRACE_S, files: ServerFiles | None = None,
+                 batched_compare: bool = False) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be ≥ 1, got {max_concurrent}")
         self.max_concurrent = max_concurrent
         self.limits = limits or ClassLimits()
         self.grace_s = grace_s
+        self.batched_compare = batched_compare  # comparisons train their runs that share a model in one batched step
         self.files = files or ServerFiles(runs_root)
         self.runs_root = self.files.runs
         self._downloads_root = self.files.downloads
@@ -158,7 +172,8 @@ class JobManager:
         # A continued run extends the curves it had (its metrics.jsonl is appended to as well).
         histories = [copy.deepcopy(resume_from.histories[0])] if resume_from else [RunHistory() for _ in configs]
         job = Job(job_id, owner, kind, configs, labels or [c.weighting for c in configs], run_dirs, resume, histories,
-                  address=address, start_step=resume_from.histories[0].step if resume_from else 0)
+                  address=address, start_step=resume_from.histories[0].step if resume_from else 0,
+                  batched=self.batched_compare and kind == "compare" and resume_from is None)
         with self._cond:
             previous = self._jobs.get(owner)
             cap = self.limits.max_runs_per_address
@@ -372,7 +387,7 @@ class JobManager:
         """A comparison's runs, trained together. A run that fails (its loss diverged) ends alone; the others go on,
         and the job then reports each run that did not finish, by its label."""
         recorders = [RunRecorder(run_dir) for run_dir in job.run_dirs]
-        for index, event in train_side_by_side(job.configs, stop=job.stop):
+        for index, event in train_side_by_side(job.configs, stop=job.stop, group=job.batched):
             job.histories[index].add(event)
             recorders[index](event)
         unfinished = [(label, history) for label, history in zip(job.labels, job.histories, strict=True)

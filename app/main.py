@@ -189,6 +189,10 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"folder for MNIST/CIFAR-10, read or downloaded to (repeatable; default {DEFAULT_DATA_ROOT})")
     parser.add_argument("--image-root", action="append", default=None,
                         help="an image folder (class sub-folders) users may train on (repeatable); no other path is read")
+    parser.add_argument("--batched-compare", action="store_true",
+                        help="Compare: the runs that share a model take one batched step (off by default: on a 2-core "
+                             "CPU 2–4 MNIST runs batched measured slower than their steps in turn; see "
+                             "docs/performance.md)")
     parser.add_argument("--max-jobs", type=int, default=1, help="training jobs run at once (default 1 per device)")
     parser.add_argument("--runs-dir", default=None, help="where runs are written (default: a temporary folder)")
     defaults = ClassLimits()
@@ -236,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["GRADIO_TEMP_DIR"] = str(files.cache)
     warm_up()
     warm_up_explorer()
-    manager = JobManager(args.max_jobs, limits=limits, grace_s=args.grace_seconds, files=files)
+    manager = JobManager(args.max_jobs, limits=limits, grace_s=args.grace_seconds, files=files,
+                         batched_compare=args.batched_compare)
     demo = build_app(args.data_root, args.image_root, manager, analytics=args.analytics)
 
     def sweep_sessions() -> None:

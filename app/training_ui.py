@@ -65,7 +65,7 @@ looks large in ε space and small in x₀ space, and at a noisy step (SNR near 0
 COMPARE_INTRO = """
 ### Compare weightings side by side
 Two to four runs with the same seed, data, model and budget, differing only in the loss weighting, trained side by
-side (a stretch of each in turn), so every curve grows at once. The claim of the paper, to check live: Min-SNR-γ
+side (one step of each in turn), so every curve grows at once. The claim of the paper, to check live: Min-SNR-γ
 reaches a given Fréchet distance in fewer steps than the plain loss of the target. Measured on MNIST
 (docs/results.md, 2000 steps, 5 paired seeds, FD on 1000 samples): ε 1.97× sooner (95 % interval 1.66–2.33×); x0
 1.37× (1.09–1.74×, not established after Holm's correction, p = 0.057); for v a difference was not detected (ΔFD +0.0

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch.func import functional_call, vmap
 
+from .config import TrainConfig, resolve_device
 from .steps import Batch, NonFiniteLoss, RunState, autocast, finish_step, step_losses
 
 # Attention has no batching rule on the CPU: vmap runs it once per run (same numbers), and says so on every call.
@@ -28,18 +29,20 @@ warnings.filterwarnings("ignore", message="There is a performance drop because w
                         "batching rule for aten::_scaled_dot_product", category=UserWarning)
 
 
-def group_key(run: RunState) -> tuple[Any, ...] | None:
-    """Runs with the same key can train in one batched step: the same model preset, example shape, batch size,
-    device and classes. None for a run that cannot (a ``torch.compile``'d model)."""
-    if run.forward is not run.model:
+def group_key(config: TrainConfig) -> tuple[Any, ...] | None:
+    """Runs whose resolved configs have the same key train in one batched step: the same model preset, data (so the
+    same example shape and classes), batch size and device. None for a run that cannot: a ``torch.compile``'d
+    model."""
+    if config.compile:
         return None
-    config = run.config
-    return (config.model, run.sample_shape, config.batch_size, str(run.device), run.num_classes)
+    return (config.model, config.dataset, config.data_root, config.image_size, config.batch_size,
+            str(resolve_device(config.device)), config.class_conditional)
 
 
-def why_not_grouped(runs: list[RunState]) -> list[str]:
-    """Per run, in words, why it trains in a step of its own beside the others ("" for a run in a group)."""
-    keys = [group_key(run) for run in runs]
+def why_not_grouped(configs: list[TrainConfig]) -> list[str]:
+    """Per resolved config, in words, why its run takes steps of its own beside the others ("" for a run that shares
+    a batched step)."""
+    keys = [group_key(config) for config in configs]
     reasons = []
     for key in keys:
         if key is None:
@@ -47,7 +50,7 @@ def why_not_grouped(runs: list[RunState]) -> list[str]:
         elif keys.count(key) > 1:
             reasons.append("")
         else:
-            reasons.append("no other arm has its model, image size, batch size, device and classes")
+            reasons.append("no other run has its model, data, batch size and device")
     return reasons
 
 

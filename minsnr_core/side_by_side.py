@@ -37,16 +37,18 @@ class _ArmClock:
 
 
 def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None = None,
-                       group: bool = True) -> Iterator[tuple[int, TrainEvent]]:
+                       group: bool = False) -> Iterator[tuple[int, TrainEvent]]:
     """Train several runs together in one process and yield ``(index, event)``: every run's curves grow at once
     (the Compare tab) instead of one run after the other.
 
     Each run is :func:`~minsnr_core.training.training_loop` of its config, with its own model, optimizer, EMA and
     seeded generator. The runs advance one step at a time, each yielding the events that step brings. With
-    ``group``, runs that share a model, example shape, batch size, device and classes
+    ``group``, runs that share a model, data, batch size and device
     (:func:`~minsnr_core.grouped.group_key`) take their steps together, in one batched step
     (:class:`~minsnr_core.grouped.GroupedStep`: the same numbers as alone up to float rounding); the others (and all
-    without ``group``) take their own steps in turn, computing on the CPU exactly what they compute alone (tested).
+    without ``group``, the default) take their own steps in turn, computing on the CPU exactly what they compute
+    alone (tested). Not grouping is the default because on the 2-core CPU a batched step of 2–4 MNIST UNets measured
+    slower than their steps in turn (docs/performance.md).
 
     Each budget counts the run's own time (:class:`_ArmClock`): its own steps and reports, and every batched step
     it is part of. So m minutes give each run m minutes of training: runs in turn take N × m minutes, runs in one
@@ -110,7 +112,7 @@ def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None 
                     clocks[index].resume()
                 try:
                     if len(members) > 1:
-                        key = group_key(due[members[0]].run)
+                        key = group_key(due[members[0]].run.config)
                         if key not in grouped_steps:
                             grouped_steps[key] = GroupedStep(due[members[0]].run.model)
                         results = grouped_steps[key]([due[i].run for i in members], [due[i].batch for i in members],
@@ -148,6 +150,6 @@ def _groups(due: dict[int, StepDue], group: bool) -> list[list[int]]:
         return [[index] for index in due]
     members: dict[Any, list[int]] = {}
     for index, request in due.items():
-        key = group_key(request.run)
+        key = group_key(request.run.config)
         members.setdefault(key if key is not None else ("alone", index), []).append(index)
     return list(members.values())

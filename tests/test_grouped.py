@@ -10,7 +10,6 @@ import torch
 from minsnr_core.checkpoint import load_checkpoint
 from minsnr_core.grouped import group_key, why_not_grouped
 from minsnr_core.side_by_side import train_side_by_side
-from minsnr_core.steps import prepare_run
 from minsnr_core.training import TrainConfig, train
 
 TOLERANCE = 1e-5  # relative, fp32 on the CPU, over 50 steps (the issue's bound)
@@ -37,7 +36,7 @@ def test_each_run_in_a_batched_step_matches_itself_alone_over_50_steps(data_root
             dict(weighting="min_snr", target="v", seed=3, timestep_sampling="laplace")]
     configs = [mnist(data_root, out_dir=str(tmp_path / f"grouped{i}"), **arm) for i, arm in enumerate(arms)]
     together = [[] for _ in arms]
-    for index, event in train_side_by_side(configs):
+    for index, event in train_side_by_side(configs, group=True):
         together[index].append(event)
     for index, arm in enumerate(arms):
         alone = list(train(mnist(data_root, out_dir=str(tmp_path / f"alone{index}"), **arm)))
@@ -63,7 +62,7 @@ def test_a_grouped_runs_checkpoint_resumes_alone(data_root, tmp_path):
     arms = [dict(weighting="min_snr", seed=4), dict(weighting="snr", seed=5)]
     configs = [mnist(data_root, steps=30, out_dir=str(tmp_path / f"arm{i}"), **arm) for i, arm in enumerate(arms)]
     stop, first = threading.Event(), []
-    for index, event in train_side_by_side(configs, stop=stop):
+    for index, event in train_side_by_side(configs, stop=stop, group=True):
         if index == 0:
             first.append(event)
             if event.kind == "log" and event.step == 20:
@@ -80,12 +79,12 @@ def test_a_run_that_cannot_be_grouped_trains_exactly_as_alone(data_root, tmp_pat
     share a model still step together, and the reasons read so."""
     arms = [dict(seed=0), dict(seed=1), dict(seed=2, batch_size=8)]
     configs = [mnist(data_root, steps=12, **arm) for arm in arms]
-    runs = [prepare_run(config.resolved()) for config in configs]
-    assert group_key(runs[0]) == group_key(runs[1]) != group_key(runs[2])
-    reasons = why_not_grouped(runs)
+    resolved = [config.resolved() for config in configs]
+    assert group_key(resolved[0]) == group_key(resolved[1]) != group_key(resolved[2])
+    reasons = why_not_grouped(resolved)
     assert reasons[:2] == ["", ""] and "batch size" in reasons[2]
     together = [[] for _ in arms]
-    for index, event in train_side_by_side(configs):
+    for index, event in train_side_by_side(configs, group=True):
         together[index].append(event)
     alone = list(train(configs[2]))
     assert torch.equal(losses(together[2]), losses(alone))
@@ -99,7 +98,7 @@ def test_adaptive_weightings_in_a_batched_step_match_alone(adaptive):
                            checkpoint_every=0, batch_size=32, device="cpu", seed=seed, adaptive_weighting=adaptive)
                for seed in (0, 1)]
     together = [[] for _ in configs]
-    for index, event in train_side_by_side(configs):
+    for index, event in train_side_by_side(configs, group=True):
         together[index].append(event)
     for index, config in enumerate(configs):
         assert relative_gap(losses(together[index]), losses(list(train(config)))) <= TOLERANCE
@@ -109,7 +108,7 @@ def test_a_vit_and_class_labels_train_in_a_batched_step(data_root):
     configs = [mnist(data_root, steps=10, model="vit-mnist", seed=seed) for seed in (0, 1)]
     assert configs[0].resolved().class_conditional
     together = [[] for _ in configs]
-    for index, event in train_side_by_side(configs):
+    for index, event in train_side_by_side(configs, group=True):
         together[index].append(event)
     for index, config in enumerate(configs):
         assert relative_gap(losses(together[index]), losses(list(train(config)))) <= TOLERANCE

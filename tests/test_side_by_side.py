@@ -153,3 +153,31 @@ def test_a_run_that_raises_side_by_side_ends_alone_with_its_error(monkeypatch):
         ends[index] = event
     assert ends[0].kind == "done" and ends[0].step == 60
     assert ends[1].kind == "error" and ends[1].message == "RuntimeError: the preview failed" and ends[1].step == 30
+
+
+def test_a_batched_comparison_says_which_runs_take_their_own_steps(tmp_path):
+    """A server started with --batched-compare: the two runs that share a model step together, the third (another
+    batch size) takes its own steps, and the page's status says so; the time left adds the group's longest once."""
+    from app.job_text import status_text
+
+    manager = JobManager(1, tmp_path, batched_compare=True)
+    configs = [toy("min_snr", steps=200), toy("snr", steps=200), toy("p2", steps=200, batch_size=16)]
+    job = manager.submit("owner-token-0000000000000002", configs, ["a", "b", "c"], kind="compare")
+    assert job.batched and job.alone_reasons() == ["", "", "no other run has its model, data, batch size and device"]
+    texts = []
+    deadline = time.time() + 120
+    while not job.finished and time.time() < deadline:
+        texts.append(status_text(manager, job))
+        time.sleep(0.01)
+    assert job.status == "done", job.message
+    assert all(h.status == "done" and h.step == 200 for h in job.histories)
+    assert "runs that share a model in one batched step" in texts[-1]
+    assert "c: step **200** / 200 (its own steps: no other run has its model" in texts[-1]
+    for history, eta in zip(job.histories, (30.0, 40.0, 5.0), strict=True):
+        history.status, history.eta_s = "running", eta
+    job.status = "running"
+    assert job.remaining_s() == 40.0 + 5.0
+    manager.close()
+    # Without the flag a comparison takes one step of each run in turn.
+    assert not JobManager(1, tmp_path / "other").submit("owner-token-0000000000000003", configs[:2],
+                                                         kind="compare").batched
