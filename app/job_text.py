@@ -78,7 +78,7 @@ def _side_by_side_status(job: Job) -> str:
     first = job.histories[0]
     reasons = job.alone_reasons()
     how = ("runs that share a model in one batched step" if job.batched and "" in reasons
-           else "one step of each in turn")
+           else "one step of each in turn")  # as configured: a group that a finished run leaves steps on
     parts = [f"**{job.status}** · {len(job.configs)} runs side by side, {how}"]
     if first.device:
         parts.append(f"device **{first.device}**")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from minsnr_core.checkpoint import CHECKPOINT_NAME, CheckpointSaveError
 from minsnr_core.data import DataUnavailableError
-from minsnr_core.grouped import why_not_grouped
+from minsnr_core.grouped import step_groups, why_not_grouped
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder, read_metrics, write_metrics_csv
 from minsnr_core.side_by_side import train_side_by_side
 from minsnr_core.training import TrainConfig, train
@@ -104,8 +104,8 @@ class Job:
 
     def remaining_s(self) -> float | None:
         """Expected time left: the running run's ETA, else the time budget; None when unknown. Runs side by side
-        share the machine, so the times left of runs taking their own steps add up; runs in one batched step train
-        at once, and the group adds its longest."""
+        share the machine, so the times left of runs taking their own steps add up; the runs of one batched step
+        train at once, and each such group adds its longest."""
         if self.finished:
             return 0.0
         if self.side_by_side and self.status == "running":
@@ -113,9 +113,10 @@ class Job:
                     else c.minutes * 60 if c.minutes else None for h, c in zip(self.histories, self.configs, strict=True)]
             if None in left:
                 return None
-            grouped = [seconds for seconds, reason in zip(left, self.alone_reasons(), strict=True) if not reason]
-            alone = [seconds for seconds, reason in zip(left, self.alone_reasons(), strict=True) if reason]
-            return sum(alone) + (max(grouped) if self.batched and grouped else sum(grouped))
+            groups = step_groups(self.configs) if self.batched else []
+            grouped = {index for group in groups for index in group}
+            return (sum(seconds for index, seconds in enumerate(left) if index not in grouped)
+                    + sum(max(left[index] for index in group) for group in groups))
         history = self.histories[self.current]
         if self.status == "running" and history.eta_s is not None:
             later = self.configs[self.current + 1:]

@@ -61,17 +61,18 @@ def measure(args: argparse.Namespace, count: int) -> None:
     configs = [TrainConfig(dataset="mnist", data_root=args.data_root, weighting=WEIGHTINGS[i % len(WEIGHTINGS)],
                            seed=i, model=args.model, device=args.device, download=False).resolved()
                for i in range(count)]
-    runs = [prepare_run(config) for config in configs]
+    # Each way trains its own copies of the runs: a CUDA-graph step and a batched step must not share a run's state.
+    runs, batch_runs = [prepare_run(config) for config in configs], [prepare_run(config) for config in configs]
     lr = configs[0].lr
     own_steps = [stepper(run) for run in runs]
-    grouped = GroupedStep(runs[0].model)
+    grouped = GroupedStep(batch_runs[0].model)
 
     def in_turn() -> None:
         for run, step in zip(runs, own_steps, strict=True):
             step(draw_batch(run), lr, False)
 
     def batched() -> None:
-        grouped(runs, [draw_batch(run) for run in runs], [lr] * count, [False] * count)
+        grouped(batch_runs, [draw_batch(run) for run in batch_runs], [lr] * count, [False] * count)
 
     warmup = 5 if runs[0].device.type == "cuda" else 2
     rates: dict[str, list[float]] = {"in turn": [], "batched": []}

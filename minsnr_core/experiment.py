@@ -261,10 +261,10 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     for name, value in (("workers", workers), ("group_runs", group_runs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+            raise ValueError(f"{name} (--{name.replace('_', '-')}) must be an integer ≥ 1, got {value!r}")
     if group_runs > 1 and backend != "local":
-        raise ValueError(f"group_runs applies to the local backend (each Ray task trains one run); got {group_runs} "
-                         f"with backend {backend!r}")
+        raise ValueError(f"group_runs (--group-runs) applies to the local backend (each Ray task trains one run); "
+                         f"got {group_runs} with backend {backend!r}")
     if backend == "ray":
         from .cluster import RayOptions, check_ray_backend, import_ray
 
@@ -282,22 +282,30 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path,
     try:
         pending, group = [], []
         in_driver = workers == 1 and backend == "local"
+
+        def train_group() -> None:
+            """Train the runs gathered in ``group`` here, in the driver (the bar names the group's first run)."""
+            first, run = group[0]
+            if progress:
+                progress(first, len(runs), run, False)
+            for key in _train_runs(spec, [run for _, run in group], [paths[run["key"]] for _, run in group]):
+                table.add(key)
+            group.clear()
+
         for index, run in enumerate(runs):
             done = paths[run["key"]].exists()
-            if progress and (done or in_driver):
-                progress(index, len(runs), run, done)
+            if done and progress:
+                progress(index, len(runs), run, True)
             if done:
                 continue
             if not in_driver:
                 pending.append(run)
                 continue
-            group.append(run)
+            group.append((index, run))
             if len(group) == group_runs:
-                for key in _train_runs(spec, group, [paths[member["key"]] for member in group]):
-                    table.add(key)
-                group = []
-        for key in _train_runs(spec, group, [paths[run["key"]] for run in group]) if group else []:
-            table.add(key)  # the grid's last runs, fewer than group_runs
+                train_group()
+        if group:  # the grid's last runs, fewer than group_runs
+            train_group()
         finished = len(runs) - len(pending)
 
         def finished_run(run: dict[str, Any]) -> None:

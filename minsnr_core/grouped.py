@@ -5,7 +5,8 @@ one per run.
 
 Everything but the model's forward and backward pass stays each run's own: its batch, data order and noise (its
 generator), its weighting, target and loss (:func:`minsnr_core.steps.step_losses`), its gradient clipping, AdamW
-state and learning rate, its EMA and its checkpoint (:func:`minsnr_core.steps.finish_step`). Runs do not mix: each
+state and learning rate and its EMA (:func:`minsnr_core.steps.finish_step`), and its checkpoint, which its own
+training loop writes. Runs do not mix: each
 run's loss reads only its own slice of the stacked output, so the backward pass of the sum of the losses gives each
 run the gradient it would get alone. The numbers match a run trained alone up to float rounding (the batched
 convolutions and matrix products add in another order): ``tests/test_grouped.py`` bounds the difference over 50
@@ -39,6 +40,16 @@ def group_key(config: TrainConfig) -> tuple[Any, ...] | None:
             str(resolve_device(config.device)), config.class_conditional)
 
 
+def step_groups(configs: list[TrainConfig]) -> list[list[int]]:
+    """The indices of resolved configs whose runs share a batched step, a list per group of two or more."""
+    members: dict[tuple[Any, ...], list[int]] = {}
+    for index, config in enumerate(configs):
+        key = group_key(config)
+        if key is not None:
+            members.setdefault(key, []).append(index)
+    return [group for group in members.values() if len(group) > 1]
+
+
 def why_not_grouped(configs: list[TrainConfig]) -> list[str]:
     """Per resolved config, in words, why its run takes steps of its own beside the others ("" for a run that shares
     a batched step)."""
@@ -68,7 +79,7 @@ class GroupedStep:
         return functional_call(self.skeleton, (parameters, buffers), inputs)
 
     def __call__(self, runs: list[RunState], batches: list[Batch], lrs: list[float],
-                 checks: list[bool]) -> list[tuple[torch.Tensor, torch.Tensor] | NonFiniteLoss]:
+                 checks: list[bool]) -> list[tuple[torch.Tensor, torch.Tensor] | Exception]:
         """One step of every run in ``runs`` (its batch, learning rate and whether to check its loss is finite, as
         :func:`minsnr_core.steps.train_step` takes them). Per run: its detached (loss, per-sample losses), or the
         :class:`~minsnr_core.steps.NonFiniteLoss` that :func:`~minsnr_core.steps.train_step` would raise; such a run
@@ -103,15 +114,21 @@ class GroupedStep:
             runs[index].optimizer.zero_grad(set_to_none=True)
         if stepping:
             torch.stack([losses[index][2] for index in stepping]).sum().backward()
-        results: list[tuple[torch.Tensor, torch.Tensor] | NonFiniteLoss] = []
+        results: list[tuple[torch.Tensor, torch.Tensor] | Exception] = []
         for index, (run, batch, lr) in enumerate(zip(runs, batches, lrs, strict=True)):
             loss, per_sample, objective = losses[index]
             if not finite[index]:
                 results.append(NonFiniteLoss(float(objective.item())))
                 continue
-            for name, parameter in own[index].items():
-                # A copy in the parameter's own layout (channels-last on the CPU), as a step alone would give it.
-                parameter.grad = torch.empty_like(parameter).copy_(stacked[name].grad[index])
-            finish_step(run, batch, lr, per_sample)
+            try:  # one run's failure here is that run's alone
+                for name, parameter in own[index].items():
+                    gradient = stacked[name].grad
+                    # A copy in the parameter's own layout (channels-last on the CPU), as a step alone would give it;
+                    # none where the parameter took no part in the loss, as alone.
+                    parameter.grad = None if gradient is None else torch.empty_like(parameter).copy_(gradient[index])
+                finish_step(run, batch, lr, per_sample)
+            except Exception as error:  # noqa: BLE001 - returned in its run's slot
+                results.append(error)
+                continue
             results.append((loss.detach(), per_sample.detach()))
         return results

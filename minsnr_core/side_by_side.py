@@ -14,7 +14,7 @@ import torch
 from .config import TrainConfig, resolve_device
 from .data import load_dataset, load_labels
 from .grouped import GroupedStep, group_key
-from .steps import NonFiniteLoss, place_data, stepper, training_memory_format
+from .steps import place_data, stepper, training_memory_format
 from .training import StepDue, TrainEvent, training_loop
 
 
@@ -54,7 +54,8 @@ def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None 
     it is part of. So m minutes give each run m minutes of training: runs in turn take N × m minutes, runs in one
     group m minutes together. Runs that read the same data (dataset, folder, image size, toy size and seed) on the
     same device share one copy of it. A run that fails ends alone with an error event (a diverged loss, or an
-    exception, named by its type); the others go on. ``stop`` stops every run."""
+    exception, named by its type); the others go on, and where the batched pass itself fails (out of memory), its
+    runs take their own steps from then on. ``stop`` stops every run."""
     configs = [config.resolved() for config in configs]
     stop = stop or threading.Event()
     shared: dict[tuple, torch.Tensor] = {}
@@ -77,6 +78,18 @@ def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None 
     replies: dict[int, Any] = dict.fromkeys(loops)  # what each loop is sent next: None, a step's result, an error
     steppers: dict[int, Any] = {}
     grouped_steps: dict[tuple, GroupedStep] = {}
+    due: dict[int, StepDue] = {}
+
+    disbanded: set[int] = set()  # runs whose batched step failed: they step on their own
+
+    def own_step(index: int) -> Any:
+        """The run's own step, or the exception it raised (thrown into its loop, which then ends)."""
+        request = due[index]
+        steppers[index] = steppers.get(index) or stepper(request.run)
+        try:
+            return steppers[index](request.batch, request.lr, request.check)
+        except Exception as error:  # noqa: BLE001 - this run ends; the others go on
+            return error
 
     def failed(index: int, error: Exception) -> TrainEvent:
         previous = last.get(index)
@@ -86,7 +99,7 @@ def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None 
 
     try:
         while loops:
-            due: dict[int, StepDue] = {}
+            due.clear()
             for index in list(loops):  # each run to its next step, with the events on the way
                 while True:
                     clocks[index].resume()
@@ -107,25 +120,22 @@ def train_side_by_side(configs: list[TrainConfig], stop: threading.Event | None 
                     yield index, item
                     if index not in loops:
                         break
-            for members in _groups(due, group):
+            for members in _groups(due, group, disbanded):
                 for index in members:
                     clocks[index].resume()
                 try:
+                    results = None
                     if len(members) > 1:
                         key = group_key(due[members[0]].run.config)
                         if key not in grouped_steps:
                             grouped_steps[key] = GroupedStep(due[members[0]].run.model)
-                        results = grouped_steps[key]([due[i].run for i in members], [due[i].batch for i in members],
-                                                     [due[i].lr for i in members], [due[i].check for i in members])
-                    else:
-                        index = members[0]
-                        steppers[index] = steppers.get(index) or stepper(due[index].run)
                         try:
-                            results = [steppers[index](due[index].batch, due[index].lr, due[index].check)]
-                        except NonFiniteLoss as error:
-                            results = [error]
-                except Exception as error:  # noqa: BLE001 - thrown into each of these runs, which then end
-                    results = [error] * len(members)
+                            results = grouped_steps[key]([due[i].run for i in members], [due[i].batch for i in members],
+                                                         [due[i].lr for i in members], [due[i].check for i in members])
+                        except Exception:  # noqa: BLE001 - the batched pass failed before any update (out of memory)
+                            disbanded.update(members)  # these runs take their own steps from now on, this one too
+                    if results is None:
+                        results = [own_step(index) for index in members]
                 finally:
                     for index in members:
                         clocks[index].suspend()
@@ -144,12 +154,12 @@ def _advance(loop: Generator, reply: Any) -> Any:
     return loop.send(reply)
 
 
-def _groups(due: dict[int, StepDue], group: bool) -> list[list[int]]:
+def _groups(due: dict[int, StepDue], group: bool, disbanded: set[int]) -> list[list[int]]:
     """The runs due a step, as the lists of runs that step together (a run alone: a list of one)."""
     if not group:
         return [[index] for index in due]
     members: dict[Any, list[int]] = {}
     for index, request in due.items():
-        key = group_key(request.run.config)
+        key = None if index in disbanded else group_key(request.run.config)
         members.setdefault(key if key is not None else ("alone", index), []).append(index)
     return list(members.values())

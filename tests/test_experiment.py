@@ -119,20 +119,29 @@ def test_steps_to_threshold_interpolates_against_the_baseline():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"workers": 0}, "workers must be an integer ≥ 1"), ({"group_runs": 0}, "group_runs must be an integer ≥ 1"),
-    ({"group_runs": True}, "group_runs must be an integer ≥ 1"),
-    ({"group_runs": 2, "backend": "ray"}, "group_runs applies to the local backend")])
+    ({"workers": 0}, r"workers \(--workers\) must be an integer ≥ 1"),
+    ({"group_runs": 0}, r"group_runs \(--group-runs\) must be an integer ≥ 1"),
+    ({"group_runs": True}, r"group_runs \(--group-runs\) must be an integer ≥ 1"),
+    ({"group_runs": 2, "backend": "ray"}, r"group_runs \(--group-runs\) applies to the local backend")])
 def test_bad_worker_or_group_count_is_refused_before_any_training(tmp_path, options, message):
     with pytest.raises(ValueError, match=message):
         run_experiment(quick_spec("mnist"), tmp_path / "out", **options)
     assert not (tmp_path / "out").exists()
 
 
-def test_grouped_runs_give_the_rows_the_runs_give_alone(tmp_path, data_root):
+def test_grouped_runs_give_the_rows_the_runs_give_alone(tmp_path, data_root, monkeypatch):
     """--group-runs 2 on the quick grid's three runs: a group of two in one batched step, then the last run alone.
     Every row is there, in grid order, with the scores of the runs trained alone up to float rounding."""
+    from minsnr_core.grouped import GroupedStep
+
     alone = run_experiment(quick_spec("mnist", str(data_root)), tmp_path / "alone")
-    grouped = run_experiment(quick_spec("mnist", str(data_root)), tmp_path / "grouped", group_runs=2)
+    sizes, seen = [], []
+    real = GroupedStep.__call__
+    monkeypatch.setattr(GroupedStep, "__call__", lambda self, runs, *rest: sizes.append(len(runs)) or real(self, runs, *rest))
+    grouped = run_experiment(quick_spec("mnist", str(data_root)), tmp_path / "grouped",
+                             lambda index, total, run, done: seen.append((index, done)), group_runs=2)
+    assert sizes == [2] * 20  # the first two runs took their 20 steps together
+    assert seen == [(0, False), (2, False), (3, True)]  # the bar: each group as it starts, then the end
     assert [(r["weighting"], r["gamma"], r["step"]) for r in grouped] == [
         (r["weighting"], r["gamma"], r["step"]) for r in alone]
     assert len(alone) == 6

@@ -1,6 +1,7 @@
 """Runs trained in one batched step (minsnr_core.grouped, through train_side_by_side): each run's losses stay within
 float tolerance of the same run trained alone over 50 steps, its checkpoint is its own and resumes alone, a run that
-cannot be grouped trains exactly as alone, and a diverging run leaves the others stepping. Real MNIST, real steps."""
+cannot be grouped trains exactly as alone, a run that ends first leaves the group, and a failed batched pass leaves
+the runs stepping on their own. (A diverging run in a group: tests/test_side_by_side.py.) Real MNIST, real steps."""
 
 import threading
 
@@ -112,3 +113,35 @@ def test_a_vit_and_class_labels_train_in_a_batched_step(data_root):
         together[index].append(event)
     for index, config in enumerate(configs):
         assert relative_gap(losses(together[index]), losses(list(train(config)))) <= TOLERANCE
+
+
+def test_a_run_that_ends_first_leaves_the_group_and_the_other_steps_on(data_root):
+    """Arms of 10 and 30 steps: after step 10 the second arm takes its own steps, and both match themselves alone."""
+    configs = [mnist(data_root, steps=10, seed=0), mnist(data_root, steps=30, seed=1)]
+    together = [[] for _ in configs]
+    for index, event in train_side_by_side(configs, group=True):
+        together[index].append(event)
+    for index, config in enumerate(configs):
+        assert together[index][-1].kind == "done" and together[index][-1].step == config.steps
+        assert relative_gap(losses(together[index]), losses(list(train(config)))) <= TOLERANCE
+
+
+def test_a_batched_pass_that_fails_leaves_its_runs_stepping_on_their_own(data_root, monkeypatch):
+    """The batched forward pass fails (as out of memory would) before any update: the runs take their own steps from
+    then on, so each computes exactly what it computes alone."""
+    from minsnr_core.grouped import GroupedStep
+
+    calls = []
+
+    def out_of_memory(self, runs, *rest):
+        calls.append(len(runs))
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(GroupedStep, "__call__", out_of_memory)
+    configs = [mnist(data_root, steps=8, seed=0), mnist(data_root, steps=8, seed=1)]
+    together = [[] for _ in configs]
+    for index, event in train_side_by_side(configs, group=True):
+        together[index].append(event)
+    assert calls == [2]
+    for index, config in enumerate(configs):
+        assert torch.equal(losses(together[index]), losses(list(train(config))))
