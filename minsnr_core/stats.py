@@ -9,6 +9,8 @@ weightings are compared seed by seed (the paired difference), not by whether the
   the last evaluated step, with its interval and p-value.
 - :func:`paired_speedups`: per seed, the steps a weighting needs to reach the quality its own baseline run (same
   seed) reaches at the end; the speed-up's geometric mean with an interval on the log scale.
+- :func:`ratio_of_speedups`: two sets of speed-ups from runs that are *not* paired (another model, another
+  machine): the ratio of their geometric means with Welch's interval on the log scale.
 """
 
 from __future__ import annotations
@@ -40,6 +42,21 @@ def t_interval(values: Sequence[float]) -> dict[str, float]:
     half = t_quantile_975(n - 1) * sd / math.sqrt(n)
     p = float(_scipy_stats.ttest_1samp(values, 0.0).pvalue) if sd > 0 else None
     return {"mean": mean, "low": mean - half, "high": mean + half, "sd": sd, "n": n, "p": p}
+
+
+def ratio_of_speedups(first: Sequence[float], second: Sequence[float]) -> dict[str, float]:
+    """{"ratio", "low", "high", "p"}: the geometric mean of ``first`` over that of ``second`` with its 95 % interval
+    and two-sided p-value, from Welch's t-test on the logs (unequal variances; Welch 1947). For speed-ups of runs
+    that share no seeds, so no paired difference exists. Each side needs two values or more."""
+    if len(first) < 2 or len(second) < 2:
+        raise ValueError(f"ratio_of_speedups needs at least 2 values on each side, got {len(first)} and {len(second)}")
+    if min(*first, *second) <= 0:
+        raise ValueError("speed-ups must be positive")
+    result = _scipy_stats.ttest_ind([math.log(v) for v in first], [math.log(v) for v in second], equal_var=False)
+    interval = result.confidence_interval(0.95)
+    log_ratio = sum(math.log(v) for v in first) / len(first) - sum(math.log(v) for v in second) / len(second)
+    return {"ratio": math.exp(log_ratio), "low": math.exp(float(interval.low)), "high": math.exp(float(interval.high)),
+            "p": float(result.pvalue)}
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:

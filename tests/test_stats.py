@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from scipy import stats
 
 from minsnr_core.experiment import BASELINE
 from minsnr_core.stats import holm, paired_comparison, paired_speedups, steps_to_reach, t_interval, t_quantile_975
@@ -84,3 +85,21 @@ def test_a_seed_that_never_reaches_the_baseline_leaves_no_interval():
     entry = next(r for r in paired_speedups(rows, "fd", BASELINE, False) if r["weighting"] == "min_snr")
     assert (entry["n"], entry["reached"], entry["geomean"]) == (2, 1, None)
     assert entry["speedups"][0] is None
+
+
+def test_ratio_of_unpaired_speedups_is_welchs_on_the_log_scale():
+    from minsnr_core.stats import ratio_of_speedups
+
+    same = ratio_of_speedups([2.0, 2.0 * math.e], [2.0, 2.0 * math.e])
+    assert same["ratio"] == pytest.approx(1.0) and same["p"] == pytest.approx(1.0) and same["low"] < 1 < same["high"]
+    # Logs {0, 2} against {1, 3, 5}: difference −2; Welch's se² = 2/2 + 4/3 = 7/3; df = (7/3)² / (1/1 + (4/3)²/2).
+    result = ratio_of_speedups([1.0, math.e ** 2], [math.e, math.e ** 3, math.e ** 5])
+    se, df = math.sqrt(7 / 3), (7 / 3) ** 2 / (1 + (4 / 3) ** 2 / 2)
+    half = stats.t.ppf(0.975, df) * se
+    assert result["ratio"] == pytest.approx(math.exp(-2))
+    assert result["low"] == pytest.approx(math.exp(-2 - half)) and result["high"] == pytest.approx(math.exp(-2 + half))
+    assert result["p"] == pytest.approx(2 * stats.t.sf(2 / se, df))
+    with pytest.raises(ValueError, match="at least 2 values on each side"):
+        ratio_of_speedups([1.5], [1.2, 1.3])
+    with pytest.raises(ValueError, match="positive"):
+        ratio_of_speedups([1.5, 0.0], [1.2, 1.3])
