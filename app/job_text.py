@@ -97,7 +97,7 @@ def _side_by_side_status(job: Job) -> str:
             line += f" (on {config.metric_samples} samples)"
         if history.activity and job.status == "running":
             line += f" · *{history.activity}…*"
-        elif history.status in ("done", "stopped", "error") and job.status == "running":
+        elif history.ended and job.status == "running":
             line += f" · {history.status}"
         lines.append(f"- {line}")
     text = " · ".join(parts) + "\n\n" + "\n".join(lines)

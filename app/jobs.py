@@ -26,7 +26,7 @@ from minsnr_core.data import DataUnavailableError
 from minsnr_core.grouped import step_groups, why_not_grouped
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder, read_metrics, write_metrics_csv
 from minsnr_core.side_by_side import train_side_by_side
-from minsnr_core.training import TrainConfig, train
+from minsnr_core.training import FINAL_KINDS, TrainConfig, train
 
 from .job_text import metrics_csv_name, without_paths
 from .memory import release_memory
@@ -91,7 +91,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("done", "stopped", "error")
+        return self.status in FINAL_KINDS  # a job's final statuses are its runs' final event kinds
 
     @property
     def side_by_side(self) -> bool:
@@ -109,7 +109,7 @@ class Job:
         if self.finished:
             return 0.0
         if self.side_by_side and self.status == "running":
-            left = [0.0 if h.status in ("done", "stopped", "error") else h.eta_s if h.eta_s is not None
+            left = [0.0 if h.ended else h.eta_s if h.eta_s is not None
                     else c.minutes * 60 if c.minutes else None for h, c in zip(self.histories, self.configs, strict=True)]
             if None in left:
                 return None

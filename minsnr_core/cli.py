@@ -20,7 +20,7 @@ from .runs import load_run
 from .sampling import SAMPLERS
 from .settings import SETTINGS, TABLE, Setting, may_change_on_resume
 from .timesteps import TIMESTEP_SAMPLERS
-from .training import train
+from .training import FINAL_KINDS, train
 from .weighting import STRATEGIES, TARGETS
 
 
@@ -171,7 +171,7 @@ def train_main(argv: list[str] | None = None) -> int:
                 bar.set_postfix(loss=f"{event.loss:.4f}", img_s=f"{event.images_per_sec:.0f}")
             elif event.kind == "metric":
                 bar.write(f"step {event.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in event.metric.items()))
-            elif event.kind in ("done", "stopped", "error"):
+            elif event.kind in FINAL_KINDS:
                 bar.update(event.step - bar.n)
                 bar.close()
                 print(event.message, file=sys.stderr if event.kind == "error" else sys.stdout)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .images import samples_picture, save_png
-from .training import TrainEvent, bucket_steps
+from .training import FINAL_KINDS, TrainEvent, bucket_steps
 
 METRICS_NAME = "metrics.jsonl"
 SAMPLES_NAME = "samples.png"
@@ -170,6 +170,11 @@ class RunHistory:
         self.activity = ""  # what the run is doing besides training steps ("measuring sample quality…")
         self.weight_curves: dict[str, list[float]] | None = None  # the latest preview's, when the weighting adapts
 
+    @property
+    def ended(self) -> bool:
+        """Whether the run has had its last event (done, stopped or error)."""
+        return self.status in FINAL_KINDS
+
     def add(self, event: TrainEvent) -> None:
         self.step, self.elapsed_s = event.step, event.elapsed_s
         self.total_steps = event.total_steps
@@ -192,7 +197,7 @@ class RunHistory:
             self.activity = ""
             self.metric_steps.append(event.step)
             self.metrics.append(event.metric)
-        elif event.kind in ("done", "stopped", "error"):
+        elif event.kind in FINAL_KINDS:
             self.status, self.message, self.activity = event.kind, event.message, ""
             self.eta_s = 0.0 if event.kind == "done" else None
         if event.checkpoint:

@@ -112,6 +112,7 @@ def bucket_steps(bucket: int, buckets: int, timesteps: int) -> tuple[int, int]:
 
 
 REPORTS = ("preview", "metric")  # the reports that sample the model, in the order a step makes them
+FINAL_KINDS = ("done", "stopped", "error")  # the kinds of a run's last event
 
 
 @dataclass

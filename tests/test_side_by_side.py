@@ -184,5 +184,7 @@ def test_a_batched_comparison_says_which_runs_take_their_own_steps(tmp_path, mon
     assert job.remaining_s() == 40.0 + 5.0
     manager.close()
     # Without the flag a comparison takes one step of each run in turn.
-    assert not JobManager(1, tmp_path / "other").submit("owner-token-0000000000000003", configs[:2],
-                                                         kind="compare").batched
+    plain = JobManager(1, tmp_path / "other")
+    assert not plain.submit("owner-token-0000000000000003", configs[:2], kind="compare").batched
+    plain.stop("owner-token-0000000000000003")
+    plain.close()
