@@ -22,6 +22,14 @@ def mnist(data_root, **extra):
     return TrainConfig(**settings)
 
 
+def events_in_one_group(configs):
+    """Each run's events, trained by train_side_by_side in one batched step."""
+    together = [[] for _ in configs]
+    for index, event in train_side_by_side(configs, group=True):
+        together[index].append(event)
+    return together
+
+
 def losses(events):
     return torch.tensor([[e.loss, e.unweighted_loss] for e in events if e.kind == "log"], dtype=torch.float64)
 
@@ -36,9 +44,7 @@ def test_each_run_in_a_batched_step_matches_itself_alone_over_50_steps(data_root
             dict(weighting="min_snr", target="x0", seed=2, lr=2e-3),
             dict(weighting="min_snr", target="v", seed=3, timestep_sampling="laplace")]
     configs = [mnist(data_root, out_dir=str(tmp_path / f"grouped{i}"), **arm) for i, arm in enumerate(arms)]
-    together = [[] for _ in arms]
-    for index, event in train_side_by_side(configs, group=True):
-        together[index].append(event)
+    together = events_in_one_group(configs)
     for index, arm in enumerate(arms):
         alone = list(train(mnist(data_root, out_dir=str(tmp_path / f"alone{index}"), **arm)))
         assert [e.kind for e in together[index]] == [e.kind for e in alone]
@@ -84,9 +90,7 @@ def test_a_run_that_cannot_be_grouped_trains_exactly_as_alone(data_root, tmp_pat
     assert group_key(resolved[0]) == group_key(resolved[1]) != group_key(resolved[2])
     reasons = why_not_grouped(resolved)
     assert reasons[:2] == ["", ""] and "batch size" in reasons[2]
-    together = [[] for _ in arms]
-    for index, event in train_side_by_side(configs, group=True):
-        together[index].append(event)
+    together = events_in_one_group(configs)
     alone = list(train(configs[2]))
     assert torch.equal(losses(together[2]), losses(alone))
     assert relative_gap(losses(together[0]), losses(list(train(configs[0])))) <= TOLERANCE
@@ -98,9 +102,7 @@ def test_adaptive_weightings_in_a_batched_step_match_alone(adaptive):
     configs = [TrainConfig(dataset="moons", toy_size=256, steps=50, log_every=1, preview_every=0, metric_every=0,
                            checkpoint_every=0, batch_size=32, device="cpu", seed=seed, adaptive_weighting=adaptive)
                for seed in (0, 1)]
-    together = [[] for _ in configs]
-    for index, event in train_side_by_side(configs, group=True):
-        together[index].append(event)
+    together = events_in_one_group(configs)
     for index, config in enumerate(configs):
         assert relative_gap(losses(together[index]), losses(list(train(config)))) <= TOLERANCE
 
@@ -108,9 +110,7 @@ def test_adaptive_weightings_in_a_batched_step_match_alone(adaptive):
 def test_a_vit_and_class_labels_train_in_a_batched_step(data_root):
     configs = [mnist(data_root, steps=10, model="vit-mnist", seed=seed) for seed in (0, 1)]
     assert configs[0].resolved().class_conditional
-    together = [[] for _ in configs]
-    for index, event in train_side_by_side(configs, group=True):
-        together[index].append(event)
+    together = events_in_one_group(configs)
     for index, config in enumerate(configs):
         assert relative_gap(losses(together[index]), losses(list(train(config)))) <= TOLERANCE
 
@@ -118,9 +118,7 @@ def test_a_vit_and_class_labels_train_in_a_batched_step(data_root):
 def test_a_run_that_ends_first_leaves_the_group_and_the_other_steps_on(data_root):
     """Arms of 10 and 30 steps: after step 10 the second arm takes its own steps, and both match themselves alone."""
     configs = [mnist(data_root, steps=10, seed=0), mnist(data_root, steps=30, seed=1)]
-    together = [[] for _ in configs]
-    for index, event in train_side_by_side(configs, group=True):
-        together[index].append(event)
+    together = events_in_one_group(configs)
     for index, config in enumerate(configs):
         assert together[index][-1].kind == "done" and together[index][-1].step == config.steps
         assert relative_gap(losses(together[index]), losses(list(train(config)))) <= TOLERANCE
@@ -139,9 +137,7 @@ def test_a_batched_pass_that_fails_leaves_its_runs_stepping_on_their_own(data_ro
 
     monkeypatch.setattr(GroupedStep, "__call__", out_of_memory)
     configs = [mnist(data_root, steps=8, seed=0), mnist(data_root, steps=8, seed=1)]
-    together = [[] for _ in configs]
-    for index, event in train_side_by_side(configs, group=True):
-        together[index].append(event)
+    together = events_in_one_group(configs)
     assert calls == [2]
     for index, config in enumerate(configs):
         assert torch.equal(losses(together[index]), losses(list(train(config))))
