@@ -319,7 +319,9 @@ def test_a_time_budget_keeps_room_for_its_final_preview_and_metric():
     assert done.kind == "done" and measured and measured[-1].step == done.step, "the final state is measured"
     durations = [m.elapsed_s - s.elapsed_s for s, m in zip([e for e in events if e.kind == "measuring"], measured,
                                                             strict=True)]
-    assert done.elapsed_s <= 0.06 * 60 + 0.5 * max(durations), (done.elapsed_s, durations)
+    # Without the room the run overshoots by a whole metric; with it, by what the last metric's duration missed
+    # (the same 0.75 allowance as the test below: a loaded 2-core CPU slows one metric more than another).
+    assert done.elapsed_s <= 0.06 * 60 + 0.75 * max(durations), (done.elapsed_s, durations)
     assert all(e.message.startswith("measuring sample quality on 6000") for e in events if e.kind == "measuring")
 
 
