@@ -11,7 +11,8 @@ from .figures import METRIC_NAMES
 if TYPE_CHECKING:
     from minsnr_core.recorder import RunHistory
 
-    from .jobs import Job, JobManager
+    from .job import Job
+    from .jobs import JobManager
 
 
 def metrics_csv_name(job: Job, index: int) -> str:
@@ -77,8 +78,7 @@ def _side_by_side_status(job: Job) -> str:
     """A comparison's status: the job, then each run's step, latest quality and what it is doing."""
     first = job.histories[0]
     reasons = job.alone_reasons()
-    how = ("runs that share a model in one batched step" if job.batched and "" in reasons
-           else "one step of each in turn")  # as configured: a group that a finished run leaves steps on
+    how = "runs that share a model in one batched step" if job.stepping_together() else "one step of each in turn"
     parts = [f"**{job.status}** · {len(job.configs)} runs side by side, {how}"]
     if first.device:
         parts.append(f"device **{first.device}**")

@@ -18,16 +18,16 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from minsnr_core.checkpoint import CHECKPOINT_NAME, CheckpointSaveError
 from minsnr_core.data import DataUnavailableError
-from minsnr_core.grouped import step_groups, why_not_grouped
 from minsnr_core.recorder import METRICS_NAME, SAMPLES_NAME, RunHistory, RunRecorder, read_metrics, write_metrics_csv
 from minsnr_core.side_by_side import train_side_by_side
-from minsnr_core.training import FINAL_KINDS, TrainConfig, train
+from minsnr_core.training import TrainConfig, train
 
+from .job import Job
 from .job_text import metrics_csv_name, without_paths
 from .memory import release_memory
 from .server_files import ServerFiles
@@ -66,66 +66,6 @@ class ClassLimits:
             raise ValueError(f"batch size must be at most {self.max_batch} on this server (got {config.batch_size})")
         if config.timesteps > self.max_timesteps:
             raise ValueError(f"timesteps T must be at most {self.max_timesteps} on this server (got {config.timesteps})")
-
-
-@dataclass
-class Job:
-    id: str  # random: a restarted server never hands out an earlier server's folder names
-    owner: str
-    kind: str  # "train" or "compare": which tab shows it
-    configs: list[TrainConfig]
-    labels: list[str]
-    run_dirs: list[Path]
-    resume: Path | None = None
-    histories: list[RunHistory] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    address: str = ""  # the client's network address, for the per-address cap
-    status: str = "queued"  # queued → running → done | stopped | error
-    message: str = ""
-    current: int = 0
-    started: float | None = None
-    ended: float | None = None
-    downloads: list[str] | None = None
-    start_step: int = 0  # the step its first run starts from (a continued run's earlier steps)
-    batched: bool = False  # a comparison whose runs that share a model take one batched step (--batched-compare)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINAL_KINDS  # a job's final statuses are its runs' final event kinds
-
-    @property
-    def side_by_side(self) -> bool:
-        """Whether its runs train together (a comparison) rather than one after the other."""
-        return self.kind == "compare" and self.resume is None
-
-    def alone_reasons(self) -> list[str]:
-        """Per run of a batched comparison, why it takes steps of its own ("" for a run in a batched step)."""
-        return why_not_grouped(self.configs) if self.batched else [""] * len(self.configs)
-
-    def remaining_s(self) -> float | None:
-        """Expected time left: the running run's ETA, else the time budget; None when unknown. Runs side by side
-        share the machine, so the times left of runs taking their own steps add up; the runs of one batched step
-        train at once, and each such group adds its longest."""
-        if self.finished:
-            return 0.0
-        if self.side_by_side and self.status == "running":
-            left = [0.0 if h.ended else h.eta_s if h.eta_s is not None
-                    else c.minutes * 60 if c.minutes else None for h, c in zip(self.histories, self.configs, strict=True)]
-            if None in left:
-                return None
-            groups = step_groups(self.configs) if self.batched else []
-            grouped = {index for group in groups for index in group}
-            return (sum(seconds for index, seconds in enumerate(left) if index not in grouped)
-                    + sum(max(left[index] for index in group) for group in groups))
-        history = self.histories[self.current]
-        if self.status == "running" and history.eta_s is not None:
-            later = self.configs[self.current + 1:]
-            if not all(c.minutes for c in later):
-                return None  # a later run with a step budget: its time is unknown until it runs
-            return history.eta_s + sum(c.minutes * 60 for c in later)
-        if all(c.minutes for c in self.configs):
-            return sum(c.minutes * 60 for c in self.configs)
-        return None
 
 
 class JobManager:

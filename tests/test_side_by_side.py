@@ -182,6 +182,12 @@ def test_a_batched_comparison_says_which_runs_take_their_own_steps(tmp_path, mon
         history.status, history.eta_s = "running", eta
     job.status = "running"
     assert job.remaining_s() == 40.0 + 5.0
+    # Once b has ended with steps left to a, a steps on alone: the page says so instead of the configured grouping.
+    job.histories[1].status, job.histories[0].step = "done", 120
+    assert job.alone_reasons()[0] == "the other runs of its batched step have ended"
+    text = status_text(manager, job)
+    assert "one step of each in turn" in text and "batched step" not in text.split("\n")[0], text
+    assert "a: step **120** / 200 (its own steps: the other runs of its batched step have ended)" in text
     manager.close()
     # Without the flag a comparison takes one step of each run in turn.
     plain = JobManager(1, tmp_path / "other")
