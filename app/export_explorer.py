@@ -14,7 +14,6 @@ link that asks for it gets a notice. tests/test_export_explorer.py checks its cu
 from __future__ import annotations
 
 import argparse
-import base64
 import html
 import importlib.metadata
 import json
@@ -31,6 +30,7 @@ from minsnr_core.schedules import SCHEDULES, get_schedule
 from minsnr_core.timesteps import TIMESTEP_SAMPLERS, timestep_probabilities
 from minsnr_core.weighting import STRATEGIES, TARGET_NAMES, TARGETS, strategy_parameters, x0_error_scale
 
+from .array_code import DIFFERENCES, decode_array, encode_float32, encode_float64  # noqa: F401 - decode_array re-exported
 from .explorer import (
     DEFAULT_STRATEGIES,
     EXPLORER_SAMPLERS,
@@ -42,6 +42,7 @@ from .explorer import (
 )
 from .explorer_js import STATIC, gamma_log_html, read_script
 from .explorer_tab import EXPLORER_INTRO, PARAM_PREFIX, PLOT_ID, WORDS_ID, explorer_fields
+from .markdown_html import markdown_blocks, markdown_html
 from .urlstate import LINKS_JS
 
 T = 1000  # the only number of timesteps the file draws
@@ -84,140 +85,35 @@ LEAVES_OUT = (
 )
 
 
-# ---- The numbers, compactly: the file holds ~0.1 MB of data next to Plotly's 4.8 MB ----
-
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def _vlq(values: Iterable[int]) -> str:
-    """Integers as base64 VLQ (as in source maps): sign in the lowest bit, 5 bits a digit, 32 = more digits follow."""
-    out = []
-    for value in values:
-        z = 2 * value if value >= 0 else 2 * -value + 1
-        while True:
-            digit, z = z & 31, z >> 5
-            out.append(_B64[digit | (32 if z else 0)])
-            if not z:
-                break
-    return "".join(out)
-
-
-# The words of a smooth curve's numbers have small differences of this order (4: the fewest characters for these).
-DIFFERENCES = 4
-
-
-def _words_code(words: np.ndarray) -> str:
-    """32-bit words (uint32) as the VLQ of their DIFFERENCES-th differences (each an integer below 2⁴⁰)."""
-    values = words.astype(np.int64)
-    for _ in range(DIFFERENCES):
-        values = np.diff(values, prepend=0)
-    return _vlq(int(v) for v in values)
-
-
-def encode_float32(values: np.ndarray) -> dict[str, str]:
-    """``values`` rounded to float32 (relative error ≤ 2⁻²⁴), coded by their bit patterns (explorer_static.js's
-    decodeArray reverses it)."""
-    single = np.ascontiguousarray(values, dtype="<f4")
-    if not np.all(np.isfinite(single)):
-        raise ValueError("encode_float32: values must be finite in float32")
-    return {"f4": _words_code(single.view("<u4"))}
-
-
-def encode_float64(values: np.ndarray) -> dict[str, str]:
-    """``values`` exactly (float64): the high words coded as :func:`encode_float32`'s, the low words (noise to a
-    coder) as base64."""
-    words = np.ascontiguousarray(values, dtype="<f8").view("<u4").reshape(-1, 2)
-    return {"hi": _words_code(words[:, 1]), "lo": base64.b64encode(words[:, 0].astype("<u4").tobytes()).decode("ascii")}
-
-
-def decode_array(code: dict[str, str]) -> np.ndarray:
-    """The float64 values of an :func:`encode_float32` or :func:`encode_float64` code (the page decodes the same)."""
-
-    def words(text: str) -> np.ndarray:
-        values, value, shift = [], 0, 0
-        for char in text:
-            digit = _B64.index(char)
-            value |= (digit & 31) << shift
-            if digit & 32:
-                shift += 5
-                continue
-            values.append(-(value >> 1) if value & 1 else value >> 1)
-            value, shift = 0, 0
-        words = np.array(values, dtype=np.int64)
-        for _ in range(DIFFERENCES):
-            words = np.cumsum(words)
-        return words.astype("<u4")
-
-    if "f4" in code:
-        return words(code["f4"]).view("<f4").astype(np.float64)
-    low = np.frombuffer(base64.b64decode(code["lo"]), dtype="<u4")
-    return np.stack([low, words(code["hi"])], axis=1).copy().view("<f8").ravel()
-
-
 # ---- What the page draws with: data from minsnr_core, layout and texts from build_explorer ----
-
-
-def _inline(text: str) -> str:
-    """One Markdown block's inline marks as HTML: $LaTeX$ as its source in <code> (no typesetting without MathJax),
-    `code`, **bold**, *italic*, and a line break where a line ends in two spaces."""
-    out = []
-    for piece in re.split(r"(\$[^$]+\$|`[^`]+`)", text):
-        if len(piece) > 1 and piece[0] == piece[-1] and piece[0] in "$`":
-            out.append(f"<code>{html.escape(piece[1:-1], quote=False)}</code>")
-            continue
-        piece = html.escape(piece, quote=False)
-        piece = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", piece, flags=re.S)
-        piece = re.sub(r"\*(.+?)\*", r"<em>\1</em>", piece, flags=re.S)
-        out.append(piece.replace("  \n", "<br>").replace("\n", " "))
-    return "".join(out)
-
-
-def _blocks(text: str) -> list[str]:
-    """A Markdown text's blocks (what blank lines separate)."""
-    return [block.strip("\n") for block in re.split(r"\n[ \t]*\n", text) if block.strip()]
-
-
-def _markdown(blocks: str | list[str]) -> str:
-    """The explorer's Markdown explanations as HTML, block by block: a raw HTML block (the folded <details> of
-    app.explorer.explain_strategies) as it is, a list of "- " lines as <ul>, any other block a paragraph."""
-    out = []
-    for block in _blocks(blocks) if isinstance(blocks, str) else blocks:
-        lines = block.split("\n")
-        if re.match(r"</?[a-z]+[ >]", block):
-            out.append(block)
-        elif all(line.startswith(("- ", "  ")) for line in lines) and lines[0].startswith("- "):
-            items = re.split(r"\n(?=- )", block)
-            out.append("<ul>" + "".join(f"<li>{_inline(item[2:])}</li>" for item in items) + "</ul>")
-        else:
-            out.append(f"<p>{_inline(block)}</p>")
-    return "".join(out)
 
 
 def explanation_html(strategies: Sequence[str], target: str = "eps", view: str = "weight", sampler: str = "uniform",
                      process: str = "vp") -> str:
-    """The app's explanation under the chart (:func:`explain_strategies`) as the file shows it (:func:`_markdown`)."""
-    return _markdown(explain_strategies(strategies, target, view, sampler, process))
+    """The app's explanation under the chart (:func:`explain_strategies`) as the file shows it (:func:`markdown_html`)."""
+    return markdown_html(explain_strategies(strategies, target, view, sampler, process))
 
 
 def _explanations(processes: dict[str, str]) -> dict[str, Any]:
     """The explanation's sections as HTML, which the page joins in explain_strategies' order: each is what an
     argument of explain_strategies adds to its blocks (the sampler section: the blocks every sampler shares, then each
     sampler's own)."""
-    conversion = {process: {target: _blocks(explain_strategies([], target, process=process)) for target in TARGETS}
+    conversion = {process: {target: markdown_blocks(explain_strategies([], target, process=process)) for target in TARGETS}
                   for process in processes}
     plain = len(conversion["vp"]["eps"])
-    sections = {name: _blocks(explain_strategies([], view="sampler", sampler=name))[:-plain] for name in EXPLORER_SAMPLERS}
+    sections = {name: markdown_blocks(explain_strategies([], view="sampler", sampler=name))[:-plain]
+                for name in EXPLORER_SAMPLERS}
     shared = 0
     while all(len(blocks) > shared and blocks[shared] == sections["uniform"][shared] for blocks in sections.values()):
         shared += 1
     return {
-        "effective": _markdown(_blocks(explain_strategies([], view="effective"))[:-plain]),
-        "sampler": _markdown(sections["uniform"][:shared]),
-        "samplers": {name: _markdown(blocks[shared:]) for name, blocks in sections.items()},
-        "rf": _markdown(_blocks(explain_strategies([], process="rf"))[:-len(conversion["rf"]["eps"])]),
-        "conversion": {process: {target: _markdown(blocks) for target, blocks in by_target.items()}
+        "effective": markdown_html(markdown_blocks(explain_strategies([], view="effective"))[:-plain]),
+        "sampler": markdown_html(sections["uniform"][:shared]),
+        "samplers": {name: markdown_html(blocks[shared:]) for name, blocks in sections.items()},
+        "rf": markdown_html(markdown_blocks(explain_strategies([], process="rf"))[:-len(conversion["rf"]["eps"])]),
+        "conversion": {process: {target: markdown_html(blocks) for target, blocks in by_target.items()}
                        for process, by_target in conversion.items()},
-        "strategies": {name: _markdown(_blocks(explain_strategies([name]))[plain:]) for name in STRATEGIES.names()},
+        "strategies": {name: markdown_html(markdown_blocks(explain_strategies([name]))[plain:]) for name in STRATEGIES.names()},
     }
 
 
@@ -409,7 +305,7 @@ def build_static_explorer() -> str:
     if "</style" in css.lower():
         raise ValueError("app/static/explorer_static.css holds '</style'")
     # The app's introduction without its heading ("### Why weight the loss at all?").
-    intro = _markdown("\n".join(line for line in EXPLORER_INTRO.splitlines() if not line.startswith("#")))
+    intro = markdown_html("\n".join(line for line in EXPLORER_INTRO.splitlines() if not line.startswith("#")))
     version = importlib.metadata.version("minsnr")
     plotly_version = PLOTLY_VERSION.search(plotly_js[:300])
     # The page's own scripts first (its controls set from the link by the first paint), then Plotly and explorer.js,
