@@ -43,30 +43,35 @@ class Job:
         return self.kind == "compare" and self.resume is None
 
     def alone_reasons(self) -> list[str]:
-        """Per run of a batched comparison, why it takes steps of its own ("" for a run in a batched step, or one
-        that has ended). A run whose group's other runs have all ended steps on alone, and says so."""
+        """Per run, why it takes steps of its own in a batched comparison: no run to share a step with, or its
+        group's other runs ended at earlier steps. "" for a run that shares a batched step (or is finishing the last
+        one it shared), and for every run of a comparison that takes its steps in turn."""
         if not self.batched:
             return [""] * len(self.configs)
         reasons = why_not_grouped(self.configs)
-        for index in self._left_alone():
-            reasons[index] = "the other runs of its batched step have ended"
+        for group in step_groups(self.configs):
+            alone = self._left_alone(group)
+            if alone is not None:
+                reasons[alone] = "the other runs of its batched step have ended"
         return reasons
 
     def stepping_together(self) -> bool:
-        """Whether some of its runs take one batched step (as configured, unless every group is down to one run
-        with steps still to take)."""
+        """Whether some of its runs share a batched step: while they train, a group with two runs still going (or
+        one finishing the step it shared last); once every run has ended, as configured."""
         groups = step_groups(self.configs) if self.batched else []
-        return len(groups) > len(self._left_alone())
+        if self.finished or all(history.ended for history in self.histories):
+            return bool(groups)
+        return any(self._left_alone(group) is None and not all(self.histories[i].ended for i in group)
+                   for group in groups)
 
-    def _left_alone(self) -> list[int]:
-        """The runs of batched groups whose other runs have ended while they still have steps to take."""
-        alone = []
-        for group in step_groups(self.configs) if self.batched else []:
-            live = [index for index in group if not self.histories[index].ended]
-            history = self.histories[live[0]] if len(live) == 1 else None
-            if history and (history.total_steps is None or history.step < history.total_steps):
-                alone.append(live[0])
-        return alone
+    def _left_alone(self, group: list[int]) -> int | None:
+        """The run of a batched ``group`` that steps on alone: the only one still going, past the steps at which the
+        others ended (at the step they ended together it is finishing their shared step, not stepping alone)."""
+        live = [index for index in group if not self.histories[index].ended]
+        if len(live) != 1:
+            return None
+        step = self.histories[live[0]].step
+        return live[0] if all(self.histories[index].step < step for index in group if index != live[0]) else None
 
     def remaining_s(self) -> float | None:
         """Expected time left: the running run's ETA, else the time budget; None when unknown. Runs side by side

@@ -12,8 +12,9 @@
 # 3. Only with GRID=1: docs/results.md section 1's 56-run grid both ways (14 MPS workers took 401 s on an H200).
 # Nothing here is a test; the numbers go to docs/performance.md with the card, torch version and date.
 set -u
-DATA=${1:?data root (holds MNIST/)}
-OUT=${2:?output folder}
+DATA=$(realpath "${1:?data root (holds MNIST/)}")
+OUT=$(realpath -m "${2:?output folder}")
+cd "$(dirname "$0")/.."  # the repository root: benchmarks/grouped_step.py is read from there
 PY=${PYTHON:-python3}
 STEPS=${STEPS:-300}
 mkdir -p "$OUT"
@@ -24,20 +25,29 @@ fi
 "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 EXPERIMENT=("$PY" -c "from minsnr_core.cli import experiment_entry; experiment_entry()")
 
+MPS_STARTED=0  # stop only the MPS daemon this script started, also when it is interrupted
 mps_start() {
-    if command -v nvidia-cuda-mps-control >/dev/null 2>&1; then
-        nvidia-cuda-mps-control -d && echo "CUDA MPS started" && return 0
+    if command -v nvidia-cuda-mps-control >/dev/null 2>&1 && nvidia-cuda-mps-control -d; then
+        MPS_STARTED=1 && echo "CUDA MPS started"
+    else
+        echo "CUDA MPS not started by this script (not installed, or a daemon already runs)"
     fi
-    echo "CUDA MPS could not be started: the workers share the GPU by time-slicing"
 }
-mps_stop() { command -v nvidia-cuda-mps-control >/dev/null 2>&1 && echo quit | nvidia-cuda-mps-control; }
+mps_stop() {
+    if [[ $MPS_STARTED == 1 ]]; then echo quit | nvidia-cuda-mps-control; MPS_STARTED=0; fi
+}
+trap mps_stop EXIT
 
 echo "== 1. one process: batched step against each run's own CUDA-graph step in turn"
 timeout 300 "$PY" benchmarks/grouped_step.py --data-root "$DATA" --device cuda --counts 1 4 16 64 --steps 20
+echo "grouped_step.py: exit $? (124: stopped after 300 s)"
 
 grid() {  # grid NAME RUNS FLAGS...: a grid of RUNS runs (RUNS/2 paired seeds × plain ε and Min-SNR-5), timed
     local name=$1 runs=$2
     shift 2
+    if (( runs < 2 || runs % 2 )); then echo "$name: a grid needs an even number of runs ≥ 2, got $runs"; return; fi
+    # The runner skips finished runs: a folder from an earlier call would time nothing.
+    if [[ -e "$OUT/$name" ]]; then echo "$name: $OUT/$name exists; use a new OUT_DIR"; return; fi
     local seeds
     seeds=$(seq -s ' ' 0 $((runs / 2 - 1)))
     local started=$SECONDS
@@ -63,6 +73,9 @@ if [[ "${GRID:-0}" == "1" ]]; then
               --steps 2000 --eval-every 250 --eval-samples 1000 --device cuda)
     mps_start
     started=$SECONDS
+    for name in section1-workers section1-grouped; do
+        [[ -e "$OUT/$name" ]] && { echo "$OUT/$name exists; use a new OUT_DIR"; exit 1; }
+    done
     "${EXPERIMENT[@]}" "${SECTION1[@]}" --workers 14 --out "$OUT/section1-workers" >"$OUT/section1-workers.log" 2>&1
     echo "section 1, 14 MPS workers: exit $?, $((SECONDS - started)) s"
     mps_stop

@@ -10,6 +10,7 @@ import torch
 
 from app.jobs import JobManager
 from minsnr_core.checkpoint import load_checkpoint
+from minsnr_core.recorder import RunHistory
 from minsnr_core.side_by_side import train_side_by_side
 from minsnr_core.training import TrainConfig, train
 
@@ -176,18 +177,33 @@ def test_a_batched_comparison_says_which_runs_take_their_own_steps(tmp_path, mon
     assert job.status == "done", job.message
     assert all(h.status == "done" and h.step == 200 for h in job.histories)
     assert sizes == [2] * 200  # the two runs that share a model took every step together
-    assert "runs that share a model in one batched step" in texts[-1]
-    assert "c: step **200** / 200 (its own steps: no other run has its model" in texts[-1]
+    assert any("runs that share a model in one batched step" in text for text in texts)
+    final = status_text(manager, job)
+    assert "runs that share a model in one batched step" in final
+    assert "c: step **200** / 200 (its own steps: no other run has its model" in final
     for history, eta in zip(job.histories, (30.0, 40.0, 5.0), strict=True):
         history.status, history.eta_s = "running", eta
     job.status = "running"
     assert job.remaining_s() == 40.0 + 5.0
-    # Once b has ended with steps left to a, a steps on alone: the page says so instead of the configured grouping.
-    job.histories[1].status, job.histories[0].step = "done", 120
+    # While a finishes the step it shared with b, it is not alone; once it steps past where b ended, it is, and the
+    # page says so instead of the configured grouping.
+    job.histories[1].status = "done"
+    assert job.alone_reasons()[0] == "" and job.stepping_together()
+    job.histories[1].step, job.histories[0].step = 100, 120
     assert job.alone_reasons()[0] == "the other runs of its batched step have ended"
     text = status_text(manager, job)
     assert "one step of each in turn" in text and "batched step" not in text.split("\n")[0], text
     assert "a: step **120** / 200 (its own steps: the other runs of its batched step have ended)" in text
+    # Two groups: a group whose runs all ended no longer steps together while the other group's last run goes on.
+    job.configs, job.labels = [*job.configs, job.configs[2]], ["a", "b", "c", "d"]  # groups a, b and c, d
+    job.histories = [RunHistory() for _ in range(4)]
+    for history, (status, step) in zip(job.histories, [("done", 50), ("done", 50), ("done", 80), ("running", 90)],
+                                       strict=True):
+        history.status, history.step = status, step
+    assert job.alone_reasons() == ["", "", "", "the other runs of its batched step have ended"]
+    assert not job.stepping_together()
+    job.histories[3].status = "done"
+    assert job.stepping_together()  # all ended: the grouping as configured
     manager.close()
     # Without the flag a comparison takes one step of each run in turn.
     plain = JobManager(1, tmp_path / "other")

@@ -29,7 +29,7 @@
   const CONFIG = {responsive: true, displaylogo: false, showSendToCloud: false, plotlyServerURL: "",
                   toImageButtonOptions: {filename: "minsnr-weight-explorer"}};
 
-  // ---- The arrays (app.export_explorer.encode_float32 / encode_float64, reversed) ----
+  // ---- The arrays (app.array_code.encode_float32 / encode_float64, reversed) ----
   const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const DIGIT = new Int8Array(128).fill(-1);
   for (let i = 0; i < ALPHABET.length; i++) DIGIT[ALPHABET.charCodeAt(i)] = i;
@@ -223,7 +223,7 @@
       list.replaceChildren(...text.map((line) => Object.assign(document.createElement("li"), {textContent: line})));
     }
   };
-  // app.explorer.explain_strategies, paragraph by paragraph (Markdown made HTML by app.export_explorer._markdown).
+  // app.explorer.explain_strategies, paragraph by paragraph (Markdown made HTML by app.markdown_html.markdown_html).
   const writeExplanation = () => {
     const E = DATA.explain, process = DATA.schedules[state.schedule].process, parts = [];
     if (state.view === "effective") parts.push(E.effective);
