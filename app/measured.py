@@ -12,14 +12,12 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
+from minsnr_core.curves import FAR_FROM_THE_REST, far_runs, mean_curves
 from minsnr_core.experiment import (
     BASELINE,
-    FAR_FROM_THE_REST,
     HIGHER_IS_BETTER,
     REPORT_LR,
     arm_name,
-    far_runs,
-    mean_curves,
     read_csv,
     report_model,
 )

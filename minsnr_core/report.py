@@ -8,7 +8,8 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from .experiment import BASELINE, HIGHER_IS_BETTER, arm_name, mean_curves, steps_to_threshold
+from .curves import mean_curves, steps_to_threshold
+from .experiment import BASELINE, HIGHER_IS_BETTER, arm_name
 from .stats import holm, paired_comparison, paired_speedups
 from .styles import PLOT_TEMPLATE, CurveStyle, chart_styles
 from .weighting import STRATEGIES, TARGET_NAMES

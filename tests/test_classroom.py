@@ -113,7 +113,8 @@ def test_compare_offers_the_measured_results_and_says_what_a_budget_showed(brows
     # CIFAR-10's comparison too, with each seed's line. Its x0 runs are shown at the learning-rate check's rate, where
     # every run trained, and the grid's runs that diverged at its own rate are named.
     from app.measured import MEASURED, target_rows
-    from minsnr_core.experiment import far_runs, read_csv
+    from minsnr_core.curves import far_runs
+    from minsnr_core.experiment import read_csv
 
     far, total = far_runs(read_csv(MEASURED["cifar10"].csv), "x0")
     shown = {(row["weighting"], row["seed"]) for row in target_rows(MEASURED["cifar10"], "x0")[0]}

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from minsnr_core.experiment import ExperimentSpec, far_runs, mean_curves, quick_spec, read_csv, run_experiment, steps_to_threshold
+from minsnr_core.curves import far_runs, mean_curves, steps_to_threshold
+from minsnr_core.experiment import ExperimentSpec, quick_spec, read_csv, run_experiment
 
 
 def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
