@@ -311,7 +311,7 @@ def experiment_main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from .cluster import backend_options
-    from .experiment import ExperimentSpec, check_metric, grid_runs, quick_spec, run_experiment
+    from .experiment import ExperimentSpec, check_metric, grid_runs, quick_spec, record_machines, run_experiment
     from .metrics import CLASSIFIERS, real_data_floor
     from .report import write_report
 
@@ -348,7 +348,8 @@ def experiment_main(argv: list[str] | None = None) -> int:
         floor = None
         if spec.dataset in CLASSIFIERS and CLASSIFIERS[spec.dataset].floor and spec.data_root:
             floor = real_data_floor(spec.dataset, spec.data_root, spec.eval_samples)
-        summary = write_report(rows, args.out, args.metric, floor)
+        machines = record_machines(Path(args.out), [run["key"] for run in runs])
+        summary = write_report(rows, args.out, args.metric, floor, machines)
         print(f"{len(rows)} rows in {Path(args.out) / 'results.csv'}; summary in {summary}")
         return 0
     except (ValueError, DataUnavailableError, RuntimeError) as error:

@@ -20,9 +20,10 @@ from typing import Any
 
 import torch
 
+from .config import resolve_device
 from .data import load_dataset
 from .experiment import ExperimentSpec, run_rows
-from .results_files import write_record
+from .results_files import machine_of, write_record
 
 INSTALL = 'pip install "minsnr[cluster]" (or pip install "ray>=2.9")'
 # A task whose worker dies is tried again this many times before the grid stops with an error.
@@ -129,16 +130,19 @@ def install_scorer(files: dict[str, bytes]) -> None:
             temporary.replace(folder / name)
 
 
-def train_run_task(spec: ExperimentSpec, run: dict[str, Any], scorer: dict[str, bytes] | None = None) -> list[dict[str, Any]]:
+def train_run_task(spec: ExperimentSpec, run: dict[str, Any],
+                   scorer: dict[str, bytes] | None = None) -> tuple[list[dict[str, Any]], str]:
     """A run of the grid as a Ray task: its device from the GPUs Ray assigned, its torch threads from its CPUs, the
-    driver's classifier for its quality metric, then the same computation as the local backend's."""
+    driver's classifier for its quality metric, then the same computation as the local backend's. Its rows and the
+    machine it trained on (:func:`~minsnr_core.results_files.machine_of`), for its record."""
     import ray
 
     install_scorer(scorer or {})
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     torch.set_num_threads(max(1, int(cpus)))
     device = task_device(spec.device, ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"))
-    return run_rows(dataclasses.replace(spec, device=device), run)
+    rows = run_rows(dataclasses.replace(spec, device=device), run)
+    return rows, machine_of(resolve_device(device))
 
 
 def _check_reachable(address: str) -> None:
@@ -233,10 +237,10 @@ def run_on_ray(spec: ExperimentSpec, pending: list[dict[str, Any]], paths: dict[
                 for ref in ready:
                     run = refs.pop(ref)
                     try:
-                        rows = ray.get(ref)
+                        rows, machine = ray.get(ref)
                     except ray.exceptions.RayError as error:
                         raise _failure(ray, run, error) from None
-                    write_record(paths[run["key"]], run, rows)
+                    write_record(paths[run["key"]], run, rows, machine)
                     finished(run)
         except BaseException:
             # A failed run or Ctrl-C: what finished is kept (runs done but not yet collected too), nothing new starts.
@@ -244,10 +248,10 @@ def run_on_ray(spec: ExperimentSpec, pending: list[dict[str, Any]], paths: dict[
             for ref in done:
                 run = refs.pop(ref)
                 try:
-                    rows = ray.get(ref)
+                    rows, machine = ray.get(ref)
                 except ray.exceptions.RayError:
                     continue
-                write_record(paths[run["key"]], run, rows)
+                write_record(paths[run["key"]], run, rows, machine)
                 finished(run)
             for ref in refs:
                 ray.cancel(ref)

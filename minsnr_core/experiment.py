@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .adaptive import ADAPTIVE_WEIGHTINGS
-from .results_files import ResultsTable, load_rows, read_csv, write_csv, write_record  # noqa: F401 - re-exported
+from .config import resolve_device
+from .results_files import (  # noqa: F401 - re-exported
+    ResultsTable,
+    load_rows,
+    machine_of,
+    read_csv,
+    record_machines,
+    write_csv,
+    write_record,
+)
 from .side_by_side import train_side_by_side
 from .timesteps import TIMESTEP_SAMPLERS
 from .training import TrainConfig, TrainEvent, train
@@ -214,8 +223,9 @@ def _train_runs(spec: ExperimentSpec, runs: list[dict[str, Any]], paths: list[Pa
     """Train runs of the grid and write each one's record as it ends (the local backend: in the driver or a pool
     worker); their keys. One run trains alone; several train together, in one batched step
     (:func:`~minsnr_core.side_by_side.train_side_by_side`), and a failing one ends them all."""
+    machine = machine_of(resolve_device(spec.device))
     if len(runs) == 1:
-        write_record(paths[0], runs[0], run_rows(spec, runs[0]))
+        write_record(paths[0], runs[0], run_rows(spec, runs[0]), machine)
         return [runs[0]["key"]]
     rows: list[list[dict[str, Any]]] = [[] for _ in runs]
     for index, event in train_side_by_side([spec.config(run) for run in runs], group=True):
@@ -224,7 +234,7 @@ def _train_runs(spec: ExperimentSpec, runs: list[dict[str, Any]], paths: list[Pa
         elif event.kind == "error":
             raise RuntimeError(f"run {runs[index]['key']} failed: {event.message}")
         elif event.kind == "done":
-            write_record(paths[index], runs[index], rows[index])
+            write_record(paths[index], runs[index], rows[index], machine)
     return [run["key"] for run in runs]
 
 

@@ -193,10 +193,11 @@ def lr_check_lines(rows: list[dict[str, Any]], metric: str) -> list[str]:
 
 
 def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | None = None,
-                 floor: dict[str, Any] | None = None) -> Path:
+                 floor: dict[str, Any] | None = None, machines: dict[str, int] | None = None) -> Path:
     """Figures plus ``summary.md``: final quality per cell (mean ± sd, n seeds), paired differences and speed-ups,
     steps to threshold, γ ablation; ``floor`` (:func:`minsnr_core.metrics.real_data_floor`), when given, is the
-    real-data score at the same sample count."""
+    real-data score at the same sample count; ``machines`` (:func:`minsnr_core.results_files.record_machines`), the
+    machines the runs trained on."""
     out = Path(out_dir)
     if not rows:
         raise ValueError("no results to report")
@@ -236,6 +237,13 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | 
         lines += ["", "### Min-SNR-γ ablation (final quality)", "", f"| γ | {metric} | n |", "| --- | --- | --- |"]
         for (gamma,), curve in sorted(ablation_curves.items(), key=lambda kv: float(kv[0][0])):
             lines.append(f"| {float(gamma):g} | {curve['mean'][-1]:.3f} ± {curve['std'][-1]:.3f} | {curve['n'][-1]} |")
+    if machines:
+        lines += ["", "Trained on: " + "; ".join(f"{machine} ({count} run{'s' * (count != 1)})"
+                                                 for machine, count in machines.items()) + "."]
+        if len(machines) > 1:
+            lines.append("Runs from different machines are not reproducible to every digit: another CPU's or GPU's "
+                         "kernels round differently, and a run's score can move with them (docs/results.md, "
+                         "section 8).")
     lines += ["", "Figures: " + ", ".join(f"[{name}]({name})" for name in figures)]
     summary = out / "summary.md"
     summary.write_text("\n".join(lines) + "\n")

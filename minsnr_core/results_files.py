@@ -11,13 +11,46 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
 
-def write_record(path: Path, run: dict[str, Any], rows: list[dict[str, Any]]) -> None:
-    """A run's record, ``runs/<key>.json``: the record of truth for results.csv. Written whole or not at all (a
-    temporary file renamed), so a run counts as finished only once its file exists."""
+NOT_RECORDED = "not recorded (a record written before records named their machine)"
+
+
+def machine_of(device: torch.device) -> str:
+    """Where a run trained, in words: the torch release, the device and, on a CPU, the kernels torch picked for it
+    and its thread count. A run is reproducible to every digit on the same kind of machine, not across kinds (another
+    CPU's kernels round differently; docs/results.md section 8 measured what that changes)."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"torch {torch.__version__}, {torch.cuda.get_device_name(index)} (CUDA {torch.version.cuda})"
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        return (f"torch {torch.__version__}, CPU with {torch.backends.cpu.get_cpu_capability()} kernels, "
+                f"{threads} thread{'s' * (threads != 1)}")
+    return f"torch {torch.__version__}, {device.type}"
+
+
+def write_record(path: Path, run: dict[str, Any], rows: list[dict[str, Any]], machine: str | None = None) -> None:
+    """A run's record, ``runs/<key>.json``: the record of truth for results.csv, and ``machine``
+    (:func:`machine_of`), where it trained. Written whole or not at all (a temporary file renamed), so a run counts
+    as finished only once its file exists."""
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"run": run, "rows": rows}))
+    record: dict[str, Any] = {"run": run, "rows": rows}
+    if machine is not None:
+        record["machine"] = machine
+    temporary.write_text(json.dumps(record))
     temporary.replace(path)
+
+
+def record_machines(out_dir: Path, keys: Iterable[str]) -> dict[str, int]:
+    """How many of the finished runs ``keys`` trained on each machine (:func:`machine_of`)."""
+    counts: dict[str, int] = {}
+    for key in keys:
+        path = out_dir / "runs" / f"{key}.json"
+        if path.exists():
+            machine = json.loads(path.read_text()).get("machine", NOT_RECORDED)
+            counts[machine] = counts.get(machine, 0) + 1
+    return counts
 
 
 class ResultsTable:

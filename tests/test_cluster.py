@@ -4,6 +4,7 @@ Ray comes with the ``dev`` and ``cluster`` extras (scripts/test.sh installs both
 
 import contextlib
 import csv
+import json
 import os
 import shutil
 import signal
@@ -90,7 +91,12 @@ def test_the_ray_backend_writes_the_local_backends_csv(reference, cluster, tmp_p
     assert table(tmp_path / "results.csv") == table(reference / "results.csv")  # identical values, in grid order
     assert sorted(p.name for p in (tmp_path / "runs").glob("*.json")) == sorted(
         p.name for p in (reference / "runs").glob("*.json"))
-    assert (tmp_path / "summary.md").exists()
+    # Each record names the machine of the task that trained it, as the local backend's names its own.
+    machines = {json.loads(p.read_text())["machine"] for folder in (tmp_path, reference)
+                for p in (folder / "runs").glob("*.json")}
+    assert machines == {f"torch {torch.__version__}, CPU with {torch.backends.cpu.get_cpu_capability()} kernels, "
+                        "1 thread"}
+    assert f"Trained on: {machines.pop()} ({RUNS} runs)." in (tmp_path / "summary.md").read_text()
     print(f"the grid on Ray (a cluster already started): {time.perf_counter() - started:.1f} s")
     # Finished runs are skipped on Ray as on the local backend.
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")}

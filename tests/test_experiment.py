@@ -1,11 +1,14 @@
 import csv
+import json
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from minsnr_core.curves import far_runs, mean_curves, steps_to_threshold
 from minsnr_core.experiment import ExperimentSpec, quick_spec, read_csv, run_experiment
+from minsnr_core.report import write_report
 
 
 def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
@@ -26,6 +29,18 @@ def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
     assert sorted({int(r["step"]) for r in rows}) == [10, 20]
     summary = (out / "summary.md").read_text()
     assert "Steps to reach the baseline" in summary and "Min-SNR-γ ablation" in summary and "Metric: **fd**" in summary
+    # Each record names the machine its run trained on (each of the 2 workers has half of this machine's threads),
+    # and the summary counts the runs per machine; runs from two machines are flagged.
+    records = [json.loads(path.read_text()) for path in (out / "runs").glob("*.json")]
+    threads = max(1, torch.get_num_threads() // 2)
+    machine = (f"torch {torch.__version__}, CPU with {torch.backends.cpu.get_cpu_capability()} kernels, "
+               f"{threads} thread{'s' * (threads != 1)}")
+    assert len(records) == 3 and {record["machine"] for record in records} == {machine}
+    assert f"Trained on: {machine} (3 runs)." in summary and "not reproducible to every digit" not in summary
+    (tmp_path / "mixed").mkdir()
+    mixed = write_report(read_csv(out / "results.csv"), tmp_path / "mixed", machines={machine: 2, "another": 1})
+    assert f"Trained on: {machine} (2 runs); another (1 run)." in mixed.read_text()
+    assert "not reproducible to every digit" in mixed.read_text()
     for name in ("quality_eps.html", "gamma_ablation.html", "steps_to_threshold.html"):
         assert (out / name).stat().st_size > 1000
 
