@@ -223,7 +223,7 @@ def _train_runs(spec: ExperimentSpec, runs: list[dict[str, Any]], paths: list[Pa
     """Train runs of the grid and write each one's record as it ends (the local backend: in the driver or a pool
     worker); their keys. One run trains alone; several train together, in one batched step
     (:func:`~minsnr_core.side_by_side.train_side_by_side`), and a failing one ends them all."""
-    machine = machine_of(resolve_device(spec.device))
+    machine = machine_of(resolve_device(spec.device), group=len(runs))
     if len(runs) == 1:
         write_record(paths[0], runs[0], run_rows(spec, runs[0]), machine)
         return [runs[0]["key"]]

@@ -10,6 +10,7 @@ import plotly.io as pio
 
 from .curves import mean_curves, steps_to_threshold
 from .experiment import BASELINE, HIGHER_IS_BETTER, arm_name
+from .results_files import NOT_RECORDED
 from .stats import holm, paired_comparison, paired_speedups
 from .styles import PLOT_TEMPLATE, CurveStyle, chart_styles
 from .weighting import STRATEGIES, TARGET_NAMES
@@ -240,10 +241,10 @@ def write_report(rows: list[dict[str, Any]], out_dir: str | Path, metric: str | 
     if machines:
         lines += ["", "Trained on: " + "; ".join(f"{machine} ({count} run{'s' * (count != 1)})"
                                                  for machine, count in machines.items()) + "."]
-        if len(machines) > 1:
-            lines.append("Runs from different machines are not reproducible to every digit: another CPU's or GPU's "
-                         "kernels round differently, and a run's score can move with them (docs/results.md, "
-                         "section 8).")
+        if len([machine for machine in machines if machine != NOT_RECORDED]) > 1:
+            lines.append("These runs trained in more than one way: another CPU, GPU, thread count or batched step "
+                         "rounds differently, so a run's digits, and its score, can differ from the same run trained "
+                         "the other way (docs/results.md, section 8).")
     lines += ["", "Figures: " + ", ".join(f"[{name}]({name})" for name in figures)]
     summary = out / "summary.md"
     summary.write_text("\n".join(lines) + "\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import platform
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,29 +17,42 @@ import torch
 NOT_RECORDED = "not recorded (a record written before records named their machine)"
 
 
-def machine_of(device: torch.device) -> str:
-    """Where a run trained, in words: the torch release, the device and, on a CPU, the kernels torch picked for it
-    and its thread count. A run is reproducible to every digit on the same kind of machine, not across kinds (another
-    CPU's kernels round differently; docs/results.md section 8 measured what that changes)."""
+def _cpu_name() -> str:
+    """The CPU's model name where the system tells it (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "an unnamed CPU"
+
+
+def machine_of(device: torch.device, group: int = 1) -> str:
+    """Where and how a run trained, in words: the torch release; the GPU, or the CPU's name, the kernels torch picked
+    for it and the thread count; and ``group``, the runs it shared a batched step with (:mod:`minsnr_core.grouped`).
+    Two records that differ here may differ in their digits (another CPU, GPU, thread count or grouping rounds
+    differently; docs/results.md section 8); the same words have not been shown to guarantee the same digits."""
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
-        return f"torch {torch.__version__}, {torch.cuda.get_device_name(index)} (CUDA {torch.version.cuda})"
-    if device.type == "cpu":
+        backend = f"ROCm {torch.version.hip}" if torch.version.hip else f"CUDA {torch.version.cuda}"
+        where = f"{torch.cuda.get_device_name(index)} ({backend})"
+    elif device.type == "cpu":
         threads = torch.get_num_threads()
-        return (f"torch {torch.__version__}, CPU with {torch.backends.cpu.get_cpu_capability()} kernels, "
-                f"{threads} thread{'s' * (threads != 1)}")
-    return f"torch {torch.__version__}, {device.type}"
+        where = (f"{_cpu_name()} with {torch.backends.cpu.get_cpu_capability()} kernels, "
+                 f"{threads} thread{'s' * (threads != 1)}")
+    else:
+        where = f"{device.type} on {platform.processor() or platform.machine()}"
+    batched = f", in one batched step of {group} runs" if group > 1 else ""
+    return f"torch {torch.__version__}, {where}{batched}"
 
 
-def write_record(path: Path, run: dict[str, Any], rows: list[dict[str, Any]], machine: str | None = None) -> None:
+def write_record(path: Path, run: dict[str, Any], rows: list[dict[str, Any]], machine: str) -> None:
     """A run's record, ``runs/<key>.json``: the record of truth for results.csv, and ``machine``
     (:func:`machine_of`), where it trained. Written whole or not at all (a temporary file renamed), so a run counts
     as finished only once its file exists."""
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    record: dict[str, Any] = {"run": run, "rows": rows}
-    if machine is not None:
-        record["machine"] = machine
-    temporary.write_text(json.dumps(record))
+    temporary.write_text(json.dumps({"run": run, "rows": rows, "machine": machine}))
     temporary.replace(path)
 
 

@@ -94,8 +94,8 @@ def test_the_ray_backend_writes_the_local_backends_csv(reference, cluster, tmp_p
     # Each record names the machine of the task that trained it, as the local backend's names its own.
     machines = {json.loads(p.read_text())["machine"] for folder in (tmp_path, reference)
                 for p in (folder / "runs").glob("*.json")}
-    assert machines == {f"torch {torch.__version__}, CPU with {torch.backends.cpu.get_cpu_capability()} kernels, "
-                        "1 thread"}
+    assert len(machines) == 1 and next(iter(machines)).endswith(
+        f" with {torch.backends.cpu.get_cpu_capability()} kernels, 1 thread"), machines
     assert f"Trained on: {machines.pop()} ({RUNS} runs)." in (tmp_path / "summary.md").read_text()
     print(f"the grid on Ray (a cluster already started): {time.perf_counter() - started:.1f} s")
     # Finished runs are skipped on Ray as on the local backend.

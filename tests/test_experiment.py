@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from minsnr_core.curves import far_runs, mean_curves, steps_to_threshold
-from minsnr_core.experiment import ExperimentSpec, quick_spec, read_csv, run_experiment
+from minsnr_core.experiment import ExperimentSpec, quick_spec, read_csv, record_machines, run_experiment
 from minsnr_core.report import write_report
+from minsnr_core.results_files import NOT_RECORDED
 
 
 def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
@@ -33,14 +34,19 @@ def test_quick_experiment_end_to_end_and_resume(tmp_path, data_root):
     # and the summary counts the runs per machine; runs from two machines are flagged.
     records = [json.loads(path.read_text()) for path in (out / "runs").glob("*.json")]
     threads = max(1, torch.get_num_threads() // 2)
-    machine = (f"torch {torch.__version__}, CPU with {torch.backends.cpu.get_cpu_capability()} kernels, "
-               f"{threads} thread{'s' * (threads != 1)}")
-    assert len(records) == 3 and {record["machine"] for record in records} == {machine}
-    assert f"Trained on: {machine} (3 runs)." in summary and "not reproducible to every digit" not in summary
-    (tmp_path / "mixed").mkdir()
-    mixed = write_report(read_csv(out / "results.csv"), tmp_path / "mixed", machines={machine: 2, "another": 1})
-    assert f"Trained on: {machine} (2 runs); another (1 run)." in mixed.read_text()
-    assert "not reproducible to every digit" in mixed.read_text()
+    machines = {record["machine"] for record in records}
+    assert len(records) == 3 and len(machines) == 1, machines
+    machine = machines.pop()
+    assert machine.startswith(f"torch {torch.__version__}, ") and machine.endswith(
+        f" with {torch.backends.cpu.get_cpu_capability()} kernels, {threads} thread{'s' * (threads != 1)}"), machine
+    assert f"Trained on: {machine} (3 runs)." in summary and "more than one way" not in summary
+    rows = read_csv(out / "results.csv")
+    for name, counts, flagged in (("mixed", {machine: 2, "another": 1}, True),
+                                  ("resumed", {NOT_RECORDED: 2, machine: 1}, False)):
+        (tmp_path / name).mkdir()
+        text = write_report(rows, tmp_path / name, machines=counts).read_text()
+        assert "Trained on: " + "; ".join(f"{m} ({n} run{'s' * (n > 1)})" for m, n in counts.items()) + "." in text
+        assert ("more than one way" in text) == flagged, name
     for name in ("quality_eps.html", "gamma_ablation.html", "steps_to_threshold.html"):
         assert (out / name).stat().st_size > 1000
 
@@ -112,8 +118,6 @@ def test_sampler_and_adaptive_arms_join_the_paired_comparison():
 
 
 def test_a_grid_with_arms_trains_and_reports_them_by_name(tmp_path):
-    from minsnr_core.report import write_report
-
     spec = ExperimentSpec(dataset="moons", weightings=["min_snr"], targets=["eps"], ablation_gammas=[], seeds=[0],
                           paired_seeds=[0, 1], steps=20, eval_every=10, eval_samples=32, batch_size=64,
                           samplings=["logit_normal"], adaptives=["edm2"], device="cpu")
@@ -165,6 +169,9 @@ def test_grouped_runs_give_the_rows_the_runs_give_alone(tmp_path, data_root, mon
         for column in ("fd", "confident", "label_entropy"):
             assert abs(float(one[column]) - float(other[column])) <= 1e-3 * max(1.0, abs(float(one[column]))), column
     assert len({float(r["fd"]) for r in grouped}) == len(grouped)  # distinct runs and steps, not one run copied
+    # The records say which runs shared a batched step (their digits may differ from the runs alone) and which did not.
+    machines = record_machines(tmp_path / "grouped", [run["key"] for run in quick_spec("mnist").runs()])
+    assert sorted(machines.values()) == [1, 2] and sum("in one batched step of 2 runs" in m for m in machines) == 1
 
 
 def test_far_runs_names_the_diverged_cifar_runs_and_not_a_slower_weighting():
